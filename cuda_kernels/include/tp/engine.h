@@ -1,0 +1,178 @@
+// ep_trtpy native engine: a static-shape launch list executed on one CUDA stream without Python.
+//
+// An Engine is assembled by the Python builder through the pybind11 module (ep_trtpy._kernels.Engine):
+// tensors and layers are added one by one (mirroring ep_trtpy/builder/plan.py), weights are uploaded, then
+// finalize() asks every layer's kernel to prepare (descriptors, cuBLASLt/cuDNN plans, tactic choice, workspace).
+// run() resolves each tensor's device pointer (input, output, weights + offset, arena + offset, or a view of
+// another tensor) and launches the layers in order on the given stream.
+//
+// Kernels register themselves (TP_REGISTER_KERNEL) with a prepare/launch/release triple; the parameter layout of
+// each kernel is documented beside its Python lowering in ep_trtpy/builder/lowering/.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "tp/runtime_api.h"
+
+namespace tp {
+
+enum class TensorKind : int { Input = 0, Output = 1, Weight = 2, Activation = 3, Alias = 4 };
+
+struct TensorDesc {
+  int32_t dtype = 0;  // ONNX element type
+  std::vector<int64_t> dims;
+  TensorKind kind = TensorKind::Activation;
+  int64_t index = -1;   // input/output position, or the viewed tensor id for Alias
+  int64_t offset = 0;   // bytes into weights / arena / viewed tensor
+  int64_t nbytes = 0;
+  std::string name;
+
+  int64_t numel() const {
+    int64_t n = 1;
+    for (auto d : dims) n *= d;
+    return n;
+  }
+};
+
+size_t dtype_size(int32_t onnx_dtype);  // 0 for unknown types
+
+class Engine;
+
+// Everything a launch needs besides the layer and its operand pointers.
+struct LaunchContext {
+  cudaStream_t stream = nullptr;
+  void* workspace = nullptr;  // engine-wide scratch, at least layer.workspace bytes, 256-byte aligned
+  size_t workspace_bytes = 0;
+  int device = 0;
+};
+
+struct Layer {
+  std::string kernel;
+  std::vector<int> inputs;   // tensor ids; -1 = absent optional operand
+  std::vector<int> outputs;  // tensor ids
+  std::vector<int64_t> ints;
+  std::vector<double> floats;
+  int64_t tactic = -1;       // kernel-specific; prepare() may choose one when < 0 and write it back
+  size_t workspace = 0;      // scratch bytes; prepare() may raise it
+  std::string name;
+  // Kernel-owned state created by prepare() and destroyed by release().
+  void* state = nullptr;
+  const struct KernelDef* def = nullptr;
+};
+
+// Status convention inside the runtime: 0 = ok; on failure a kernel writes a sentence into *err.
+struct KernelDef {
+  const char* name;
+  // Validate the layer's operands and parameters against the engine's tensor table; create descriptors/plans;
+  // choose a tactic when layer.tactic < 0 (time candidates with Engine::scratch_* buffers if useful); set
+  // layer.workspace. Runs once, at Engine::finalize(), on the engine's device.
+  int (*prepare)(Engine& engine, Layer& layer, std::string* err);
+  // Enqueue the layer on ctx.stream. `in`/`out` are device pointers aligned with layer.inputs/outputs
+  // (nullptr for an absent operand). Must not synchronize the stream or allocate device memory.
+  int (*launch)(const Engine& engine, const Layer& layer, const void* const* in, void* const* out,
+                const LaunchContext& ctx, std::string* err);
+  // Free layer.state (may be nullptr).
+  void (*release)(Layer& layer);
+};
+
+const KernelDef* find_kernel(const std::string& name);
+std::vector<std::string> kernel_names();
+void register_kernel(const KernelDef* def);
+
+struct KernelRegistrar {
+  explicit KernelRegistrar(const KernelDef* def) { register_kernel(def); }
+};
+#define TP_REGISTER_KERNEL(def_var) static ::tp::KernelRegistrar tp_registrar_##def_var(&def_var)
+
+// Library handles shared by the layers of one engine (created lazily on the engine's device).
+struct Handles;
+
+}  // namespace tp
+
+// The C API in runtime_api.h names this type; it is the Engine itself.
+struct tp_engine {
+  virtual ~tp_engine() = default;
+};
+
+namespace tp {
+
+class Engine final : public tp_engine {
+ public:
+  explicit Engine(int device);
+  ~Engine() override;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // ---- assembly (before finalize) --------------------------------------------------------------------
+  int add_tensor(TensorDesc desc);  // returns the tensor id (ids are dense, in order of addition)
+  int add_layer(Layer layer);       // returns the layer index
+  // Upload the weights blob (host bytes) to the device.
+  void set_weights(const void* data, size_t bytes);
+  void set_arena_bytes(size_t bytes);
+  // Validate, prepare every layer, allocate arena and workspace. Returns 0 or sets *err.
+  int finalize(std::string* err);
+
+  // ---- execution ---------------------------------------------------------------------------------------
+  // inputs/outputs: device pointers in engine order. Enqueues on `stream`; never synchronizes.
+  int run(const void* const* inputs, void* const* outputs, cudaStream_t stream, std::string* err);
+
+  // ---- queries -------------------------------------------------------------------------------------------
+  int device() const { return device_; }
+  const std::vector<TensorDesc>& tensors() const { return tensors_; }
+  const TensorDesc& tensor(int id) const { return tensors_.at(static_cast<size_t>(id)); }
+  const std::vector<Layer>& layers() const { return layers_; }
+  std::vector<Layer>& mutable_layers() { return layers_; }
+  int num_inputs() const { return n_inputs_; }
+  int num_outputs() const { return n_outputs_; }
+  const TensorDesc& io_tensor(bool is_output, int index) const;
+  size_t arena_bytes() const { return arena_bytes_; }
+  size_t workspace_bytes() const { return workspace_bytes_; }
+  size_t weights_bytes() const { return weights_bytes_; }
+  bool finalized() const { return finalized_; }
+
+  // Library handles for kernels (valid after finalize begins; bound to ctx.stream by the kernel at launch).
+  Handles& handles() const { return *handles_; }
+
+  // Scratch device buffers a kernel may use while choosing a tactic in prepare(): distinct from the arena,
+  // grown on demand, freed after finalize(). index in [0, 4). nullptr on allocation failure.
+  void* scratch_buffer(int index, size_t bytes);
+
+  // Device pointer of a weight / activation tensor (valid after finalize; nullptr for inputs and outputs).
+  void* static_pointer(int tensor_id) const;
+
+  // Per-layer device time in milliseconds, measured with CUDA events over `iterations` runs (for inspect and
+  // the tuner). Synchronizes. inputs/outputs as for run().
+  int profile_layers(const void* const* inputs, void* const* outputs, cudaStream_t stream, int iterations,
+                     std::vector<double>* ms_per_layer, std::string* err);
+
+ private:
+  int resolve(const void* const* inputs, void* const* outputs, std::vector<void*>* ptrs, std::string* err) const;
+
+  int device_;
+  std::vector<TensorDesc> tensors_;
+  std::vector<Layer> layers_;
+  int n_inputs_ = 0;
+  int n_outputs_ = 0;
+  void* weights_ = nullptr;
+  size_t weights_bytes_ = 0;
+  void* arena_ = nullptr;
+  size_t arena_bytes_ = 0;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  void* scratch_[4] = {nullptr, nullptr, nullptr, nullptr};
+  size_t scratch_bytes_[4] = {0, 0, 0, 0};
+  bool finalized_ = false;
+  std::unique_ptr<Handles> handles_;
+  std::mutex run_mutex_;
+  cudaStream_t last_stream_ = nullptr;
+  cudaEvent_t last_done_ = nullptr;
+  std::vector<void*> ptr_cache_;
+};
+
+}  // namespace tp

@@ -1,0 +1,112 @@
+"""ep_trtpy: a TensorRT-class inference optimizer for NVIDIA GPUs, plugged into ONNX Runtime as an execution
+provider.
+
+    import onnxruntime as ort
+    import ep_trtpy                      # registers the EP library with ORT (idempotent)
+
+    sess = ort.InferenceSession("model.onnx",
+                                providers=[("TrtPyExecutionProvider", {"fp16_enable": "1"}), "CPUExecutionProvider"])
+
+Following the convention of ORT plugin packages: :func:`get_library_path`, :func:`get_ep_name`, :func:`register`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import logging
+import os
+import threading
+
+__version__ = "0.1.0"
+__all__ = ["EP_NAME", "__version__", "get_ep_name", "get_library_path", "register", "runtime_stats",
+           "reset_runtime_stats", "has_gpu"]
+
+EP_NAME = "TrtPyExecutionProvider"
+LIBRARY_FILE = "libep_trtpy_ep.so"
+
+log = logging.getLogger("ep_trtpy")
+if not log.handlers:
+    _h = logging.StreamHandler()
+    _h.setFormatter(logging.Formatter("[ep_trtpy %(levelname)s] %(message)s"))
+    log.addHandler(_h)
+    log.setLevel(logging.WARNING)
+    log.propagate = False
+
+_lock = threading.Lock()
+_registered = False
+
+
+def get_ep_name() -> str:
+    """The name to use in ``providers=[...]``."""
+    return EP_NAME
+
+
+def _native_dir() -> str:
+    from ep_trtpy import _kernels
+
+    return os.path.dirname(os.path.abspath(_kernels.__file__))
+
+
+def get_library_path() -> str:
+    """Absolute path of the plugin library (ORT resolves relative paths against its own folder)."""
+    return os.path.join(_native_dir(), LIBRARY_FILE)
+
+
+def _preload_nvidia_libraries() -> None:
+    """Load cuBLASLt and cuDNN from NVIDIA's wheels by absolute path, so the native libraries resolve them
+    wherever the package was installed (the RPATH covers the usual site-packages layout only)."""
+    try:
+        import nvidia  # namespace package from the nvidia-* wheels
+    except ImportError:
+        return
+    for base in list(nvidia.__path__):
+        for pattern in ("cu13/lib/libcublasLt.so.13", "cu13/lib/libcublas.so.13", "cudnn/lib/libcudnn.so.9"):
+            for path in glob.glob(os.path.join(base, pattern)):
+                try:
+                    ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+                except OSError as e:  # a broken wheel: the native import below reports it properly
+                    log.debug("could not preload %s: %s", path, e)
+
+
+def register() -> None:
+    """Register the EP library with ONNX Runtime (idempotent, thread-safe)."""
+    global _registered
+    with _lock:
+        if _registered:
+            return
+        import onnxruntime as ort
+
+        _preload_nvidia_libraries()
+        from ep_trtpy import _kernels  # noqa: F401  (installs the host callbacks the shim calls)
+
+        if not any(d.ep_name == EP_NAME for d in ort.get_ep_devices()):
+            ort.register_execution_provider_library(EP_NAME, get_library_path())
+        _registered = True
+
+
+def has_gpu() -> bool:
+    """True when a CUDA device is usable (engines run on it); False means the numpy reference backend."""
+    _preload_nvidia_libraries()
+    from ep_trtpy import _kernels
+
+    return _kernels.cuda_device_count() > 0
+
+
+def runtime_stats() -> dict[str, int]:
+    """Process-wide counters of the native runtime and the builder (which path ran, cache hits, builds)."""
+    from ep_trtpy import _host, _kernels
+
+    stats = dict(_kernels.counters())
+    stats.update(_host.stats())
+    return stats
+
+
+def reset_runtime_stats() -> None:
+    from ep_trtpy import _host, _kernels
+
+    _kernels.reset_counters()
+    _host.reset_stats()
+
+
+register()

@@ -1,0 +1,5 @@
+import sys
+
+from ep_trtpy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The engine builder: passes over the IR, precision, lowering to a launch list, memory planning."""

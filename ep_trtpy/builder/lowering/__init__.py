@@ -1,0 +1,191 @@
+"""Lowering: optimized IR (static shapes) -> engine plan (tensors + launch list of native kernels).
+
+Each op key has one lowering function, registered with :func:`lowering`, that emits one or more layers through
+a :class:`LowerCtx`::
+
+    @lowering("Relu")
+    def relu(ctx: LowerCtx, node: Node) -> None:
+        ctx.emit("pointwise", [ctx.tensor(node.inputs[0])], [ctx.tensor(node.outputs[0])], ints=[...])
+
+The module of a kernel documents its parameter layout next to the lowering function; the native ``prepare``
+checks it. Modules in this package are imported on first use, so a new file only needs its decorators.
+
+Memory: graph inputs and outputs bind to the runtime pointers; constants become weights; every other value is an
+activation in one arena, packed by lifetime (:mod:`ep_trtpy.builder.memory_plan`). ``ctx.alias`` makes a value a
+view of another (Reshape and friends cost nothing) unless that would need a graph output to be a view, in which
+case a copy is emitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ep_trtpy.builder.plan import LayerSpec, Plan, TensorSpec
+from graph_partitioner.ir import Graph, Node, Value, np_dtype
+
+WEIGHT_ALIGN = 256
+
+LowerFn = Callable[["LowerCtx", Node], None]
+_LOWERINGS: dict[str, LowerFn] = {}
+
+
+class LoweringError(ValueError):
+    """A node cannot be lowered as given (the message names the node and the reason)."""
+
+
+def lowering(*keys: str) -> Callable[[LowerFn], LowerFn]:
+    def deco(fn: LowerFn) -> LowerFn:
+        for k in keys:
+            if k in _LOWERINGS:
+                raise ValueError(f"lowering for {k} registered twice")
+            _LOWERINGS[k] = fn
+        return fn
+
+    return deco
+
+
+def lowerings() -> dict[str, LowerFn]:
+    _load_all()
+    return dict(_LOWERINGS)
+
+
+def nbytes_of(dtype: int, shape: Sequence[int]) -> int:
+    return int(np.prod(shape, dtype=np.int64)) * np_dtype(dtype).itemsize
+
+
+@dataclass
+class LowerCtx:
+    graph: Graph
+    options: Any = None  # ep_trtpy.options.BuildOptions (precision, device, ...)
+    plan: Plan = field(default_factory=Plan)
+    weights: bytearray = field(default_factory=bytearray)
+    _ids: dict[int, int] = field(default_factory=dict)  # id(Value) -> tensor id
+    _output_slots: dict[int, list[int]] = field(default_factory=dict)  # id(Value) -> graph output positions
+    _input_slots: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for k, v in enumerate(self.graph.inputs):
+            self._input_slots[id(v)] = k
+        for k, v in enumerate(self.graph.outputs):
+            self._output_slots.setdefault(id(v), []).append(k)
+        self.plan.n_inputs = len(self.graph.inputs)
+        self.plan.n_outputs = len(self.graph.outputs)
+
+    # ------------------------------------------------------------------------------------------ tensors --
+    def _add(self, name: str, dtype: int, shape: Sequence[int], kind: str, index: int = -1, offset: int = 0) -> int:
+        tid = len(self.plan.tensors)
+        shape = tuple(int(d) for d in shape)
+        self.plan.tensors.append(TensorSpec(tid, name, int(dtype), shape, kind, index, offset,
+                                            nbytes_of(dtype, shape)))
+        return tid
+
+    def tensor(self, v: Value) -> int:
+        """Tensor id of an IR value, created on first use with the home its role implies."""
+        if id(v) in self._ids:
+            return self._ids[id(v)]
+        if v.dtype is None or v.shape is None or not all(isinstance(d, int) for d in v.shape):
+            raise LoweringError(f"value '{v.name}' has no static dtype and shape ({v!r}); cannot lower")
+        if id(v) in self._input_slots:
+            tid = self._add(v.name, v.dtype, v.shape, "input", self._input_slots[id(v)])
+        elif v.const is not None:
+            tid = self.weight(v.const, v.name, dtype=v.dtype)
+        elif id(v) in self._output_slots:
+            tid = self._add(v.name, v.dtype, v.shape, "output", self._output_slots[id(v)][0])
+        else:
+            tid = self._add(v.name, v.dtype, v.shape, "activation")
+        self._ids[id(v)] = tid
+        return tid
+
+    def weight(self, array: np.ndarray, name: str = "weight", dtype: int | None = None) -> int:
+        """A weight tensor from host data (appended to the weights blob, 256-byte aligned)."""
+        from graph_partitioner.ir import elem_type
+
+        arr = np.ascontiguousarray(array)
+        dt = elem_type(arr.dtype) if dtype is None else dtype
+        if arr.dtype != np_dtype(dt):
+            arr = arr.astype(np_dtype(dt))
+        pad = (-len(self.weights)) % WEIGHT_ALIGN
+        self.weights.extend(b"\0" * pad)
+        offset = len(self.weights)
+        self.weights.extend(arr.tobytes())
+        return self._add(name, dt, arr.shape, "weight", offset=offset)
+
+    def temp(self, dtype: int, shape: Sequence[int], name: str = "temp") -> int:
+        """A scratch activation for use between the layers of one node."""
+        return self._add(name, dtype, shape, "activation")
+
+    def view(self, src: int, dtype: int, shape: Sequence[int], byte_offset: int = 0, name: str = "view") -> int:
+        """A tensor that views `src` (no copy)."""
+        return self._add(name, dtype, shape, "alias", index=src, offset=byte_offset)
+
+    def alias(self, out: Value, src: Value, byte_offset: int = 0) -> None:
+        """Make `out` a view of `src` (same bytes), or copy when `out` must live in a graph-output buffer."""
+        s = self.tensor(src)
+        if id(out) in self._output_slots or id(out) in self._ids:
+            o = self.tensor(out)
+            nbytes = self.plan.tensors[o].nbytes
+            src_view = s if byte_offset == 0 else self.view(s, out.dtype, out.shape, byte_offset)
+            self.emit("memcpy", [src_view], [o], ints=[nbytes], name=out.name)
+            return
+        if out.dtype is None or out.shape is None:
+            raise LoweringError(f"value '{out.name}' has no static dtype and shape; cannot alias")
+        self._ids[id(out)] = self.view(s, out.dtype, out.shape, byte_offset, out.name)
+
+    # ------------------------------------------------------------------------------------------- layers --
+    def emit(self, kernel: str, inputs: Sequence[int], outputs: Sequence[int], ints: Sequence[int] = (),
+             floats: Sequence[float] = (), tactic: int = -1, workspace: int = 0, name: str = "",
+             meta: dict[str, Any] | None = None) -> LayerSpec:
+        layer = LayerSpec(kernel, [int(i) for i in inputs], [int(o) for o in outputs], [int(x) for x in ints],
+                          [float(x) for x in floats], int(tactic), int(workspace), name, dict(meta or {}))
+        self.plan.layers.append(layer)
+        return layer
+
+    def finish(self) -> Plan:
+        """Bind every graph output slot (copying where a slot holds an input, a weight, a view or a value that
+        already fills another slot), then plan the arena."""
+        from ep_trtpy.builder.memory_plan import plan_memory
+
+        for k, v in enumerate(self.graph.outputs):
+            tid = self.tensor(v)
+            t = self.plan.tensors[tid]
+            if t.kind == "output" and t.index == k:
+                continue
+            o = self._add(f"{v.name}:out{k}", v.dtype, v.shape, "output", k)  # type: ignore[arg-type]
+            self.emit("memcpy", [tid], [o], ints=[t.nbytes], name=f"output {k}")
+        self.plan.weights_bytes = len(self.weights)
+        plan_memory(self.plan)
+        return self.plan
+
+
+def lower(graph: Graph, options: Any = None) -> tuple[Plan, bytes]:
+    """Lower an optimized graph with static shapes into (plan, weights blob)."""
+    _load_all()
+    ctx = LowerCtx(graph, options)
+    for node in graph.nodes:
+        fn = _LOWERINGS.get(node.key)
+        if fn is None:
+            raise LoweringError(f"node '{node.name}' ({node.key}) has no GPU lowering")
+        fn(ctx, node)
+    plan = ctx.finish()
+    return plan, bytes(ctx.weights)
+
+
+_loaded = False
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import importlib
+    import pkgutil
+
+    import ep_trtpy.builder.lowering as pkg
+
+    for m in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"ep_trtpy.builder.lowering.{m.name}")

@@ -1,0 +1,1 @@
+"""Per-op numpy references and shape inference (see registry.py)."""
