@@ -22,54 +22,294 @@ Graph documents (``graph_json``) written by the shim (cuda_kernels/shim/graph_ex
                  # named initializers); graph attributes carry no value.
       "fused_node": {"name": str, "inputs": [name, ...], "outputs": [name, ...]}    # compile() only
     }
+
+State: EP objects (options, backend, device) and programs (one per fused subgraph: its IR, the mapping of
+engine inputs to the fused node's inputs, and its engines by input shapes). Engines come from memory, then the
+engine cache (when ``engine_cache_enable``), then a build (saved when enabled): ep_trtpy/engine/cache.py, the
+same path ``ep-trtpy build`` uses. All state is guarded by locks: callbacks may come from any ORT thread.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+import logging
+import os
+import re
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ep_trtpy.builder.build import CPU, Device, EngineArtifact
+from ep_trtpy.engine.cache import Counters, get_or_build, graph_hash
+from ep_trtpy.options import Options, parse
+from graph_partitioner.ir import Graph, dtype_name, elem_type, is_static, shape_str
+
+log = logging.getLogger("ep_trtpy")
+
+
+@dataclass
+class _EP:
+    id: int
+    options: Options
+    backend: str
+    device: Device
+
+
+@dataclass
+class _Program:
+    id: int
+    ep: _EP
+    name: str
+    graph: Graph
+    runtime_inputs: list[int]
+    ghash: str
+    artifacts: dict[tuple[tuple[int, ...], ...], EngineArtifact] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+
+_lock = threading.RLock()
+_eps: dict[int, _EP] = {}
+_programs: dict[int, _Program] = {}
+_ids = itertools.count(1)
+_counters = Counters()
+_reference_runs = 0
+_said_reference = False
+
+
+def _ep(ep_id: int) -> _EP:
+    with _lock:
+        ep = _eps.get(int(ep_id))
+    if ep is None:
+        raise ValueError(f"TrtPyExecutionProvider: unknown EP id {ep_id} (already released?)")
+    return ep
+
+
+def _program(program_id: int) -> _Program:
+    with _lock:
+        p = _programs.get(int(program_id))
+    if p is None:
+        raise ValueError(f"TrtPyExecutionProvider: unknown program id {program_id} (already released?)")
+    return p
+
+
+# ------------------------------------------------------------------------------------------------ EP --
 
 def create_ep(options_json: str, device_json: str) -> tuple[int, int]:
     """Validate options, create the EP object. Returns (ep_id, cuda device ordinal or -1)."""
-    raise NotImplementedError
+    global _said_reference
+    raw = json.loads(options_json or "{}")
+    if not isinstance(raw, dict):
+        raise ValueError("TrtPyExecutionProvider: provider options must be a key/value map")
+    options = parse({str(k): str(v) for k, v in raw.items()})
+    if options.detailed_build_log:
+        log.setLevel(logging.INFO)
+    dev = json.loads(device_json or "{}")
+    backend = str(dev.get("backend", "reference"))
+    if backend not in ("cuda", "reference"):
+        raise ValueError(f"TrtPyExecutionProvider: unknown backend {backend!r} in the device description")
+    device = CPU
+    if backend == "cuda":
+        devices = list(dev.get("devices") or [])
+        if not devices:
+            raise ValueError("TrtPyExecutionProvider: the cuda backend was selected but ORT gave this EP no device")
+        chosen = next((d for d in devices if int(d.get("device_id", -1)) == options.device_id), None)
+        if chosen is None:
+            ids = ", ".join(str(d.get("device_id")) for d in devices)
+            raise ValueError(f"TrtPyExecutionProvider: device_id {options.device_id} is not among the devices ORT "
+                             f"gave this EP ({ids})")
+        cc = chosen.get("cc") or [0, 0]
+        device = Device(int(chosen.get("device_id", 0)), str(chosen.get("name", "cuda")), (int(cc[0]), int(cc[1])))
+    elif not _said_reference:
+        _said_reference = True
+        log.warning("TrtPyExecutionProvider: no usable CUDA GPU; claimed subgraphs run on the numpy reference "
+                    "backend (correct but slow)")
+    with _lock:
+        ep_id = next(_ids)
+        _eps[ep_id] = _EP(ep_id, options, backend, device)
+    return ep_id, device.ordinal if backend == "cuda" else -1
 
 
 def release_ep(ep_id: int) -> None:
-    raise NotImplementedError
+    with _lock:
+        _eps.pop(int(ep_id), None)
+        for pid in [pid for pid, p in _programs.items() if p.ep.id == int(ep_id)]:
+            del _programs[pid]
 
+
+# ------------------------------------------------------------------------------------------ partition --
 
 def get_capability(ep_id: int, graph_json: str, initializers: list[np.ndarray]) -> list[list[int]]:
     """Clusters of node indices (into graph_json["nodes"]) to claim, one list per fused subgraph."""
-    raise NotImplementedError
+    from graph_partitioner import partition as partition_module
+
+    ep = _ep(ep_id)
+    doc = json.loads(graph_json)
+    graph = Graph.from_export(doc, initializers)
+    result = partition_module.partition(graph, ep.options.min_subgraph_size, ep.options.op_types_to_exclude)
+    clusters = [[int(n.index) for n in cluster] for cluster in result.clusters]
+    claimed = sum(len(c) for c in clusters)
+    log.info("TrtPyExecutionProvider: claimed %d of %d nodes in %d clusters (graph '%s')", claimed, len(graph.nodes),
+             len(clusters), graph.name)
+    if ep.options.detailed_build_log:
+        for name, reason in result.reasons.items():
+            log.info("  not claimed: '%s': %s", name, reason)
+    return clusters
+
+
+# -------------------------------------------------------------------------------------------- compile --
+
+def _safe_file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:200] or "subgraph"
+
+
+def _subgraph(doc: dict, initializers: list[np.ndarray]) -> tuple[Graph, list[int]]:
+    """The subgraph IR with engine inputs/outputs ordered for the fused node, and runtime input indices."""
+    fused = doc.get("fused_node")
+    if not isinstance(fused, dict):
+        raise ValueError("TrtPyExecutionProvider: compile() got a graph document without 'fused_node'")
+    graph = Graph.from_export(doc, initializers)
+    graph.name = str(fused.get("name") or graph.name)
+    fin = [str(n) for n in fused.get("inputs", [])]
+    pos = {n: i for i, n in reversed(list(enumerate(fin)))}
+    runtime = [v for v in graph.inputs if v.const is None]
+    declared = {id(v) for v in runtime}
+    for n in graph.nodes:
+        for v in n.inputs:
+            if v is not None and v.const is None and v.producer is None and id(v) not in declared:
+                raise ValueError(f"TrtPyExecutionProvider: fused node '{graph.name}': value '{v.name}' read by "
+                                 f"'{n.name}' is neither a subgraph input, a constant nor computed inside")
+    missing = [v.name for v in runtime if v.name not in pos]
+    if missing:
+        raise ValueError(f"TrtPyExecutionProvider: fused node '{graph.name}': subgraph input(s) "
+                         f"{', '.join(missing)} are not inputs of the fused node")
+    graph.inputs = runtime
+    outs = []
+    for name in fused.get("outputs", []):
+        v = graph.values.get(str(name))
+        if v is None:
+            raise ValueError(f"TrtPyExecutionProvider: fused node '{graph.name}': output '{name}' is not a value of "
+                             f"the subgraph")
+        outs.append(v)
+    graph.outputs = outs
+    return graph, [pos[v.name] for v in runtime]
 
 
 def compile(ep_id: int, graph_json: str, initializers: list[np.ndarray]) -> tuple[int, list[int]]:  # noqa: A001
     """Compile one fused subgraph. Returns (program_id, runtime input indices into fused_node.inputs)."""
-    raise NotImplementedError
+    ep = _ep(ep_id)
+    doc = json.loads(graph_json)
+    graph, runtime_inputs = _subgraph(doc, initializers)
+    if ep.options.dump_subgraphs:
+        from graph_partitioner.onnx_io import graph_to_onnx
+
+        folder = os.path.join(ep.options.cache_dir, "subgraphs")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, _safe_file_name(graph.name) + ".onnx")
+        with open(path, "wb") as f:
+            f.write(graph_to_onnx(graph).SerializeToString())
+        log.info("TrtPyExecutionProvider: wrote subgraph %s", path)
+    prog = _Program(0, ep, graph.name, graph, runtime_inputs, graph_hash(graph))
+    with _lock:
+        prog.id = next(_ids)
+        _programs[prog.id] = prog
+    if all(is_static(v.shape) for v in graph.inputs):
+        try:
+            _artifact(prog, [tuple(v.shape) for v in graph.inputs])  # type: ignore[arg-type]
+        except BaseException:
+            release_program(prog.id)
+            raise
+    return prog.id, runtime_inputs
+
+
+def _artifact(prog: _Program, shapes: list[tuple[int, ...]]) -> EngineArtifact:
+    shapes_t = tuple(tuple(int(d) for d in s) for s in shapes)
+    if len(shapes_t) != len(prog.graph.inputs):
+        raise ValueError(f"TrtPyExecutionProvider: program '{prog.name}' has {len(prog.graph.inputs)} inputs but "
+                         f"{len(shapes_t)} shapes were given")
+    with prog.lock:
+        art = prog.artifacts.get(shapes_t)
+        if art is None:
+            got = get_or_build(prog.graph, list(shapes_t), prog.ep.options, prog.ep.backend, prog.ep.device,
+                               counters=_counters, ghash=prog.ghash)
+            art = got.artifact
+            prog.artifacts[shapes_t] = art
+        return art
 
 
 def get_engine(program_id: int, shapes: list[tuple[int, ...]]) -> Any:
     """An ep_trtpy._kernels.Engine for these runtime-input shapes (memory, engine cache, or a build)."""
-    raise NotImplementedError
+    prog = _program(program_id)
+    if prog.ep.backend != "cuda":
+        raise ValueError(f"TrtPyExecutionProvider: program '{prog.name}' runs on the reference backend; it has no "
+                         f"native engine")
+    art = _artifact(prog, list(shapes))
+    if art.engine is None:
+        raise ValueError(f"TrtPyExecutionProvider: program '{prog.name}': no native engine was created")
+    return art.engine
+
+
+def _outputs_in_order(result: Any, graph: Graph) -> list[np.ndarray]:
+    if isinstance(result, dict):
+        return [np.asarray(result[v.name]) for v in graph.outputs]
+    return [np.asarray(r) for r in result]
 
 
 def run_reference(program_id: int, inputs: list[np.ndarray],
                   alloc: Callable[[int, tuple[int, ...]], np.ndarray]) -> None:
     """Run the program on the numpy reference backend; alloc(i, shape) returns the writable output array."""
-    raise NotImplementedError
+    global _reference_runs
+    from ep_trtpy.ops.executor import run_graph
+
+    prog = _program(program_id)
+    gin = prog.graph.inputs
+    if len(inputs) != len(gin):
+        raise ValueError(f"TrtPyExecutionProvider: program '{prog.name}' takes {len(gin)} inputs, got {len(inputs)}")
+    arrays = [np.asarray(x) for x in inputs]
+    for v, x in zip(gin, arrays):
+        if v.dtype is not None and elem_type(x.dtype) != v.dtype:
+            raise ValueError(f"TrtPyExecutionProvider: input '{v.name}' of '{prog.name}' is {x.dtype}, expected "
+                             f"{dtype_name(v.dtype)}")
+    art = _artifact(prog, [tuple(x.shape) for x in arrays])
+    feeds = {name: x for name, x in zip([v.name for v in art.graph.inputs], arrays)}
+    outs = _outputs_in_order(run_graph(art.graph, feeds), art.graph)
+    if len(outs) != len(art.outputs):
+        raise ValueError(f"TrtPyExecutionProvider: program '{prog.name}' produced {len(outs)} outputs, expected "
+                         f"{len(art.outputs)}")
+    for i, (arr, (dt, shape)) in enumerate(zip(outs, art.outputs)):
+        if elem_type(arr.dtype) != dt or tuple(arr.shape) != tuple(shape):
+            raise ValueError(f"TrtPyExecutionProvider: output {i} of '{prog.name}' came out as {arr.dtype}"
+                             f"{list(arr.shape)}, expected {dtype_name(dt)}{shape_str(tuple(shape))}")
+        buf = alloc(i, tuple(int(d) for d in arr.shape))
+        if buf is None:
+            raise ValueError(f"TrtPyExecutionProvider: could not allocate output {i} of '{prog.name}'")
+        if tuple(buf.shape) != tuple(arr.shape) or buf.dtype != arr.dtype:
+            raise ValueError(f"TrtPyExecutionProvider: ORT's buffer for output {i} of '{prog.name}' is {buf.dtype}"
+                             f"{list(buf.shape)}, the engine produces {arr.dtype}{list(arr.shape)}")
+        np.copyto(buf, arr)
+    with _lock:
+        _reference_runs += 1
 
 
 def release_program(program_id: int) -> None:
-    raise NotImplementedError
+    with _lock:
+        _programs.pop(int(program_id), None)
 
 
 def stats() -> dict[str, int]:
-    """Builder counters: builds, engine cache hits/misses/rejects, reference runs."""
-    return {}
+    """Builder counters: builds, engine cache hits/misses/rejects, reference runs, live programs."""
+    with _lock:
+        out = _counters.as_dict()
+        out["reference_runs"] = _reference_runs
+        out["programs"] = len(_programs)
+    return out
 
 
 def reset_stats() -> None:
-    pass
+    global _reference_runs
+    _counters.reset()
+    with _lock:
+        _reference_runs = 0

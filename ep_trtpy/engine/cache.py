@@ -1,0 +1,248 @@
+"""The engine cache: keys, file names, atomic writes, validated loads, and get-or-build.
+
+Key = SHA-256 over a canonical JSON of
+    format version, graph hash, concrete input shapes, options.engine_key_items(), backend,
+    device name and compute capability (cuda only), producer versions.
+The graph hash (:func:`graph_hash`) is over a canonical serialization of the subgraph: nodes in order with their
+op, domain and canonical attributes, inputs referred to by position (graph input k, output j of node i) or, for
+constants, by dtype, shape and the SHA-256 of their bytes; graph input dtypes (and ranks), output positions
+and dtypes, opsets. Value and node names do not enter it, so the same subgraph in two sessions hashes alike.
+
+File name: ``TrtPy_<graphhash16>_<key16>_sm<major><minor>.engine`` (``_cpu`` for the reference backend) in
+``options.cache_dir``. Writes go to a temporary file in the same folder and are moved into place with
+``os.replace``, so readers never see a partial file and several processes may build the same engine at once
+(the last complete write wins; all are equivalent). A file that is missing is a miss; one that cannot be decoded,
+is truncated, corrupt, foreign or for another key is a *reject*: logged as a warning naming the file and the
+reason, rebuilt and atomically replaced. Never a crash, never a wrong answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from ep_trtpy.builder.build import CPU, Device, EngineArtifact, InputShapes, build, instantiate, normalize_shapes
+from ep_trtpy.engine.format import FORMAT_VERSION, EngineFormatError, decode, encode, to_artifact
+from graph_partitioner.ir import Graph, Value
+
+log = logging.getLogger("ep_trtpy")
+
+
+# --------------------------------------------------------------------------------------------- hashing --
+
+def _canon_attr(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        a = np.ascontiguousarray(v)
+        return {"tensor": str(a.dtype), "shape": list(a.shape), "sha256": hashlib.sha256(a.tobytes()).hexdigest()}
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, (int, str)):
+        return v
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, (list, tuple)):
+        return [_canon_attr(x) for x in v]
+    return f"<{type(v).__name__}>"
+
+
+def _const_id(v: Value) -> str:
+    a = np.ascontiguousarray(v.const)
+    return f"c:{v.dtype}:{list(a.shape)}:{hashlib.sha256(a.tobytes()).hexdigest()}"
+
+
+def graph_hash(graph: Graph) -> str:
+    """SHA-256 (hex) of the canonical serialization of `graph` (see the module docstring)."""
+    h = hashlib.sha256()
+    ids: dict[int, str] = {}
+
+    def put(obj: Any) -> None:
+        h.update(json.dumps(obj, separators=(",", ":"), sort_keys=True).encode())
+        h.update(b"\n")
+
+    put({"opsets": {str(k): int(v) for k, v in graph.opsets.items()}})
+    for k, v in enumerate(graph.inputs):
+        ids[id(v)] = f"in{k}"
+        put(["input", k, v.dtype, None if v.shape is None else
+             [d if isinstance(d, int) and d >= 0 else "?" for d in v.shape]])
+
+    def ref(v: Value | None) -> str:
+        if v is None:
+            return "-"
+        if id(v) not in ids:
+            ids[id(v)] = _const_id(v) if v.const is not None else f"free:{v.name}"
+        return ids[id(v)]
+
+    for i, n in enumerate(graph.nodes):
+        ins = [ref(v) for v in n.inputs]
+        for k, o in enumerate(n.outputs):
+            ids[id(o)] = f"n{i}.{k}"
+        put(["node", n.domain, n.op_type, ins, len(n.outputs), {k: _canon_attr(a) for k, a in sorted(n.attrs.items())}])
+    for k, v in enumerate(graph.outputs):
+        put(["output", k, ref(v), v.dtype])
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- keys --
+
+def _dist_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+def producer_versions(backend: str) -> dict[str, str]:
+    """Versions of everything that produced an engine (cuda: plus the native libraries')."""
+    import ep_trtpy
+
+    v = {"ep_trtpy": str(ep_trtpy.__version__), "onnx": _dist_version("onnx"),
+         "onnxruntime": _dist_version("onnxruntime")}
+    if backend == "cuda":
+        try:
+            from ep_trtpy import _kernels
+
+            fn = getattr(_kernels, "library_versions", None)
+            libs = fn() if fn is not None else {}
+        except Exception as e:  # a native module without the function, or one that fails: record that
+            libs = {"native": f"unavailable ({type(e).__name__})"}
+        if isinstance(libs, dict):
+            v.update({str(k): str(x) for k, x in libs.items()})
+        else:
+            v["native"] = str(libs)
+    return v
+
+
+def cache_key(ghash: str, input_shapes: list[tuple[int, ...]], options: Any, backend: str, device: Device,
+              producers: dict[str, str]) -> str:
+    """The engine cache key (hex SHA-256)."""
+    items = options.engine_key_items() if options is not None else {}
+    doc = {"format": FORMAT_VERSION, "graph": ghash, "shapes": [list(s) for s in input_shapes], "options": items,
+           "backend": backend, "device": device.to_dict() if backend == "cuda" else None, "producers": producers}
+    return hashlib.sha256(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()).hexdigest()
+
+
+def file_name(ghash: str, key: str, backend: str, device: Device) -> str:
+    tail = "cpu" if backend == "reference" else device.sm
+    return f"TrtPy_{ghash[:16]}_{key[:16]}_{tail}.engine"
+
+
+# --------------------------------------------------------------------------------------------- files --
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old file or the complete new one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".engine", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+@dataclass
+class Counters:
+    builds: int = 0
+    engine_cache_hits: int = 0
+    engine_cache_misses: int = 0
+    engine_cache_rejects: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + n)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"builds": self.builds, "engine_cache_hits": self.engine_cache_hits,
+                "engine_cache_misses": self.engine_cache_misses, "engine_cache_rejects": self.engine_cache_rejects}
+
+    def reset(self) -> None:
+        with self.lock:
+            self.builds = self.engine_cache_hits = self.engine_cache_misses = self.engine_cache_rejects = 0
+
+
+def load(path: str, key: str) -> tuple[EngineArtifact | None, str]:
+    """(artifact, "hit") or (None, "miss") or (None, "reject: <reason>")."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None, "miss"
+    except OSError as e:
+        return None, f"reject: cannot read it ({e.strerror or e})"
+    try:
+        return to_artifact(decode(data, expect_key=key)), "hit"
+    except EngineFormatError as e:
+        return None, f"reject: {e}"
+
+
+@dataclass
+class Obtained:
+    artifact: EngineArtifact
+    source: str  # "built" | "cache"
+    path: str | None
+    key: str
+    graph_hash: str
+    seconds: float
+
+
+def get_or_build(graph: Graph, input_shapes: InputShapes, options: Any, backend: str, device: Device = CPU,
+                 counters: Counters | None = None, ghash: str | None = None, save: bool | None = None,
+                 use_cache: bool | None = None) -> Obtained:
+    """The engine artifact for `graph` at these shapes: from the engine cache when enabled (validated), else
+    built (and saved when enabled). For the cuda backend the artifact carries a live native engine."""
+    t0 = time.perf_counter()
+    counters = counters if counters is not None else Counters()
+    ghash = ghash or graph_hash(graph)
+    named = normalize_shapes(graph, input_shapes)
+    shapes = [tuple(named.get(v.name, v.shape or ())) for v in graph.inputs]
+    producers = producer_versions(backend)
+    key = cache_key(ghash, shapes, options, backend, device, producers)  # type: ignore[arg-type]
+    enabled = bool(getattr(options, "engine_cache_enable", False)) if use_cache is None else use_cache
+    path = os.path.join(options.cache_dir, file_name(ghash, key, backend, device)) if enabled and options else None
+    if path is not None:
+        art, status = load(path, key)
+        if art is not None:
+            try:
+                art.engine = instantiate(art, device)
+            except Exception as e:  # a plan the runtime cannot prepare is a reject, not a crash
+                art, status = None, f"reject: the native runtime cannot load it ({e})"
+        if art is not None:
+            counters.add("engine_cache_hits")
+            log.info("engine cache hit: %s", path)
+            return Obtained(art, "cache", path, key, ghash, time.perf_counter() - t0)
+        if status == "miss":
+            counters.add("engine_cache_misses")
+        else:
+            counters.add("engine_cache_rejects")
+            log.warning("engine cache: rejected %s: %s; rebuilding", path, status[len("reject: "):])
+    art = build(graph, named, options, backend, device)
+    counters.add("builds")
+    if path is not None and (save is None or save):
+        data = encode(art, key=key, graph_hash=ghash, producers=producers,
+                      options=options.engine_key_items() if options is not None else {})
+        try:
+            atomic_write(path, data)
+            log.info("engine cache: saved %s (%d bytes)", path, len(data))
+        except OSError as e:
+            log.warning("engine cache: could not write %s: %s", path, e)
+    return Obtained(art, "built", path, key, ghash, time.perf_counter() - t0)

@@ -1,0 +1,160 @@
+"""Engine file: round trips and every corruption case give a clean EngineFormatError."""
+
+import hashlib
+import json
+import pathlib
+import struct
+
+import numpy as np
+import pytest
+
+import builder_fallbacks
+from engine_testutil import cuda_like_artifact, reference_artifact
+from ep_trtpy.engine import format as fmt
+from ep_trtpy.engine.format import EngineFormatError, decode, encode, to_artifact
+
+KEY = "ab" * 32
+PRODUCERS = {"ep_trtpy": "0.1.0", "onnx": "1.23", "onnxruntime": "1.31.1"}
+
+
+def _encode(art, key=KEY):
+    return encode(art, key=key, graph_hash="cd" * 32, producers=PRODUCERS, options={"fp16_enable": False})
+
+
+def _resign(body_without_checksum: bytes) -> bytes:
+    return body_without_checksum + hashlib.sha256(body_without_checksum).digest()
+
+
+def _with_header(data: bytes, mutate) -> bytes:
+    """Rewrite the JSON header through `mutate(dict)` and re-sign (a well-formed but wrong file)."""
+    _m, ver, hlen, glen, wlen = struct.unpack_from("<8sIIQQ", data, 0)
+    header = json.loads(data[32:32 + hlen])
+    mutate(header)
+    hb = json.dumps(header).encode()
+    rest = data[32 + hlen:-32]
+    return _resign(struct.pack("<8sIIQQ", b"TRTPYENG", ver, len(hb), glen, wlen) + hb + rest)
+
+
+def test_reference_round_trip_runs_the_same():
+    art = reference_artifact()
+    data = _encode(art)
+    back = to_artifact(decode(data, expect_key=KEY))
+    assert back.backend == "reference" and back.plan is None and back.weights == b""
+    assert back.input_shapes == [(2, 8)] and back.outputs == art.outputs
+    assert back.header["producers"] == PRODUCERS and back.header["key"] == KEY
+    x = np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32)
+    a = builder_fallbacks.run(art.graph, {"x": x})
+    b = builder_fallbacks.run(back.graph, {back.input_names[0]: x})
+    np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_cuda_round_trip_keeps_plan_weights_and_strips_graph_constants():
+    art = cuda_like_artifact()
+    data = _encode(art)
+    dec = decode(data, expect_key=KEY)
+    assert dec.plan is not None and dec.plan.to_dict() == art.plan.to_dict()
+    assert dec.weights == art.weights
+    assert dec.header["graph_constants_stripped"] is True
+    model = dec.model()
+    big = [t for t in model.graph.initializer if t.name.startswith("w")]
+    assert big and all(t.data_location == 1 and not t.raw_data for t in big)
+    back = to_artifact(dec)
+    assert back.device.cc == (9, 0) and back.device.name.startswith("NVIDIA H100")
+    assert len(data) < len(art.weights) + 9600 + 8192  # the stripped graph does not double the weights
+
+
+@pytest.mark.parametrize("cut", [0, 4, 8, 20, 31, 32, 40, -200, -33, -1])
+def test_truncated(cut):
+    data = _encode(reference_artifact())
+    bad = data[:cut] if cut >= 0 else data[:len(data) + cut]
+    with pytest.raises(EngineFormatError, match="truncated|magic"):
+        decode(bad)
+
+
+@pytest.mark.parametrize("where", [40, "graph", -40, -1])
+def test_flipped_byte_is_a_checksum_mismatch(where):
+    data = bytearray(_encode(cuda_like_artifact()))
+    _m, _v, hlen, glen, wlen = struct.unpack_from("<8sIIQQ", data, 0)
+    pos = 32 + hlen + glen // 2 if where == "graph" else where
+    data[pos] ^= 0x40
+    with pytest.raises(EngineFormatError, match="checksum mismatch"):
+        decode(bytes(data))
+
+
+def test_flipped_length_field():
+    data = bytearray(_encode(reference_artifact()))
+    data[12] ^= 0x01  # header length
+    with pytest.raises(EngineFormatError, match="truncated|unexpected bytes|checksum"):
+        decode(bytes(data))
+
+
+def test_wrong_magic_and_foreign_file():
+    data = _encode(reference_artifact())
+    with pytest.raises(EngineFormatError, match="bad magic"):
+        decode(b"NOTANENG" + data[8:])
+    with pytest.raises(EngineFormatError, match="bad magic"):
+        decode(b"\x08\x07\x12\x04onnx model bytes")
+
+
+def test_future_version():
+    data = _encode(reference_artifact())
+    body = bytearray(data[:-32])
+    struct.pack_into("<I", body, 8, fmt.FORMAT_VERSION + 1)
+    with pytest.raises(EngineFormatError, match=f"unsupported engine format version {fmt.FORMAT_VERSION + 1}"):
+        decode(_resign(bytes(body)))
+
+
+def test_other_key():
+    data = _encode(reference_artifact())
+    decode(data)  # fine without a key
+    with pytest.raises(EngineFormatError, match="key mismatch"):
+        decode(data, expect_key="ef" * 32)
+
+
+def test_trailing_garbage():
+    data = _encode(reference_artifact())
+    with pytest.raises(EngineFormatError, match="unexpected bytes"):
+        decode(data + b"\0")
+
+
+@pytest.mark.parametrize("mutate,match", [
+    (lambda h: h.pop("key"), "has no 'key'"),
+    (lambda h: h.update(backend="tpu"), "unknown backend"),
+    (lambda h: h.update(inputs=[{"name": "x", "dtype": 1, "shape": [-1, 8]}]), "inputs\\[0\\] is malformed"),
+    (lambda h: h.update(device={"name": 3}), "device is malformed"),
+    (lambda h: h["plan"]["tensors"][1].update(offset=10_000), "lies outside the weights blob"),
+    (lambda h: h["plan"]["tensors"][4].update(index=99), "views tensor 99"),
+    (lambda h: h["plan"]["layers"][0].update(inputs=[0, 57]), "refers to tensor 57"),
+    (lambda h: h["plan"]["tensors"][2].update(nbytes=1), "claims 1 bytes"),
+    (lambda h: h["plan"].pop("tensors"), "plan is malformed"),
+    (lambda h: h.update(plan=None), "without a plan"),
+])
+def test_well_signed_but_malformed_header(mutate, match):
+    data = _with_header(_encode(cuda_like_artifact()), mutate)
+    with pytest.raises(EngineFormatError, match=match):
+        decode(data)
+
+
+def test_header_not_json():
+    data = _encode(reference_artifact())
+    _m, ver, hlen, glen, wlen = struct.unpack_from("<8sIIQQ", data, 0)
+    body = bytearray(data[:-32])
+    body[32] = ord("[") ^ 0xFF
+    with pytest.raises(EngineFormatError, match="not valid JSON"):
+        decode(_resign(bytes(body)))
+
+
+def test_garbage_graph_section_is_a_format_error():
+    data = _encode(reference_artifact())
+    _m, ver, hlen, glen, wlen = struct.unpack_from("<8sIIQQ", data, 0)
+    body = bytearray(data[:-32])
+    for i in range(32 + hlen, 32 + hlen + glen):
+        body[i] = 0xFF
+    with pytest.raises(EngineFormatError, match="graph section"):
+        to_artifact(decode(_resign(bytes(body))))
+
+
+def test_no_pickle_or_eval_in_engine_code():
+    src = pathlib.Path(fmt.__file__).read_text() + pathlib.Path(fmt.__file__).with_name("cache.py").read_text()
+    for bad in ("import pickle", "pickle.", "eval(", "exec(", "allow_pickle=True", "np.load("):
+        assert bad not in src
