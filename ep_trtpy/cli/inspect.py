@@ -1,0 +1,130 @@
+"""``ep-trtpy inspect ENGINE``: what an engine file holds.
+
+Prints the header (format, producers, backend, device, key, graph hash, shapes, options, build time), the layers
+(kernel, name, tactic, precision, workspace, and which original ONNX nodes each one implements), the tensor table
+and the memory plan (activation arena and weights bytes). For reference-backend engines the layers are the
+optimized graph's nodes. ``--json`` prints the same as one JSON object. A file that is not a valid engine gives a
+one-line error (exit status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+NAME = "inspect"
+HELP = "Show an engine file: header, layers, fusions, tactics, precisions, tensors and memory."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("engine", help="engine file (TrtPy_*.engine)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+
+def _graph_layers(model: Any, fusions: dict[str, list[str]]) -> list[dict[str, Any]]:
+    from graph_partitioner.ir import dtype_name
+
+    types = {vi.name: vi.type.tensor_type.elem_type for vi in list(model.graph.value_info) + list(model.graph.output)}
+    layers = []
+    for n in model.graph.node:
+        op = f"{n.domain}::{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
+        out_t = types.get(n.output[0]) if n.output else None
+        layers.append({"kernel": op, "name": n.name, "tactic": None,
+                       "precision": dtype_name(out_t) if out_t else "?", "workspace": 0,
+                       "fused": fusions.get(n.name, [n.name])})
+    return layers
+
+
+def describe(path: str) -> dict[str, Any]:
+    """Everything inspect shows, as a JSON-able dict (raises EngineFormatError for a bad file)."""
+    from ep_trtpy.engine.format import decode
+    from graph_partitioner.ir import dtype_name
+
+    with open(path, "rb") as f:
+        data = f.read()
+    dec = decode(data)
+    h = dec.header
+    header = {k: v for k, v in h.items() if k not in ("plan", "fusions", "passes")}
+    out: dict[str, Any] = {"file": os.path.abspath(path), "bytes": len(data), "header": header,
+                           "passes": h.get("passes", [])}
+    fusions = h.get("fusions", {})
+    if dec.plan is not None:
+        plan = dec.plan
+        out["layers"] = [{"kernel": lay.kernel, "name": lay.name, "tactic": lay.tactic,
+                          "precision": lay.meta.get("precision", "?"), "workspace": lay.workspace,
+                          "fused": lay.meta.get("fused", fusions.get(lay.name, [lay.name] if lay.name else [])),
+                          "inputs": lay.inputs, "outputs": lay.outputs} for lay in plan.layers]
+        out["tensors"] = [{"id": t.id, "name": t.name, "dtype": dtype_name(t.dtype), "shape": list(t.shape),
+                           "kind": t.kind, "index": t.index, "offset": t.offset, "nbytes": t.nbytes}
+                          for t in plan.tensors]
+        out["memory"] = {"arena_bytes": plan.arena_bytes, "weights_bytes": plan.weights_bytes,
+                         "workspace_bytes": max((lay.workspace for lay in plan.layers), default=0)}
+    else:
+        model = dec.model()
+        out["layers"] = _graph_layers(model, fusions)
+        from onnx import numpy_helper
+
+        const_bytes = 0
+        for t in model.graph.initializer:
+            try:
+                const_bytes += int(numpy_helper.to_array(t).nbytes)
+            except Exception:  # a stripped or odd initializer: count what is stored
+                const_bytes += len(t.raw_data)
+        out["tensors"] = []
+        out["memory"] = {"arena_bytes": None, "weights_bytes": const_bytes, "workspace_bytes": 0}
+    return out
+
+
+def _mib(n: int | None) -> str:
+    return "-" if n is None else f"{n} B ({n / 2**20:.2f} MiB)"
+
+
+def _print_text(d: dict[str, Any]) -> None:
+    from graph_partitioner.ir import dtype_name
+
+    h = d["header"]
+    dev = h["device"]
+    where = f"{dev['name']} (sm{dev['cc'][0]}{dev['cc'][1]})" if h["backend"] == "cuda" else "cpu (numpy reference)"
+    print(f"engine      {d['file']} ({d['bytes']} bytes)")
+    print(f"format      v{h['format_version']}, backend {h['backend']}, device {where}")
+    print(f"producers   {', '.join(f'{k} {v}' for k, v in sorted(h['producers'].items()))}")
+    print(f"key         {h['key']}")
+    print(f"graph hash  {h['graph_hash']}")
+    print(f"built in    {h['build_seconds']:.3f} s")
+    print(f"options     {json.dumps(h['options'], sort_keys=True)}")
+    for what in ("inputs", "outputs"):
+        print(f"{what:<11s} " + ", ".join(f"{io['name']} {dtype_name(io['dtype'])}{io['shape']}" for io in h[what]))
+    print(f"\nlayers ({len(d['layers'])})")
+    print(f"  {'#':>3s}  {'kernel':<24s} {'name':<32s} {'tactic':>6s} {'precision':<9s} {'workspace':>9s}  fused from")
+    for i, lay in enumerate(d["layers"]):
+        tactic = "-" if lay["tactic"] is None else str(lay["tactic"])
+        print(f"  {i:>3d}  {lay['kernel']:<24s} {lay['name'][:32]:<32s} {tactic:>6s} {lay['precision']:<9s} "
+              f"{lay['workspace']:>9d}  {', '.join(lay['fused'])}")
+    if d["tensors"]:
+        print(f"\ntensors ({len(d['tensors'])})")
+        for t in d["tensors"]:
+            where = {"input": f"input {t['index']}", "output": f"output {t['index']}",
+                     "alias": f"view of {t['index']} +{t['offset']}"}.get(t["kind"], f"{t['kind']} @{t['offset']}")
+            print(f"  {t['id']:>4d}  {t['name'][:40]:<40s} {t['dtype']:<8s} {str(t['shape']):<20s} {where:<22s} "
+                  f"{t['nbytes']} B")
+    m = d["memory"]
+    print(f"\nmemory      arena {_mib(m['arena_bytes'])}, weights {_mib(m['weights_bytes'])}, largest workspace "
+          f"{m['workspace_bytes']} B")
+    if d["passes"]:
+        changed = [p for p in d["passes"] if p.get("changed")]
+        total = sum(float(p.get("seconds", 0.0)) for p in d["passes"])
+        print(f"passes      {len(d['passes'])} runs, {len(changed)} changed the graph, {total * 1e3:.1f} ms: "
+              + ", ".join(f"{p['pass']} {float(p['seconds']) * 1e3:.1f} ms" for p in changed))
+
+
+def run(args: argparse.Namespace) -> int:
+    if not os.path.exists(args.engine):
+        raise FileNotFoundError(f"no such engine file: {args.engine}")
+    d = describe(args.engine)
+    if args.json:
+        print(json.dumps(d, indent=1, sort_keys=True))
+    else:
+        _print_text(d)
+    return 0

@@ -1,0 +1,111 @@
+"""ep-trtpy build / inspect on a small model with the reference backend."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from ep_trtpy.cli import main
+from ep_trtpy.engine.format import decode, to_artifact
+
+
+@pytest.fixture
+def model_path(tmp_path):
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((8, 4)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["t"], name="mm"), helper.make_node("Add", ["t", "b"], ["u"], name="add"),
+         helper.make_node("Relu", ["u"], ["r"], name="relu"), helper.make_node("Sigmoid", ["r"], ["z"], name="sig")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 4])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    p = tmp_path / "tiny.onnx"
+    p.write_bytes(m.SerializeToString())
+    return str(p), w, b
+
+
+def _engines(folder):
+    return sorted(f for f in os.listdir(folder) if f.endswith(".engine"))
+
+
+def test_build_then_cache_hit_then_inspect(model_path, tmp_path, capsys):
+    path, w, b = model_path
+    cache = tmp_path / "cache"
+    args = ["build", path, "--shapes", "x:3x8", "--backend", "reference", "--cache-dir", str(cache)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "claimed 4 of 4 nodes in 1 subgraphs" in out and "built in" in out
+    files = _engines(cache)
+    assert len(files) == 1 and files[0].startswith("TrtPy_") and files[0].endswith("_cpu.engine")
+    assert files[0] in out
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "cache hit" in out and "builds 0, cache hits 1" in out
+    # the engine is what the session would run: check its numbers against numpy
+    art = to_artifact(decode((cache / files[0]).read_bytes()))
+    import builder_fallbacks
+
+    x = np.random.default_rng(1).standard_normal((3, 8)).astype(np.float32)
+    (z,) = builder_fallbacks.run(art.graph, {art.input_names[0]: x})
+    np.testing.assert_allclose(z, 1 / (1 + np.exp(-np.maximum(x @ w + b, 0))), rtol=1e-5, atol=1e-6)
+
+    assert main(["inspect", str(cache / files[0])]) == 0
+    text = capsys.readouterr().out
+    assert "backend reference" in text and "layers (" in text and "graph hash" in text
+    assert "mm" in text and "relu" in text  # fusions name the original nodes
+    assert main(["inspect", str(cache / files[0]), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["header"]["inputs"][0]["shape"] == [3, 8]
+    fused = [n for lay in d["layers"] for n in lay["fused"]]
+    assert {"mm", "add", "relu", "sig"} <= set(fused)
+    assert d["memory"]["weights_bytes"] >= w.nbytes
+
+
+def test_build_needs_shapes_for_dynamic_inputs(model_path, tmp_path, capsys):
+    path, _, _ = model_path
+    rc = main(["build", path, "--backend", "reference", "--cache-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "--shapes" in err and "x" in err
+    rc = main(["build", path, "--shapes", "nope:1x8", "--backend", "reference", "--cache-dir", str(tmp_path)])
+    assert rc == 1 and "'nope', which is not an input" in capsys.readouterr().err
+
+
+def test_build_fp16_is_a_different_engine(model_path, tmp_path, capsys):
+    path, _, _ = model_path
+    base = ["build", path, "--shapes", "x:2x8", "--backend", "reference", "--cache-dir", str(tmp_path)]
+    assert main(base) == 0 and main(base + ["--fp16"]) == 0
+    capsys.readouterr()
+    files = _engines(tmp_path)
+    assert len(files) == 2
+    headers = [decode((tmp_path / f).read_bytes()).header for f in files]
+    assert sorted(h["options"]["fp16_enable"] for h in headers) == [False, True]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "text"])
+def test_inspect_corrupt_file_is_one_line_error(model_path, tmp_path, capsys, damage):
+    path, _, _ = model_path
+    assert main(["build", path, "--shapes", "x:2x8", "--backend", "reference", "--cache-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    f = tmp_path / _engines(tmp_path)[0]
+    data = f.read_bytes()
+    bad = {"truncate": data[:100], "flip": data[:50] + bytes([data[50] ^ 1]) + data[51:], "text": b"hello"}[damage]
+    f.write_bytes(bad)
+    assert main(["inspect", str(f)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("ep-trtpy inspect: error:")
+
+
+def test_parse_shapes():
+    from ep_trtpy.cli.build import parse_shapes
+
+    assert parse_shapes("a:1x3x224x224, b:1x128 ,s:") == {"a": (1, 3, 224, 224), "b": (1, 128), "s": ()}
+    with pytest.raises(ValueError, match="bad dimensions"):
+        parse_shapes("a:1xq")
+    with pytest.raises(ValueError, match="expected name:"):
+        parse_shapes("1x3")
