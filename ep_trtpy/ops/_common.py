@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, Node, dtype_name, elem_type, np_dtype
 from ep_trtpy.ops.registry import Info, OpError
+from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, Node, dtype_name, elem_type, np_dtype
 
 LATEST = 10_000
 """The opset assumed for a node whose ``since_version`` is unknown (newest semantics)."""
@@ -120,13 +120,13 @@ def unidirectional(node: Node, target: Sequence[int], shape: Sequence[int], what
 def same_dtype(node: Node, infos: Sequence[Info | None], idx: Sequence[int] | None = None) -> int:
     """The common dtype of the given inputs (all present ones by default), or an OpError naming the mismatch."""
     idx = range(len(infos)) if idx is None else idx
-    got = [(i, infos[i]) for i in idx if i < len(infos) and infos[i] is not None]
+    got: list[tuple[int, Info]] = [(i, x) for i in idx if i < len(infos) and (x := infos[i]) is not None]
     if not got:
         raise fail(node, "has no inputs")
-    t = got[0][1].dtype  # type: ignore[union-attr]
+    first, t = got[0][0], got[0][1].dtype
     for i, inf in got[1:]:
-        if inf.dtype != t:  # type: ignore[union-attr]
-            raise fail(node, f"{in_name(node, i)} is {dtype_name(inf.dtype)} but {in_name(node, got[0][0])} is "  # type: ignore[union-attr]
+        if inf.dtype != t:
+            raise fail(node, f"{in_name(node, i)} is {dtype_name(inf.dtype)} but {in_name(node, first)} is "
                              f"{dtype_name(t)}")
     return t
 

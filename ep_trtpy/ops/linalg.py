@@ -14,11 +14,11 @@ ConvTranspose, X [N, C, *in], W [C, M/group, *k], B [M] optional: every input pi
 
     Full[n, m, i * stride + j * dilation] += X[n, c, i] * W[c, m, j],   Y = Full[..., pad_begin : pad_begin + out]
 
-with ``out = stride * (in - 1) + output_padding + (k - 1) * dilation + 1 - pad_begin - pad_end`` (VALID: no pads).
-With ``output_shape`` (or auto_pad SAME_*, which means ``out = min(in * stride, full)``) the total padding ``stride * (in - 1)
-+ output_padding + (k - 1) * dilation + 1 - out`` is split in half, the odd one at the end for SAME_UPPER and at
-the beginning otherwise (the ONNX rule, as onnxruntime 1.31 computes it); a negative total (a larger output) adds
-zeros at the end.
+with ``out = full - pad_begin - pad_end``, ``full = stride * (in - 1) + output_padding + (k - 1) * dilation + 1``
+(VALID: no pads). With ``output_shape`` (or auto_pad SAME_*, which means ``out = min(in * stride, full)``) the
+total padding ``full - out`` is split in half, the odd one at the end for SAME_UPPER and at the beginning
+otherwise (the ONNX rule, as onnxruntime 1.31 computes it); a negative total (a larger output) adds zeros at the
+end.
 
 Gemm: ``Y = alpha * A' @ B' + beta * C`` (A' = A^T if transA, B' = B^T if transB; C unidirectionally broadcast to
 [M, N], optional). MatMul: numpy matmul (1-D operands promoted and the added axis removed; batch axes broadcast).
@@ -33,8 +33,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ep_trtpy.ops._common import (broadcast, fail, in_name, need_float, numel, same_dtype,
-                                  spatial_attr, unidirectional)
+from ep_trtpy.ops._common import broadcast, fail, in_name, need_float, numel, same_dtype, spatial_attr, unidirectional
 from ep_trtpy.ops._spatial import conv_params, pad_spatial, window_geometry, windows
 from ep_trtpy.ops.registry import Info, infer, reference
 from graph_partitioner.ir import BOOL, Node, dtype_name, np_dtype
@@ -335,9 +334,9 @@ def _parse_einsum(node: Node, shapes: Sequence[Sequence[int]]) -> tuple[str, tup
             ell_shapes.append(tuple(dims[pos:pos + n_ell]))
             del dims[pos:pos + n_ell]
         for ch, d in zip(letters, dims):
-            if ch in sizes and sizes[ch] != d and not (sizes[ch] == 1 or d == 1):
+            if ch in sizes and sizes[ch] != d:
                 raise fail(node, f"equation {eq!r}: index {ch!r} has sizes {sizes[ch]} and {d}")
-            sizes[ch] = max(sizes.get(ch, d), d) if ch in sizes and sizes[ch] != d else d
+            sizes[ch] = d
             counts[ch] = counts.get(ch, 0) + 1
     ell = broadcast(node, *ell_shapes) if ell_shapes else ()
     if rhs is None:

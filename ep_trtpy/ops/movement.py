@@ -26,8 +26,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ep_trtpy.ops._common import (as_ints, broadcast, fail, in_name, need_value, norm_axes, norm_axis, numel,
-                                  opset, same_dtype)
+from ep_trtpy.ops._common import (as_ints, broadcast, fail, in_name, need_value, norm_axes, norm_axis, numel, opset,
+                                  same_dtype)
 from ep_trtpy.ops.registry import Info, infer, reference
 from graph_partitioner.ir import BOOL, INT32, INT64, Node, dtype_name, elem_type, np_dtype
 

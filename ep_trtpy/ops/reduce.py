@@ -9,8 +9,10 @@ Reduce ops: ``y = R_{axes}(x)`` with
 Axes come from input 1 when present (ReduceSum opset >= 13, all others opset >= 18) and otherwise from the
 ``axes`` attribute; no axes (absent or empty) means all axes, unless ``noop_with_empty_axes=1``: then nothing is
 reduced and each element is its own set (the identity for Sum/Mean/Max/Min/Prod/LogSumExp, but |x| for L1/L2 and
-x^2 for SumSquare, as onnxruntime computes it). ``keepdims`` (default 1) keeps reduced axes as 1. An empty reduction gives the identity element
-(0 for sums, 1 for Prod, -inf / the type's minimum for Max, +inf / maximum for Min, -inf for LogSumExp; Mean gives 0 like onnxruntime, ONNX leaves it undefined).
+x^2 for SumSquare, as onnxruntime computes it). ``keepdims`` (default 1) keeps reduced axes as 1. An empty
+reduction gives the identity element (0 for sums, 1 for Prod, -inf / the type's minimum for Max, +inf / maximum
+for Min, -inf for LogSumExp); an empty Mean gives 0 like onnxruntime (ONNX leaves it undefined). ReduceMax and
+ReduceMin also take bool (opset 20: any / all).
 
 float16 is accumulated in float32 and rounded once. Integer ReduceMean truncates toward zero; integer L1/L2/
 SumSquare/LogSumExp are computed in float64 and truncated.
@@ -113,7 +115,7 @@ def reduce_ref(node: Node, x: np.ndarray, axes: np.ndarray | None = None) -> np.
 
 @infer(*REDUCE_OPS)
 def reduce_infer(node: Node, x: Info, axes: Info | None = None) -> Info:
-    if x.dtype == BOOL:
+    if x.dtype == BOOL and node.op_type not in ("ReduceMax", "ReduceMin"):  # bool Max/Min: opset 20
         raise fail(node, f"{in_name(node, 0)} is bool; {node.op_type} needs a numeric type")
     if axes is not None and axes.value is None:
         raise fail(node, f"axes {in_name(node, 1)} is not known at build time (it must be computable from "

@@ -3,7 +3,9 @@
 Output size per axis: ``sizes`` when given (opset 18 ``keep_aspect_ratio_policy`` not_larger / not_smaller scales
 every listed axis by the min / max of ``sizes / in`` and rounds half up), else ``floor(in * scale)`` computed in
 float32 as onnxruntime does. The scale used by the coordinate transform is the given scale, or ``out / in`` when
-sizes are given (the common ratio with a keep_aspect_ratio_policy). Opset 18 ``axes`` lists the axes the scales/sizes refer to (the others are kept).
+sizes are given (the common ratio with a keep_aspect_ratio_policy). Opset 18 ``axes`` lists the axes the
+scales/sizes refer to (the others are kept). align_corners uses the integer output length, as onnxruntime does
+(the ONNX reference implementation uses ``in * scale`` when scales are given).
 
 Coordinate transformation (``x`` output index, ``s`` scale, ``L`` / ``L'`` input / output length), in float32
 like onnxruntime (half_pixel_symmetric: the offset in float32, the rest in float64, rounded to float32 once):

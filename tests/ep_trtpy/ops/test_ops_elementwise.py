@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ops_harness import Case, case, check
 from onnx import TensorProto
+from ops_harness import Case, case, check
 
 RNG = np.random.default_rng(1234)
 F32, F16, I32, I64, BOOL = np.float32, np.float16, np.int32, np.int64, np.bool_
@@ -112,7 +112,7 @@ ATTR_OPS = {
     "HardSigmoid": [{}, {"alpha": 0.3, "beta": 0.4}],
 }
 for op, variants in ATTR_OPS.items():
-    for k, attrs in enumerate(variants):
+    for attrs in variants:
         tag = "default" if not attrs else "-".join(f"{a}{v}" for a, v in attrs.items())
         add(case(f"{op}-f32-{tag}", op, [rnd((3, 6))], attrs, **TRANSCENDENTAL))
     if op != "Celu":  # onnxruntime has float32 Celu only
@@ -169,8 +169,8 @@ def test_elementwise_against_onnxruntime(c: Case) -> None:
 
 def test_int64_relu_and_bool_where() -> None:
     """Dtypes onnxruntime's CPU provider lacks: compared with numpy expressions instead."""
-    from ops_harness import ir_node
     from onnx import helper
+    from ops_harness import ir_node
 
     from ep_trtpy.ops.registry import run_reference
 

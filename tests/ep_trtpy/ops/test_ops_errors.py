@@ -10,7 +10,7 @@ from ops_harness import ir_node
 
 from ep_trtpy.ops import registry
 from ep_trtpy.ops.registry import Info, OpError, run_infer, run_reference
-from graph_partitioner.ir import FLOAT, INT64, elem_type
+from graph_partitioner.ir import FLOAT, INT64, Node, elem_type
 
 SPEC_OPS = """
 Add Sub Mul Div Min Max Sum Mean Neg Abs Sign Relu Clip Where Mod Equal Less Greater LessOrEqual GreaterOrEqual Cast
@@ -44,7 +44,7 @@ def runtime_ints(n: int) -> Info:
     return Info(INT64, (n,))
 
 
-def node(op: str, n_in: int, attrs: dict | None = None, opset: int = 17, n_out: int = 1):  # type: ignore[no-untyped-def]
+def node(op: str, n_in: int, attrs: dict | None = None, opset: int = 17, n_out: int = 1) -> Node:
     proto = helper.make_node(op, [f"in{i}" for i in range(n_in)], [f"out{k}" for k in range(n_out)],
                              name=f"my_{op.lower()}", **(attrs or {}))
     return ir_node(proto, [np.zeros(1, np.float32)] * n_in, (), opset)

@@ -58,3 +58,18 @@ for op in ("ArgMax", "ArgMin"):
 @pytest.mark.parametrize("c", CASES, ids=lambda c: c.id)
 def test_reduce_against_onnxruntime(c: Case) -> None:
     check(c)
+
+
+def test_bool_reduce_max_min_against_numpy() -> None:
+    """Opset 20 allows bool ReduceMax/ReduceMin (any / all); onnxruntime 1.31's CPU provider lacks them."""
+    from onnx import helper
+    from ops_harness import ir_node
+
+    from ep_trtpy.ops.registry import run_reference
+
+    x = RNG.random((3, 4)) < 0.3
+    for op, fn, empty in (("ReduceMax", np.any, False), ("ReduceMin", np.all, True)):
+        node = ir_node(helper.make_node(op, ["x", "axes"], ["y"], keepdims=0), [x, axes(1)], (1,), 20)
+        np.testing.assert_array_equal(run_reference(node, [x, axes(1)])[0], fn(x, axis=1))
+        e = np.zeros((2, 0), bool)
+        np.testing.assert_array_equal(run_reference(node, [e, axes(1)])[0], np.full(2, empty))
