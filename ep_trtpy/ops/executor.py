@@ -3,6 +3,8 @@
 :func:`run_graph` executes ``graph.nodes`` in order with each op's numpy reference. Graph inputs come from
 ``feeds`` (by value name), constants from ``Value.const``; an intermediate array is dropped as soon as its last
 consumer has run (graph outputs are kept), so peak memory follows the live set rather than the whole graph.
+The returned arrays own their memory (an output that would be a view of a feed, a constant or another output is
+copied).
 
 :func:`infer_graph` fills ``Value.dtype`` and ``Value.shape`` (concrete) of every value from the graph inputs'
 dtypes and the given input shapes, and returns the :class:`~ep_trtpy.ops.registry.Info` of every value, whose
@@ -45,9 +47,15 @@ def run_graph(graph: Graph, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]
                 continue
             raise OpError(f"graph '{graph.name}': no feed for input '{v.name}'")
         arr = np.asarray(feeds[v.name])
-        _check_feed(v, arr)
+        try:
+            _check_feed(v, arr)
+        except ValueError as e:
+            if isinstance(e, OpError):
+                raise
+            raise OpError(f"feed for input '{v.name}' has the unsupported dtype {arr.dtype}") from None
         env[id(v)] = arr
     keep = {id(v) for v in graph.outputs}
+    borrowed = {id(a) for a in env.values()} | {id(v.const) for v in graph.values.values() if v.const is not None}
     last = _last_uses(graph)
     for k, node in enumerate(graph.nodes):
         args: list[np.ndarray | None] = []
@@ -80,11 +88,14 @@ def run_graph(graph: Graph, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]
     result = []
     for v in graph.outputs:
         if id(v) in env:
-            result.append(env[id(v)])
+            a = env[id(v)]
         elif v.const is not None:
-            result.append(v.const)
+            a = v.const
         else:
             raise OpError(f"graph '{graph.name}': output '{v.name}' was not computed")
+        # outputs own their memory: never a view of a constant, a feed or another output
+        result.append(a if a.base is None and id(a) not in borrowed and a.flags.c_contiguous else np.array(a))
+        borrowed.add(id(result[-1]))
     return result
 
 

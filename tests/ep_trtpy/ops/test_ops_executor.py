@@ -135,7 +135,12 @@ def test_outputs_may_be_inputs_constants_or_repeated() -> None:
     c = g.add_constant(np.array([1.0, 2.0], np.float32), "c")
     n = g.add_node("Add", [x, c], 1, name="add")
     g.outputs = [n.outputs[0], x, c, n.outputs[0]]
-    out = run_graph(g, {"x": np.array([3.0, 4.0], np.float32)})
+    feed = np.array([3.0, 4.0], np.float32)
+    out = run_graph(g, {"x": feed})
     assert [o.tolist() for o in out] == [[4.0, 6.0], [3.0, 4.0], [1.0, 2.0], [4.0, 6.0]]
+    # outputs own their memory: writing into them changes neither the feed, the constant nor the other outputs
+    for o in out[1:]:
+        o[...] = -1
+    assert feed.tolist() == [3.0, 4.0] and c.const.tolist() == [1.0, 2.0] and out[0].tolist() == [4.0, 6.0]
     infos = infer_graph(g)
     assert infos[n.outputs[0].name].shape == (2,)
