@@ -92,13 +92,14 @@ std::string device_json(bool gpu, const std::vector<int>& ordinals) {
   return w.take();
 }
 
+constexpr const char* kNoHost =
+    "the ep_trtpy Python package is not loaded in this process. TrtPyExecutionProvider partitions and builds "
+    "engines in Python: run `import ep_trtpy` before creating the session (a non-Python host cannot use this EP "
+    "yet).";
+
 HostCallbacks require_host(const char* what) {
   HostCallbacks cb = host_callbacks();
-  if (!cb.installed)
-    fail(ort::kFail, std::string(what) + ": the ep_trtpy Python package is not loaded in this process. "
-                                         "TrtPyExecutionProvider partitions and builds engines in Python: run "
-                                         "`import ep_trtpy` before creating the session (a non-Python host "
-                                         "cannot use this EP yet).");
+  if (!cb.installed) fail(ort::kFail, std::string(what) + ": " + kNoHost);
   return cb;
 }
 
@@ -106,9 +107,27 @@ HostCallbacks require_host(const char* what) {
 
 const char* get_name(const OrtEp*) noexcept { return kEpName; }
 
+// An EP that could not be set up claims the graph's first node, so that ORT calls Compile, which reports the
+// reason as a session-creation error. (A failing CreateEp would not do: ORT turns it into a RuntimeError and the
+// Python InferenceSession silently retries on the CPU; a failing Compile status reaches the user.)
+OrtStatus* claim_to_refuse(Ep* ep, const OrtGraph* graph, OrtEpGraphSupportInfo* support) {
+  size_t n = 0;
+  check(api<Graph_GetNumNodes>()(graph, &n), "Graph_GetNumNodes");
+  if (n == 0) return nullptr;
+  std::vector<const OrtNode*> nodes(n, nullptr);
+  check(api<Graph_GetNodes>()(graph, nodes.data(), n), "Graph_GetNodes");
+  OrtNodeFusionOptions options{};
+  options.ort_version_supported = ort::kTargetApiVersion;
+  check(api<ort::ep_api::EpGraphSupportInfo_AddNodesToFuse>()(support, nodes.data(), 1, &options),
+        "EpGraphSupportInfo_AddNodesToFuse");
+  TP_LOG(ep->logger, ort::kInfo, std::string(kEpName) + " cannot run: " + ep->refusal);
+  return nullptr;
+}
+
 OrtStatus* get_capability(OrtEp* self, const OrtGraph* graph, OrtEpGraphSupportInfo* support) noexcept {
   Ep* ep = as_ep(self);
   OrtStatus* status = guard("GetCapability", [&]() -> OrtStatus* {
+    if (!ep->refusal.empty()) return claim_to_refuse(ep, graph, support);
     HostCallbacks cb = require_host("GetCapability");
     GraphExport g;
     export_graph(graph, nullptr, &g);
@@ -159,6 +178,7 @@ OrtStatus* compile(OrtEp* self, const OrtGraph** graphs, const OrtNode** fused_n
                    OrtNodeComputeInfo** infos, OrtNode** /*ep_context_nodes: EPContext is not generated*/) noexcept {
   Ep* ep = as_ep(self);
   for (size_t i = 0; i < count; ++i) infos[i] = nullptr;
+  if (!ep->refusal.empty()) return make_status(ep->refusal_code, std::string(kEpName) + ": " + ep->refusal);
   OrtStatus* status = guard("Compile", [&]() -> OrtStatus* {
     HostCallbacks cb = require_host("Compile");
     for (size_t i = 0; i < count; ++i) {
@@ -227,7 +247,28 @@ OrtStatus* create_ep(OrtEpFactory* self, const OrtHardwareDevice* const* devices
   return guard("CreateEp", [&]() -> OrtStatus* {
     *out = nullptr;
     Factory* f = as_factory(self);
-    HostCallbacks cb = require_host("CreateEp");
+    auto* ep = new Ep();
+    OrtEp& b = ep->base;
+    b.ort_version_supported = ort::kTargetApiVersion;
+    b.GetName = get_name;
+    b.GetCapability = get_capability;
+    b.Compile = compile;
+    b.ReleaseNodeComputeInfos = release_node_compute_infos;
+    b.GetKernelRegistry = get_kernel_registry;
+    ep->factory = f;
+    ep->logger = logger;
+    std::unique_ptr<Ep> owner(ep);
+
+    // Problems the user must see are kept in ep->refusal and reported by Compile (see claim_to_refuse).
+    const auto refuse = [&](ort::ErrorCode code, std::string why) -> OrtStatus* {
+      ep->refusal = std::move(why);
+      ep->refusal_code = code;
+      *out = &owner.release()->base;
+      return nullptr;
+    };
+
+    HostCallbacks cb = host_callbacks();
+    if (!cb.installed) return refuse(ort::kFail, kNoHost);
 
     std::vector<int> ordinals;
     for (size_t i = 0; i < count; ++i) {
@@ -235,7 +276,7 @@ OrtStatus* create_ep(OrtEpFactory* self, const OrtHardwareDevice* const* devices
       if (f->gpu && ordinal >= 0 && std::find(ordinals.begin(), ordinals.end(), ordinal) == ordinals.end())
         ordinals.push_back(ordinal);
     }
-    if (f->gpu && ordinals.empty()) fail("ORT gave this EP no CUDA device");
+    if (f->gpu && ordinals.empty()) return refuse(ort::kFail, "ORT gave this EP no CUDA device");
 
     const std::string opts = options_json(options);
     const std::string devs = device_json(f->gpu, ordinals);
@@ -243,7 +284,7 @@ OrtStatus* create_ep(OrtEpFactory* self, const OrtHardwareDevice* const* devices
     int32_t device_id = -1;
     char* error = nullptr;
     if (cb.table.create_ep(opts.c_str(), devs.c_str(), &ep_id, &device_id, &error) != 0)
-      fail(ort::kInvalidArgument, take_host_error(error));
+      return refuse(ort::kInvalidArgument, take_host_error(error));
 
     std::string problem;
     if (f->gpu && std::find(ordinals.begin(), ordinals.end(), device_id) == ordinals.end()) {
@@ -255,22 +296,12 @@ OrtStatus* create_ep(OrtEpFactory* self, const OrtHardwareDevice* const* devices
     }
     if (!problem.empty()) {
       if (cb.table.release_ep) cb.table.release_ep(ep_id);
-      fail(ort::kInvalidArgument, problem);
+      return refuse(ort::kInvalidArgument, problem);
     }
 
-    auto* ep = new Ep();
-    OrtEp& b = ep->base;
-    b.ort_version_supported = ort::kTargetApiVersion;
-    b.GetName = get_name;
-    b.GetCapability = get_capability;
-    b.Compile = compile;
-    b.ReleaseNodeComputeInfos = release_node_compute_infos;
-    b.GetKernelRegistry = get_kernel_registry;
-    ep->factory = f;
-    ep->logger = logger;
     ep->ep_id = ep_id;
     ep->device_id = f->gpu ? device_id : -1;
-    *out = &ep->base;
+    *out = &owner.release()->base;
     return nullptr;
   });
 }

@@ -38,6 +38,10 @@ struct Ep {
   int64_t ep_id = -1;  // the Python-side EP object
   int device_id = -1;  // CUDA ordinal; -1 = numpy reference backend
 
+  // Why this EP cannot work (bad options, no Python host...), reported from Compile; see ep.cpp.
+  std::string refusal;
+  ort::ErrorCode refusal_code = ort::kOk;
+
   std::mutex mu;
   std::map<std::string, std::shared_ptr<Program>> programs;  // by fused node name
 };
