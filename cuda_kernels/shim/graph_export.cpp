@@ -260,8 +260,9 @@ void export_graph(const OrtGraph* graph, const OrtNode* fused_node, GraphExport*
   std::vector<const OrtValueInfo*> initializer_infos;
   std::unordered_set<std::string> input_set, initializer_set;
 
-  for (const OrtValueInfo* vi : value_infos<Graph_GetNumInitializers, Graph_GetInitializers>(graph,
-                                                                                              "Graph_GetInitializers")) {
+  const auto graph_initializers =
+      value_infos<Graph_GetNumInitializers, Graph_GetInitializers>(graph, "Graph_GetInitializers");
+  for (const OrtValueInfo* vi : graph_initializers) {
     std::string name = note(vi);
     if (name.empty()) continue;
     // Overridable initializers (also graph inputs) can change per run: they are inputs, not constants.

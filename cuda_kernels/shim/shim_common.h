@@ -94,9 +94,10 @@ void guard_void(const char* where, F&& f) noexcept {
 }
 
 // ORT logger (may be NULL: then stderr for warnings and errors).
-void log_message(const OrtLogger* logger, ort::LoggingLevel level, const std::string& message, const char* file, int line,
-         const char* func) noexcept;
-#define TP_LOG(logger, level, message) ::tp::shim::log_message((logger), (level), (message), __FILE__, __LINE__, __func__)
+void log_message(const OrtLogger* logger, ort::LoggingLevel level, const std::string& message, const char* file,
+                 int line, const char* func) noexcept;
+#define TP_LOG(logger, level, message) \
+  ::tp::shim::log_message((logger), (level), (message), __FILE__, __LINE__, __func__)
 
 // The process-wide default logger handed to CreateEpFactories.
 extern const OrtLogger* g_default_logger;
