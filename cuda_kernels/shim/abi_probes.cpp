@@ -254,11 +254,13 @@ std::string run_abi_probes(const OrtApiBase* base) {
     if (g_ep_api == nullptr) return "GetEpApi returned NULL";
     return "";
   });
-  run("status round-trip (slots 0, 1, 2, 93)", probe_status);
-  run("key-value pairs (slots 295, 296, 297, 298, 300)", probe_key_values);
-  run("memory info round-trip (slots 320, 71, 72, 225, 321, 322, 94; OrtEpApi 6, 8-12)", probe_memory_info);
-  run("op attributes (slots 211, 212, 272, 363, 364)", probe_op_attributes);
-  run("tensor value (slots 49, 51, 60-62, 65, 96, 99, 318, 378, 390; OrtEpApi 7)", probe_tensor_value);
+  if (ok) {  // the other probes need both tables
+    run("status round-trip (slots 0, 1, 2, 93)", probe_status);
+    run("key-value pairs (slots 295, 296, 297, 298, 300)", probe_key_values);
+    run("memory info round-trip (slots 320, 71, 72, 225, 321, 322, 94; OrtEpApi 6, 8-12)", probe_memory_info);
+    run("op attributes (slots 211, 212, 272, 363, 364)", probe_op_attributes);
+    run("tensor value (slots 49, 51, 60-62, 65, 96, 99, 318, 378, 390; OrtEpApi 7)", probe_tensor_value);
+  }
   report += std::string("  note: ReadOpAttr writes STRING values ") +
             (g_string_attr_has_nul ? "with" : "without") + " a terminating NUL\n";
   report += ok ? "all probes passed" : "PROBES FAILED: the plugin refuses to register";

@@ -41,6 +41,7 @@ OrtStatus* create_allocator(OrtEpFactory* self, const OrtMemoryInfo* memory_info
     a->base.Alloc = alloc;
     a->base.Free = free_;
     a->base.Info = info;
+    fill_reserve(a->base.reserved);
     a->device = ordinal;
     a->info = f->memory_info(ordinal);  // the registered object itself
     *out = &a->base;

@@ -326,6 +326,7 @@ OrtNodeComputeInfo* new_compute_info(Ep* ep, std::shared_ptr<Program> program) {
   info->base.CreateState = create_state;
   info->base.Compute = compute;
   info->base.ReleaseState = release_state;
+  fill_reserve(info->base.reserved);
   info->ep = ep;
   info->program = std::move(program);
   return &info->base;

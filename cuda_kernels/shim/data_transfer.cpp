@@ -68,6 +68,7 @@ OrtStatus* create_data_transfer(OrtEpFactory* self, OrtDataTransferImpl** out) n
     t->base.Release = release;
     t->base.CanCopy = can_copy;
     t->base.CopyTensors = copy_tensors;
+    fill_reserve(t->base.reserved);
     *out = &t->base;
     return nullptr;
   });

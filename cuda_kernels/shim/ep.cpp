@@ -255,6 +255,7 @@ OrtStatus* create_ep(OrtEpFactory* self, const OrtHardwareDevice* const* devices
     b.Compile = compile;
     b.ReleaseNodeComputeInfos = release_node_compute_infos;
     b.GetKernelRegistry = get_kernel_registry;
+    fill_reserve(b.reserved);
     ep->factory = f;
     ep->logger = logger;
     std::unique_ptr<Ep> owner(ep);

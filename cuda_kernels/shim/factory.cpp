@@ -137,6 +137,7 @@ Factory* create_factory() {
   b.CreateDataTransfer = create_data_transfer;
   b.IsStreamAware = is_stream_aware;
   b.CreateSyncStreamForDevice = create_sync_stream;
+  fill_reserve(b.reserved);
   f->gpu = tp_cuda_device_count() > 0;
   return f;
 }

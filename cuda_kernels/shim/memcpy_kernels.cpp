@@ -69,6 +69,7 @@ OrtStatus* create_memcpy_kernel(void* state, const OrtKernelInfo*, OrtKernelImpl
     k->base.flags = 0;
     k->base.Compute = memcpy_compute;
     k->base.Release = memcpy_release;
+    fill_reserve(k->base.reserved);
     k->direction = *static_cast<const Direction*>(state);
     *out = &k->base;
     return nullptr;

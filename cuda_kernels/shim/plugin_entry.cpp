@@ -1,6 +1,8 @@
 // The two symbols ORT resolves in a plugin EP library (and the only two this library exports; see
 // cmake/plugin_exports.lds). Static state is cheap and re-runnable: ORT loads, unloads and reloads the library once
 // while probing it (fact sheet §1.1).
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "factory.h"
@@ -39,6 +41,8 @@ __attribute__((visibility("default"))) OrtStatus* CreateEpFactories(const char* 
     }
     g_api = table;
     g_default_logger = default_logger;
+    const char* poison = std::getenv("EP_TRTPY_TEST_POISON_RESERVE");
+    g_poison_reserve = poison != nullptr && std::strcmp(poison, "1") == 0;
     g_ep_api = ort::slot_fn<ort::api::GetEpApi>(table)();
     const std::string failure = run_abi_probes(base);
     if (!failure.empty()) return make_status(ort::kFail, failure);

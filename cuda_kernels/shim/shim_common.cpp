@@ -10,6 +10,7 @@ namespace tp::shim {
 const OrtApi* g_api = nullptr;
 const OrtEpApi* g_ep_api = nullptr;
 const OrtLogger* g_default_logger = nullptr;
+bool g_poison_reserve = false;
 
 std::string take_status_message(OrtStatus* status) noexcept {
   if (status == nullptr) return std::string();

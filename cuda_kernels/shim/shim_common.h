@@ -99,6 +99,15 @@ void log_message(const OrtLogger* logger, ort::LoggingLevel level, const std::st
 #define TP_LOG(logger, level, message) \
   ::tp::shim::log_message((logger), (level), (message), __FILE__, __LINE__, __func__)
 
+// Test hook (fact sheet §4.3, "poison padding"): with EP_TRTPY_TEST_POISON_RESERVE=1 in the environment when ORT
+// loads the plugin, the trailing reserve of every struct we hand to ORT is filled with the non-NULL junk value 0x10
+// instead of zeros. ORT reading past the members of our declared version would then crash instead of passing.
+extern bool g_poison_reserve;
+template <size_t N>
+void fill_reserve(void* (&reserve)[N]) noexcept {
+  for (auto& p : reserve) p = g_poison_reserve ? reinterpret_cast<void*>(uintptr_t{0x10}) : nullptr;
+}
+
 // The process-wide default logger handed to CreateEpFactories.
 extern const OrtLogger* g_default_logger;
 

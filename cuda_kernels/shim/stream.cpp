@@ -73,6 +73,7 @@ OrtStatus* stream_create_notification(OrtSyncStreamImpl* self, OrtSyncNotificati
     n->base.Activate = notification_activate;
     n->base.WaitOnDevice = notification_wait_on_device;
     n->base.WaitOnHost = notification_wait_on_host;
+    fill_reserve(n->base.reserved);
     n->stream = s;
     n->event = event;
     *out = &n->base;
@@ -108,6 +109,7 @@ OrtStatus* create_sync_stream(OrtEpFactory* self, const OrtMemoryDevice* device,
     s->base.CreateNotification = stream_create_notification;
     s->base.Flush = stream_flush;
     s->base.OnSessionRunEnd = stream_on_session_run_end;
+    fill_reserve(s->base.reserved);
     s->device = where.device_id;
     s->handle = handle;
     *out = &s->base;

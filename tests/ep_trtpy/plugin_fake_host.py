@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class FakeHost:
         self.options_seen: list[dict[str, str]] = []
         self.devices_seen: list[dict[str, Any]] = []
         self.fail_in: str | None = None  # name of a callback that raises RuntimeError
+        self.reference_threads: list[int] = []  # threading.get_ident() of each run_reference call
         self._ids = itertools.count(1)
 
     # ------------------------------------------------------------------------------------------------ install
@@ -136,6 +138,7 @@ class FakeHost:
     def run_reference(self, program_id: int, inputs: list[np.ndarray],
                       alloc: Callable[[int, tuple[int, ...]], np.ndarray]) -> None:
         self._maybe_fail("run_reference")
+        self.reference_threads.append(threading.get_ident())
         program = self.programs[program_id]
         fused = program.document["fused_node"]
         env: dict[str, np.ndarray] = dict(program.constants)

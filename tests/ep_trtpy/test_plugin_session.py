@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import gc
 import math
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -175,6 +179,55 @@ def test_concurrent_runs_from_several_threads(fake: FakeHost, two_partitions) ->
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+@reference_only
+def test_compute_on_ort_pool_threads_takes_the_gil_itself(fake: FakeHost, two_partitions) -> None:
+    """With the parallel executor, Compute (and so the Python callback) runs on ORT's own threads."""
+    model, _, feeds = two_partitions
+    so = ort.SessionOptions()
+    so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+    so.inter_op_num_threads = 2
+    sess = session(model, so=so)
+    for _ in range(3):
+        np.testing.assert_allclose(sess.run(None, feeds)[0], cpu_reference(model, feeds)[0], rtol=1e-6, atol=1e-6)
+    assert len(fake.reference_threads) == 6
+    assert any(t != threading.get_ident() for t in fake.reference_threads)
+
+
+POISON_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import onnxruntime as ort
+    sys.path.insert(0, sys.argv[1])
+    import ep_trtpy
+    from plugin_fake_host import FakeHost
+    from test_plugin_session import assignment, cpu_reference, session, two_partition_model
+
+    class Patch:
+        def setattr(self, obj, name, value):
+            setattr(obj, name, value)
+
+    FakeHost().install(Patch())
+    rng = np.random.default_rng(5)
+    model = two_partition_model(rng.standard_normal((2, 3)).astype(np.float32))
+    sess = session(model)
+    assert set(assignment(sess).values()) == {ep_trtpy.EP_NAME, "CPUExecutionProvider"}
+    if not ep_trtpy.has_gpu():
+        feeds = {"x": np.ones((2, 3), np.float32), "y": np.full((2, 3), 2.0, np.float32)}
+        np.testing.assert_allclose(sess.run(None, feeds)[0], cpu_reference(model, feeds)[0], rtol=1e-6)
+    del sess
+    print("poisoned run finished")
+""")
+
+
+def test_orts_reads_stay_within_our_declared_struct_versions() -> None:
+    """Fact sheet §4.3 "poison padding": reserves filled with junk 0x10; a read past our version would crash."""
+    env = dict(os.environ, EP_TRTPY_TEST_POISON_RESERVE="1")
+    done = subprocess.run([sys.executable, "-c", POISON_SCRIPT, str(Path(__file__).parent)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "poisoned run finished" in done.stdout
 
 
 # ------------------------------------------------------------------------------------------------ options ---
