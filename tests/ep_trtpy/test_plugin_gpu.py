@@ -34,7 +34,7 @@ def memcpy_engine_factory(dtype: int = TensorProto.FLOAT):
         engine = _kernels.Engine(program.device_id)
         x = engine.add_tensor("x", dtype, list(shape), "input", 0, 0, nbytes)
         y = engine.add_tensor("y", dtype, list(shape), "output", 0, 0, nbytes)
-        engine.add_layer("memcpy", [x], [y], [], [], -1, 0, "copy")
+        engine.add_layer("memcpy", [x], [y], [nbytes], [], -1, 0, "copy")  # ints = [bytes], as the lowering emits
         engine.set_arena_bytes(0)
         engine.finalize()
         return engine
