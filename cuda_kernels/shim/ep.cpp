@@ -288,7 +288,10 @@ OrtStatus* create_ep(OrtEpFactory* self, const OrtHardwareDevice* const* devices
       return refuse(ort::kInvalidArgument, take_host_error(error));
 
     std::string problem;
-    if (f->gpu && std::find(ordinals.begin(), ordinals.end(), device_id) == ordinals.end()) {
+    if (f->gpu && device_id < 0) {
+      problem = "the Python host chose the numpy reference backend, but a CUDA device is usable and the EP's "
+                "inputs and outputs live in its memory";
+    } else if (f->gpu && std::find(ordinals.begin(), ordinals.end(), device_id) == ordinals.end()) {
       problem = "the EP options select CUDA device " + std::to_string(device_id) + " but ORT gave this session ";
       for (size_t i = 0; i < ordinals.size(); ++i) problem += (i ? ", " : "device ") + std::to_string(ordinals[i]);
       problem += " (pick the device with SessionOptions.add_provider_for_devices)";
