@@ -228,6 +228,14 @@ std::string probe_tensor_value() {
   return why;
 }
 
+// Builds (and releases) the Memcpy kernel registry: the same calls GetKernelRegistry makes on a GPU machine.
+std::string probe_kernel_registry() {
+  OrtKernelRegistry* registry = build_memcpy_kernel_registry();
+  PROBE_EXPECT(registry != nullptr, "CreateKernelRegistry returned NULL");
+  api<ort::ep_api::ReleaseKernelRegistry>()(registry);
+  return "";
+}
+
 }  // namespace
 
 std::string run_abi_probes(const OrtApiBase* base) {
@@ -260,6 +268,7 @@ std::string run_abi_probes(const OrtApiBase* base) {
     run("memory info round-trip (slots 320, 71, 72, 225, 321, 322, 94; OrtEpApi 6, 8-12)", probe_memory_info);
     run("op attributes (slots 211, 212, 272, 363, 364)", probe_op_attributes);
     run("tensor value (slots 49, 51, 60-62, 65, 96, 99, 318, 378, 390; OrtEpApi 7)", probe_tensor_value);
+    run("kernel registry (OrtEpApi 18-29, 32, 33, 40)", probe_kernel_registry);
   }
   report += std::string("  note: ReadOpAttr writes STRING values ") +
             (g_string_attr_has_nul ? "with" : "without") + " a terminating NUL\n";

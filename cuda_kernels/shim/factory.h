@@ -48,8 +48,10 @@ OrtStatus* create_ep(OrtEpFactory* self, const OrtHardwareDevice* const* devices
                      const OrtLogger* logger, OrtEp** out) noexcept;
 void release_ep(OrtEpFactory* self, OrtEp* ep) noexcept;
 
-// memcpy_kernels.cpp: the registry of MemcpyFromHost / MemcpyToHost kernels (owned by the factory).
+// memcpy_kernels.cpp: the registry of MemcpyFromHost / MemcpyToHost kernels (owned by the factory), and a fresh
+// one (the caller releases it with ReleaseKernelRegistry; the ABI self-check builds one).
 const OrtKernelRegistry* memcpy_kernel_registry(Factory& factory);
+OrtKernelRegistry* build_memcpy_kernel_registry();
 
 // abi_probes.cpp: runs the self-check probes, stores the report in the runtime; "" when all passed, else why not.
 std::string run_abi_probes(const OrtApiBase* base);

@@ -110,9 +110,7 @@ void add_memcpy_kernel(OrtKernelRegistry* registry, const char* op_type, const D
 
 }  // namespace
 
-const OrtKernelRegistry* memcpy_kernel_registry(Factory& f) {
-  std::lock_guard<std::mutex> lock(f.mu);
-  if (f.kernel_registry != nullptr) return f.kernel_registry;
+OrtKernelRegistry* build_memcpy_kernel_registry() {
   static const ort::ElementType kTypes[] = {
       ort::kElemFloat, ort::kElemFloat16, ort::kElemBfloat16, ort::kElemDouble, ort::kElemInt8,
       ort::kElemUint8, ort::kElemInt16,   ort::kElemUint16,   ort::kElemInt32,  ort::kElemUint32,
@@ -133,8 +131,13 @@ const OrtKernelRegistry* memcpy_kernel_registry(Factory& f) {
     api<ReleaseKernelRegistry>()(registry);
     throw;
   }
-  f.kernel_registry = registry;
   return registry;
+}
+
+const OrtKernelRegistry* memcpy_kernel_registry(Factory& f) {
+  std::lock_guard<std::mutex> lock(f.mu);
+  if (f.kernel_registry == nullptr) f.kernel_registry = build_memcpy_kernel_registry();
+  return f.kernel_registry;
 }
 
 }  // namespace tp::shim

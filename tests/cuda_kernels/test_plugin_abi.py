@@ -18,7 +18,7 @@ def test_abi_self_check_passed_on_this_onnxruntime() -> None:
     lines = [line.strip() for line in report.splitlines()]
     probes = [line for line in lines if line.endswith(": ok") or "FAILED" in line]
     names = ("version gate", "status round-trip", "key-value pairs", "memory info round-trip", "op attributes",
-             "tensor value")
+             "tensor value", "kernel registry")
     assert [p.split(" (")[0] for p in probes] == list(names), report
     assert all(p.endswith(": ok") for p in probes), report
     assert lines[-1] == "all probes passed", report
