@@ -154,7 +154,7 @@ def build(subgraph: Graph, input_shapes: InputShapes | None, options: Any, backe
     t_opt = time.perf_counter() - t0
     art = EngineArtifact(backend=backend, graph=graph, input_names=[v.name for v in graph.inputs],
                          input_shapes=[tuple(v.static_shape) for v in graph.inputs],
-                         outputs=[(int(v.dtype), tuple(v.static_shape)) for v in graph.outputs],  # type: ignore[arg-type]
+                         outputs=[(int(v.dtype or 0), tuple(v.static_shape)) for v in graph.outputs],
                          device=device, fusions=dict(ctx.fusions), passes=[r.to_dict() for r in ctx.records])
     t_lower = t_fin = 0.0
     if backend == "cuda":

@@ -94,7 +94,7 @@ def _strip_constants(model: Any) -> bool:
 
 
 def _io(art: EngineArtifact) -> tuple[list[dict], list[dict]]:
-    ins = [{"name": v.name, "dtype": int(v.dtype), "shape": list(v.static_shape)} for v in art.graph.inputs]  # type: ignore[arg-type]
+    ins = [{"name": v.name, "dtype": int(v.dtype or 0), "shape": list(v.static_shape)} for v in art.graph.inputs]
     outs = [{"name": v.name, "dtype": int(dt), "shape": list(shape)}
             for v, (dt, shape) in zip(art.graph.outputs, art.outputs)]
     return ins, outs

@@ -169,8 +169,8 @@ def replace_nodes(graph: Graph, old: Sequence[Node], op_type: str, inputs: Seque
     anchor = graph.nodes[pos + 1] if pos + 1 < len(graph.nodes) else None
     for n in old:
         graph.remove_node(n)
-    return graph.add_node(op_type, list(inputs), list(outputs), attrs=attrs, name=name or graph.fresh_node_name(op_type),
-                          domain=domain, before=anchor)
+    return graph.add_node(op_type, list(inputs), list(outputs), attrs=attrs,
+                          name=name or graph.fresh_node_name(op_type), domain=domain, before=anchor)
 
 
 def set_output(node: Node, k: int, value: Value) -> None:

@@ -53,15 +53,15 @@ def _foldable(node: Node, ctx: PassContext) -> bool:
 
 
 def run(graph: Graph, ctx: PassContext) -> bool:
-    from ep_trtpy.ops.registry import OpError, get, run_reference
+    from ep_trtpy.ops.registry import OpError, all_ops, run_reference
 
+    known = all_ops()
     changed = False
     for node in list(graph.nodes):
-        if not _foldable(node, ctx):
+        d = known.get(node.key)
+        if d is None or d.ref is None or not _foldable(node, ctx):
             continue
         try:
-            if get(node.key).ref is None:
-                continue
             outs = run_reference(node, [None if v is None else v.const for v in node.inputs])
         except (OpError, ValueError, TypeError, IndexError, ZeroDivisionError, FloatingPointError) as e:
             ctx.refuse(f"node '{node.name}' ({node.key}) has constant inputs but its reference failed: {e}")

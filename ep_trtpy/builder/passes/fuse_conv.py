@@ -121,7 +121,8 @@ def _fuse(graph: Graph, conv: Node, ctx: PassContext) -> Node:
         if base is None:
             # runtime B plus a constant bias: keep the sum in the graph as B + c
             cvals = add_const(graph, bias.astype(np_dtype(y.dtype)), f"{conv.name}_bias2")  # type: ignore[arg-type]
-            b = add_node(graph, "Add", [b, cvals], b.dtype, (c_out,), before=conv).outputs[0]  # type: ignore[union-attr]
+            assert b is not None
+            b = add_node(graph, "Add", [b, cvals], b.dtype, (c_out,), before=conv).outputs[0]
         else:
             b = add_const(graph, (base + bias).astype(np_dtype(y.dtype)), f"{conv.name}_bias")  # type: ignore[arg-type]
     inputs: list[Value | None] = [x, w, b, z]

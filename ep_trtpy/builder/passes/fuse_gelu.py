@@ -61,32 +61,35 @@ def product(graph: Graph, v: Value) -> Product:
     """Flatten the Mul/Div/Pow tree rooted at v (inner values must be used only by the tree)."""
     out = Product()
 
-    def visit(u: Value, root: bool) -> None:
+    def visit(u: Value | None, root: bool) -> None:
+        if u is None:
+            return
         c = const_scalar(u)
         if c is not None:
             out.const *= c
             return
         n = u.producer
-        inner_ok = root or sole_consumer(graph, u) is not None
-        if inner_ok and is_op(n, "Mul"):
-            out.nodes.append(n)  # type: ignore[arg-type]
-            a, b = n.input(0), n.input(1)  # type: ignore[union-attr]
-            if a is b:  # Mul(z, z): z^2
-                out.factors.extend([a, a])  # type: ignore[list-item]
+        if n is None or not (root or sole_consumer(graph, u) is not None):
+            out.factors.append(u)
+            return
+        a, b = n.input(0), n.input(1)
+        k = const_scalar(b)
+        if is_op(n, "Mul"):
+            out.nodes.append(n)
+            if a is b and a is not None:  # Mul(z, z): z^2
+                out.factors.extend([a, a])
                 return
-            visit(a, False)  # type: ignore[arg-type]
-            visit(b, False)  # type: ignore[arg-type]
-            return
-        if inner_ok and is_op(n, "Div") and const_scalar(n.input(1)) not in (None, 0.0):  # type: ignore[union-attr]
-            out.nodes.append(n)  # type: ignore[arg-type]
-            out.const /= const_scalar(n.input(1))  # type: ignore[operator, union-attr]
-            visit(n.input(0), False)  # type: ignore[arg-type, union-attr]
-            return
-        if inner_ok and is_op(n, "Pow") and const_scalar(n.input(1)) in (2.0, 3.0):  # type: ignore[union-attr]
-            out.nodes.append(n)  # type: ignore[arg-type]
-            out.factors.extend([n.input(0)] * int(const_scalar(n.input(1))))  # type: ignore[list-item, arg-type, union-attr]
-            return
-        out.factors.append(u)
+            visit(a, False)
+            visit(b, False)
+        elif is_op(n, "Div") and k not in (None, 0.0):
+            out.nodes.append(n)
+            out.const /= k  # type: ignore[operator]
+            visit(a, False)
+        elif is_op(n, "Pow") and k in (2.0, 3.0) and a is not None:
+            out.nodes.append(n)
+            out.factors.extend([a] * int(k))  # type: ignore[arg-type]
+        else:
+            out.factors.append(u)
 
     visit(v, True)
     return out
@@ -125,9 +128,11 @@ def _x_of_inner(graph: Graph, e: Node, form: str) -> tuple[Value, list[Node]]:
 def _match(graph: Graph, e: Node) -> tuple[Value, list[Node], Value, str] | None:
     form = "none" if e.op_type == "Erf" else "tanh"
     p_node = sole_consumer(graph, e.outputs[0])
-    if not is_op(p_node, "Add") or not close(const_scalar(other_input(p_node, e.outputs[0])), 1.0, 1e-4):  # type: ignore[arg-type]
+    if p_node is None or not is_op(p_node, "Add"):
         return None
-    p = p_node.outputs[0]  # type: ignore[union-attr]
+    if not close(const_scalar(other_input(p_node, e.outputs[0])), 1.0, 1e-4):
+        return None
+    p = p_node.outputs[0]
     x, inner_nodes = _x_of_inner(graph, e, form)
     top = p
     while True:

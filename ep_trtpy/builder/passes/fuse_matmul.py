@@ -3,6 +3,7 @@
 Math: ``FusedMatMul(A, B, bias) = act(alpha * op(A) @ op(B) + bias)``, op = transpose of the last two dims when
 transA/transB is 1, numpy matmul broadcasting of batch dims, bias [N] added to every row (ops_spec.md).
 
+Match: every MatMul and Gemm with static shapes (each becomes a FusedMatMul), with this epilogue:
 * ``MatMul(A, B)`` (ranks >= 2) is FusedMatMul(A, B) with alpha 1. A 1-D operand is first reshaped to a matrix
   ([K] -> [1, K] for A, [K] -> [K, 1] for B) and the result reshaped back, as numpy matmul defines.
 * ``Gemm(A, B, C) = alpha * op(A) @ op(B) + beta * C``: transA/transB/alpha carry over; a constant C that is a
@@ -130,8 +131,8 @@ def _gemm(graph: Graph, g: Node, ctx: PassContext) -> None:
     if beta == 1.0:
         cb = c
     elif c.const is not None:
-        cb = add_const(graph, (np.asarray(c.const, dtype=np.float64) * beta).astype(np_dtype(c.dtype)),  # type: ignore[arg-type]
-                       f"{g.name}_betaC")
+        scaled = np.asarray(c.const, dtype=np.float64) * beta
+        cb = add_const(graph, scaled.astype(np.asarray(c.const).dtype), f"{g.name}_betaC")
     else:
         bv = add_const(graph, np.asarray(beta, dtype=np_dtype(c.dtype)), f"{g.name}_beta")  # type: ignore[arg-type]
         cb = add(graph, "Mul", [c, bv], c.dtype, c.static_shape, before=g, name_hint=f"{g.name}_betaC").outputs[0]

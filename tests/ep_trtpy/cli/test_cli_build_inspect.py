@@ -19,7 +19,8 @@ def model_path(tmp_path):
     w = rng.standard_normal((8, 4)).astype(np.float32)
     b = rng.standard_normal(4).astype(np.float32)
     g = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["t"], name="mm"), helper.make_node("Add", ["t", "b"], ["u"], name="add"),
+        [helper.make_node("MatMul", ["x", "w"], ["t"], name="mm"),
+         helper.make_node("Add", ["t", "b"], ["u"], name="add"),
          helper.make_node("Relu", ["u"], ["r"], name="relu"), helper.make_node("Sigmoid", ["r"], ["z"], name="sig")],
         "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
         [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 4])],

@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 
-from builder_testutil import GB
 from engine_testutil import H100, small_graph
 from ep_trtpy.builder.build import CPU, Device
 from ep_trtpy.engine import cache

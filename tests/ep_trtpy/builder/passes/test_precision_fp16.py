@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from builder_testutil import GB, apply, check_same, feeds_for, ops
+from builder_testutil import GB, apply, check_same, feeds_for
 from ep_trtpy.builder.pipeline import PassContext
 from ep_trtpy.ops.pointwise_program import Program
 from ep_trtpy.options import parse
@@ -58,7 +58,7 @@ def test_variance_stays_fp32():
     ss = gb.op("ReduceSumSquare", [h], {"axes": [2]})
     g = gb.output(n, ss)
     before = g.copy()
-    ctx = apply(g, ["canonicalize_pointwise", "precision_fp16"], PassContext(options=FP16))
+    apply(g, ["canonicalize_pointwise", "precision_fp16"], PassContext(options=FP16))
     by_out = {n.outputs[0].name: n for n in g.nodes}
     assert by_out[sq.name].outputs[0].dtype == FLOAT
     assert by_out[v.name].outputs[0].dtype == FLOAT and by_out[sd.name].outputs[0].dtype == FLOAT

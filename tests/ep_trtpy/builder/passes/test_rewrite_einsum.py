@@ -1,6 +1,5 @@
 """rewrite_einsum: Einsum -> Transpose/Reshape/MatMul/ReduceSum."""
 
-import numpy as np
 import pytest
 
 from builder_testutil import GB, apply, check_same, feeds_for, ops
