@@ -84,6 +84,9 @@ def _device(backend: str) -> Any:
         return CPU
     from ep_trtpy import _kernels
 
+    if not hasattr(_kernels, "device_info"):
+        raise ValueError("this build of ep_trtpy's native runtime cannot describe the GPU (no device_info); use "
+                         "--backend reference")
     info = _kernels.device_info(0)
     return Device(0, str(info["name"]), tuple(int(c) for c in info["cc"]))  # type: ignore[arg-type]
 

@@ -42,7 +42,7 @@ log = logging.getLogger("ep_trtpy")
 
 def _canon_attr(v: Any) -> Any:
     if isinstance(v, np.ndarray):
-        a = np.ascontiguousarray(v)
+        a = np.asarray(v)
         return {"tensor": str(a.dtype), "shape": list(a.shape), "sha256": hashlib.sha256(a.tobytes()).hexdigest()}
     if isinstance(v, bool):
         return int(v)
@@ -58,7 +58,7 @@ def _canon_attr(v: Any) -> Any:
 
 
 def _const_id(v: Value) -> str:
-    a = np.ascontiguousarray(v.const)
+    a = np.asarray(v.const)
     return f"c:{v.dtype}:{list(a.shape)}:{hashlib.sha256(a.tobytes()).hexdigest()}"
 
 

@@ -104,7 +104,8 @@ class LowerCtx:
         """A weight tensor from host data (appended to the weights blob, 256-byte aligned)."""
         from graph_partitioner.ir import elem_type
 
-        arr = np.ascontiguousarray(array)
+        arr = np.asarray(array)
+        arr = arr if arr.flags.c_contiguous else arr.copy(order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
         dt = elem_type(arr.dtype) if dtype is None else dtype
         if arr.dtype != np_dtype(dt):
             arr = arr.astype(np_dtype(dt))

@@ -77,9 +77,15 @@ def new_value(graph: Graph, base: str, dtype: int | None, shape: Sequence[int] |
     return graph.add_value(base, dtype, None if shape is None else tuple(int(d) for d in shape))
 
 
+def contiguous(array: Any) -> np.ndarray:
+    """A C-contiguous array with the same shape (numpy's ascontiguousarray turns 0-d arrays into 1-d ones)."""
+    a = np.asarray(array)
+    return a if a.flags.c_contiguous else a.copy(order="C")
+
+
 def add_const(graph: Graph, array: Any, hint: str = "const", dtype: Any = None) -> Value:
     arr = np.asarray(array) if dtype is None else np.asarray(array, dtype=dtype)
-    return graph.add_value(hint, const=np.ascontiguousarray(arr))
+    return graph.add_value(hint, const=contiguous(arr))
 
 
 def add(graph: Graph, op_type: str, inputs: Sequence[Value | None], out_dtype: int | None,

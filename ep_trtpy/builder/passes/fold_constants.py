@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ep_trtpy.builder.passes._patterns import as_dtype
+from ep_trtpy.builder.passes._patterns import as_dtype, contiguous
 from ep_trtpy.builder.pipeline import PassContext
 from graph_partitioner.ir import Graph, Node, elem_type, shape_str
 
@@ -75,7 +75,7 @@ def run(graph: Graph, ctx: PassContext) -> bool:
             if v.shape is not None and all(isinstance(d, int) for d in v.shape) and tuple(arr.shape) != v.shape:
                 raise ValueError(f"fold_constants: node '{node.name}' ({node.key}) computed '{v.name}' with shape "
                                  f"{list(arr.shape)} but inference says {shape_str(v.shape)}")
-            arrays.append(np.ascontiguousarray(arr))
+            arrays.append(contiguous(arr))
         graph.remove_node(node)
         for v, arr in zip(node.outputs, arrays):
             v.const = arr

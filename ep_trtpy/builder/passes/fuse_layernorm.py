@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ep_trtpy.builder.passes._patterns import (add_const, const_scalar, consumers, is_op, norm_axes, other_input,
-                                               reduce_axes, replace_nodes, sole_consumer)
+from ep_trtpy.builder.passes._patterns import (add_const, const_scalar, consumers, contiguous, is_op, norm_axes,
+                                               other_input, reduce_axes, replace_nodes, sole_consumer)
 from ep_trtpy.builder.pipeline import PassContext
 from graph_partitioner.ir import Graph, Node, Value, np_dtype
 
@@ -86,7 +86,7 @@ def _affine_param(graph: Graph, node: Node, n: Value, x: Value, axis: int) -> np
     except ValueError:
         return None
     if p.const is not None:
-        return np.ascontiguousarray(np.broadcast_to(np.asarray(p.const).reshape(trailing), norm_shape))
+        return contiguous(np.broadcast_to(np.asarray(p.const).reshape(trailing), norm_shape))
     return p if shape == norm_shape else None
 
 

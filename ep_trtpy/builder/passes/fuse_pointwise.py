@@ -3,8 +3,10 @@
 Math: if P computes p = f(a...) and C computes y = g(p, b...) elementwise over the same index space (P's output
 shape equals C's output shape), then y[i] = g(f(a[.](i)), b[.](i)) can be evaluated in registers by one program,
 and p need not be written to memory unless someone else reads it. P's store-and-reload of p converts it to its
-stored dtype (float16 rounding, integer truncation, bool as != 0); the merged program reproduces that with a
-``cast`` instruction (nothing for float32), so the merged node computes exactly what the two nodes did.
+stored dtype; where that changes the value's meaning (integer truncation, bool as != 0) the merged program
+reproduces it with a ``cast`` instruction. A float16 intermediate is not rounded: inside a fused kernel it stays in
+float32, which is at least as accurate (as TensorRT's fused kernels do), and the reference and GPU backends run the
+same merged program.
 
 Match: a Pointwise C reading an output of a Pointwise P, where
   * P's outputs have C's output shape (no fusion across a broadcast, which would change the iteration space),
@@ -30,7 +32,7 @@ import numpy as np
 from ep_trtpy.builder.passes._patterns import DOMAIN, is_internal, replace_nodes
 from ep_trtpy.builder.pipeline import PassContext
 from ep_trtpy.ops.pointwise_program import MAX_CODE, MAX_INPUTS, MAX_OUTPUTS, MAX_REGS, OPS, Program
-from graph_partitioner.ir import FLOAT, INT64, Graph, Node, Value, dtype_name
+from graph_partitioner.ir import FLOAT, FLOAT16, INT64, Graph, Node, Value, dtype_name
 
 NAME = "fuse_pointwise"
 
@@ -97,8 +99,9 @@ def _append(dst: SSA, node: Node, prog: Program, env: dict[int, int]) -> dict[in
 
 
 def _stored(dst: SSA, src_id: int, dtype: int) -> int:
-    """The id of a value after the store/load round trip through `dtype` (cast unless exact)."""
-    if dtype == FLOAT and dst.compute == "float":
+    """The id of a value after the store/load round trip through `dtype` (a cast where the type changes the value's
+    meaning; float16 intermediates stay float32)."""
+    if dtype in (FLOAT, FLOAT16) and dst.compute == "float":
         return src_id
     if dst.compute == "int64" and dtype == INT64:  # exact
         return src_id

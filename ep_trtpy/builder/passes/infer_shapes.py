@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ep_trtpy.builder.passes._patterns import as_dtype
+from ep_trtpy.builder.passes._patterns import as_dtype, contiguous
 from ep_trtpy.builder.pipeline import PassContext
 from graph_partitioner.ir import Graph, Node, Value, dtype_name, is_static, shape_str
 
@@ -106,6 +106,6 @@ def run(graph: Graph, ctx: PassContext) -> bool:
             graph.remove_node(node)
             for v, x in zip(node.outputs, values):
                 arr = np.asarray(x)
-                v.const = np.ascontiguousarray(as_dtype(arr, v.dtype).reshape(v.shape))
+                v.const = contiguous(as_dtype(arr, v.dtype).reshape(v.shape))
             changed = True
     return changed
