@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cuda (default when a GPU is usable) or the numpy reference backend")
     p.add_argument("--min-subgraph-size", type=int, default=1, help="smallest cluster to build (min_subgraph_size)")
     p.add_argument("--verbose", action="store_true", help="log every build step (detailed_build_log)")
+    p.add_argument("--dump-passes", default="", metavar="DIR",
+                   help="write the graph after every pass that changed it as DIR/<engine>/<nnn>_<pass>.onnx")
 
 
 def parse_shapes(text: str) -> dict[str, tuple[int, ...]]:
@@ -75,6 +77,20 @@ def concrete_shapes(graph: Any, shapes: dict[str, tuple[int, ...]]) -> dict[str,
         if v.name not in result and is_static(v.shape):
             result[v.name] = tuple(v.shape)  # type: ignore[arg-type]
     return result
+
+
+def _dumper(folder: str, engine: str) -> Any:
+    """A pipeline dump hook writing each graph as ONNX into folder/engine/."""
+    from graph_partitioner.onnx_io import graph_to_onnx
+
+    target = os.path.join(folder, engine)
+    os.makedirs(target, exist_ok=True)
+
+    def dump(label: str, graph: Any) -> None:
+        with open(os.path.join(target, f"{label}.onnx"), "wb") as f:
+            f.write(graph_to_onnx(graph).SerializeToString())
+
+    return dump
 
 
 def _device(backend: str) -> Any:
@@ -131,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"subgraph {k} needs concrete shapes for {', '.join(missing)}; give the model's "
                              f"dynamic inputs with --shapes name:1x3x224x224")
         sub_shapes = {v.name: known[v.name] for v in sub.inputs}
-        got = get_or_build(sub, sub_shapes, options, backend, device, counters=counters)
+        got = get_or_build(sub, sub_shapes, options, backend, device, counters=counters,
+                           dump=_dumper(args.dump_passes, sub.name) if args.dump_passes else None)
         what = "cache hit" if got.source == "cache" else f"built in {got.artifact.build_seconds:.3f} s"
         n_layers = len(got.artifact.plan.layers) if got.artifact.plan is not None else len(got.artifact.graph.nodes)
         ins = " ".join(f"{n}:{'x'.join(map(str, s)) or 'scalar'}" for n, s in sub_shapes.items())

@@ -25,6 +25,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -207,9 +208,10 @@ class Obtained:
 
 def get_or_build(graph: Graph, input_shapes: InputShapes, options: Any, backend: str, device: Device = CPU,
                  counters: Counters | None = None, ghash: str | None = None, save: bool | None = None,
-                 use_cache: bool | None = None) -> Obtained:
+                 use_cache: bool | None = None, dump: Callable[[str, Graph], None] | None = None) -> Obtained:
     """The engine artifact for `graph` at these shapes: from the engine cache when enabled (validated), else
-    built (and saved when enabled). For the cuda backend the artifact carries a live native engine."""
+    built (and saved when enabled). For the cuda backend the artifact carries a live native engine. `dump` is the
+    pass pipeline's dump hook (called only when a build happens)."""
     t0 = time.perf_counter()
     counters = counters if counters is not None else Counters()
     ghash = ghash or graph_hash(graph)
@@ -235,7 +237,7 @@ def get_or_build(graph: Graph, input_shapes: InputShapes, options: Any, backend:
         else:
             counters.add("engine_cache_rejects")
             log.warning("engine cache: rejected %s: %s; rebuilding", path, status[len("reject: "):])
-    art = build(graph, named, options, backend, device)
+    art = build(graph, named, options, backend, device, dump=dump)
     counters.add("builds")
     if path is not None and (save is None or save):
         data = encode(art, key=key, graph_hash=ghash, producers=producers,

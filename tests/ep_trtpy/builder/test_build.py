@@ -12,6 +12,7 @@ import types
 import numpy as np
 import pytest
 
+import builder_fallbacks
 from builder_testutil import GB, check_same, feeds_for, ops
 from ep_trtpy.builder import lowering as lowering_mod
 from ep_trtpy.builder.build import CPU, BuildError, Device, build, optimize, optimize_with_context
@@ -201,3 +202,18 @@ def test_host_cuda_backend_returns_native_engines(cuda_standins):
 
 def test_cpu_device_defaults():
     assert CPU.ordinal == -1 and CPU.sm == "sm00" and H100.sm == "sm90"
+
+
+@pytest.mark.parametrize("fp16", ["0", "1"])
+def test_zero_size_and_scalar_values(fp16):
+    gb = GB()
+    x, s = gb.input("x", ("N", 8)), gb.input("s", ())
+    y = gb.op("MatMul", [x, gb.const(np.ones((8, 3), np.float32), "w")])
+    y = gb.op("Relu", [gb.op("Add", [y, s])])
+    z = gb.op("Sigmoid", [gb.op("Mul", [s, s])])
+    g = gb.output(y, z)
+    out = optimize(g, {"x": (0, 8)}, parse({"fp16_enable": fp16}))
+    assert "FusedMatMul" in ops(out)
+    y0, z0 = builder_fallbacks.run(out, {"x": np.zeros((0, 8), np.float32), "s": np.float32(2.0)})
+    assert y0.shape == (0, 3) and y0.dtype == np.float32
+    assert z0.shape == () and abs(float(z0) - 1 / (1 + np.exp(-4.0))) < 1e-3

@@ -68,6 +68,21 @@ def test_build_then_cache_hit_then_inspect(model_path, tmp_path, capsys):
     assert d["memory"]["weights_bytes"] >= w.nbytes
 
 
+def test_build_dump_passes(model_path, tmp_path, capsys):
+    import onnx
+
+    path, _, _ = model_path
+    dump = tmp_path / "dump"
+    assert main(["build", path, "--shapes", "x:2x8", "--backend", "reference", "--cache-dir", str(tmp_path / "c"),
+                 "--dump-passes", str(dump)]) == 0
+    capsys.readouterr()
+    (engine_dir,) = list(dump.iterdir())
+    files = sorted(p.name for p in engine_dir.iterdir())
+    assert any("fuse_matmul" in f for f in files) and all(f.endswith(".onnx") for f in files)
+    last = onnx.load(str(engine_dir / files[-1]))
+    assert {n.op_type for n in last.graph.node} <= {"FusedMatMul", "Pointwise"}
+
+
 def test_build_needs_shapes_for_dynamic_inputs(model_path, tmp_path, capsys):
     path, _, _ = model_path
     rc = main(["build", path, "--backend", "reference", "--cache-dir", str(tmp_path)])
