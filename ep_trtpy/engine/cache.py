@@ -194,6 +194,8 @@ def load(path: str, key: str) -> tuple[EngineArtifact | None, str]:
         return to_artifact(decode(data, expect_key=key)), "hit"
     except EngineFormatError as e:
         return None, f"reject: {e}"
+    except Exception as e:  # noqa: BLE001  anything else a hostile file provokes is still only a reject
+        return None, f"reject: unreadable ({type(e).__name__}: {e})"
 
 
 @dataclass

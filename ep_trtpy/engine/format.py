@@ -100,6 +100,19 @@ def _io(art: EngineArtifact) -> tuple[list[dict], list[dict]]:
     return ins, outs
 
 
+def _jsonable(v: Any) -> Any:
+    """numpy scalars and arrays (e.g. in a lowering's layer metadata) as plain JSON values."""
+    import numpy as np
+
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (set, frozenset)):
+        return sorted(v)
+    raise TypeError(f"engine header: {type(v).__name__} is not JSON serializable")
+
+
 def encode(art: EngineArtifact, *, key: str, graph_hash: str, producers: dict[str, str],
            options: dict[str, Any]) -> bytes:
     """The engine file bytes of an artifact."""
@@ -116,7 +129,7 @@ def encode(art: EngineArtifact, *, key: str, graph_hash: str, producers: dict[st
         "fusions": art.fusions, "passes": art.passes, "build_seconds": round(float(art.build_seconds), 6),
         "created_unix": int(time.time()), "graph_constants_stripped": stripped,
     }
-    hbytes = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    hbytes = json.dumps(header, separators=(",", ":"), sort_keys=True, default=_jsonable).encode("utf-8")
     body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(hbytes), len(graph_bytes), len(art.weights)) + hbytes + \
         graph_bytes + bytes(art.weights)
     return body + hashlib.sha256(body).digest()
@@ -210,8 +223,8 @@ def decode(data: bytes, expect_key: str | None = None) -> DecodedEngine:
     p = _PREFIX.size
     try:
         header = json.loads(data[p:p + hlen].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise EngineFormatError(f"the header is not valid JSON: {e}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise EngineFormatError(f"the header is not valid JSON: {type(e).__name__}: {e}") from None
     _check_header(header)
     if expect_key is not None and header["key"] != expect_key:
         raise EngineFormatError(f"key mismatch: the file holds engine {header['key'][:16]}, expected "

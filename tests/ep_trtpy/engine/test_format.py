@@ -158,3 +158,34 @@ def test_no_pickle_or_eval_in_engine_code():
     src = pathlib.Path(fmt.__file__).read_text() + pathlib.Path(fmt.__file__).with_name("cache.py").read_text()
     for bad in ("import pickle", "pickle.", "eval(", "exec(", "allow_pickle=True", "np.load("):
         assert bad not in src
+
+
+def test_deeply_nested_header_is_a_format_error():
+    data = _encode(reference_artifact())
+    _m, ver, hlen, glen, wlen = struct.unpack_from("<8sIIQQ", data, 0)
+    hb = b"[" * 200_000 + b"]" * 200_000
+    rest = data[32 + hlen:-32]
+    with pytest.raises(EngineFormatError, match="not valid JSON"):
+        decode(_resign(struct.pack("<8sIIQQ", b"TRTPYENG", ver, len(hb), glen, wlen) + hb + rest))
+
+
+def test_fuzzed_but_well_signed_headers_only_raise_format_errors():
+    """Random edits of the header text, re-signed: decoding succeeds or raises EngineFormatError, nothing else."""
+    data = _encode(cuda_like_artifact())
+    _m, ver, hlen, glen, wlen = struct.unpack_from("<8sIIQQ", data, 0)
+    header = bytearray(data[32:32 + hlen])
+    rest = data[32 + hlen:-32]
+    rng = np.random.default_rng(0)
+    alphabet = b'0123456789-.,:{}[]"aetrfnul '
+    outcomes = {"ok": 0, "error": 0}
+    for _ in range(300):
+        h = bytearray(header)
+        for _k in range(int(rng.integers(1, 4))):
+            h[int(rng.integers(0, len(h)))] = alphabet[int(rng.integers(0, len(alphabet)))]
+        blob = _resign(struct.pack("<8sIIQQ", b"TRTPYENG", ver, len(h), glen, wlen) + bytes(h) + rest)
+        try:
+            to_artifact(decode(blob))
+            outcomes["ok"] += 1
+        except EngineFormatError:
+            outcomes["error"] += 1
+    assert outcomes["error"] > 0
