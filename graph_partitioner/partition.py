@@ -131,9 +131,12 @@ def partition(graph: Graph, min_subgraph_size: int = 1, op_types_to_exclude: Ite
                     ps.append(p)
         preds.append(ps)
 
+    # Shape arithmetic (and constants) joins the cluster of its earliest consumer rather than running early.
+    sinkable = [bool(n.outputs) and n.domain in ("", "ai.onnx") and all(analysis(v) for v in n.outputs)
+                for n in nodes]
     while True:
         claimable = [i not in refusal for i in range(len(nodes))]
-        clustering = cluster_positions(preds, claimable)
+        clustering = cluster_positions(preds, claimable, sinkable)
         newly_refused = False
         for group in clustering.groups:
             ids = {id(nodes[i]) for i in group}
@@ -151,17 +154,20 @@ def partition(graph: Graph, min_subgraph_size: int = 1, op_types_to_exclude: Ite
         if not newly_refused:
             break
 
+    after_claimed = [False] * len(nodes)  # the node has a claimable ancestor
+    for i, ps in enumerate(preds):
+        after_claimed[i] = any(p not in refusal or after_claimed[p] for p in ps)
     for group in clustering.groups:
         if len(group) >= min_subgraph_size:
             result.clusters.append([nodes[i] for i in group])
             continue
+        text = (f"in a cluster of {len(group)} node{'s' if len(group) != 1 else ''}, below min_subgraph_size "
+                f"{min_subgraph_size}")
+        separator = next((p for i in group for p in preds[i] if p in refusal and after_claimed[p]), None)
+        if separator is not None:
+            text += (f" (it is separated from the claimed nodes before it by '{nodes[separator].name}', which is "
+                     f"not claimed: joining them would make a cluster cyclic)")
         for i in group:
-            text = (f"in a cluster of {len(group)} node{'s' if len(group) != 1 else ''}, below min_subgraph_size "
-                    f"{min_subgraph_size}")
-            if i in clustering.blocked:
-                other, via = clustering.blocked[i]
-                text += (f" (joining the cluster of '{nodes[other].name}' would have made it cyclic through "
-                         f"'{nodes[via].name}')")
             refusal[i] = text
     for i, why in sorted(refusal.items()):
         result.reasons[nodes[i].name] = why

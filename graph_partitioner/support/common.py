@@ -81,10 +81,12 @@ def check_axis(node: Node, axis: Any, r: int | None, what: str = "axis", allow_e
 
 def check_axes(node: Node, axes: Iterable[Any], r: int | None, what: str = "axes") -> str | None:
     """Refuse axes out of range (known rank) or repeated."""
-    axes = list(axes)
+    axes = [int(a) if isinstance(a, (int, np.integer)) else a for a in axes]
     for a in axes:
-        if why := check_axis(node, a, r, what):
-            return why
+        if not isinstance(a, int):
+            return f"{node.key} {what}={axes} holds {a!r}, which is not an integer"
+        if r is not None and not -r <= a < r:
+            return f"{node.key} {what}={axes} holds axis {a}, out of range for a rank-{r} input"
     if r is not None:
         normalized = [int(a) % r if r else int(a) for a in axes]
         if len(set(normalized)) != len(normalized):
