@@ -50,7 +50,8 @@ def unused_output(node: Node, i: int, ctx: SupportContext, what: str, only: str)
     return f"{node.key} output {i} ({what}, '{v.name}') is {where}; {only}"
 
 
-def attr_in(node: Node, name: str, default: Any, allowed: Sequence[Any], supported_text: str | None = None) -> str | None:
+def attr_in(node: Node, name: str, default: Any, allowed: Sequence[Any],
+            supported_text: str | None = None) -> str | None:
     """Refuse when attribute `name` (or its default) is not one of `allowed`."""
     val = node.attr(name, default)
     if val in allowed:

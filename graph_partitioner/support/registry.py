@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from graph_partitioner.ir import (BFLOAT16, BOOL, DOUBLE, FLOAT, FLOAT16, INT8, INT32, INT64, STRING, UINT8, Graph, Node,
-                                  dtype_name)
+from graph_partitioner.ir import (BFLOAT16, BOOL, DOUBLE, FLOAT, FLOAT16, INT8, INT32, INT64, STRING, UINT8, Graph,
+                                  Node, dtype_name)
 
 FLOATS = frozenset({FLOAT, FLOAT16})
 """Float types our GPU kernels implement (FP32 and FP16)."""

@@ -7,6 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import onnx
+from onnx import TensorProto as T
+from onnx import helper as h
+from onnx import numpy_helper as nh
 
 from graph_partitioner.ir import FLOAT, Graph, Node, Value
 from graph_partitioner.partition import PartitionResult
@@ -101,3 +105,19 @@ def quotient_has_cycle(preds: list[list[int]], clusters: list[list[int]]) -> boo
                 color[nxt] = 1
                 stack.append((nxt, iter(sorted(succ.get(nxt, ())))))
     return False
+
+
+def split_model() -> onnx.ModelProto:
+    """x -> Relu -> Mul -> CumSum (no rule) -> Add(., relu) -> Sigmoid -> y: two clusters and a CPU node."""
+    nodes = [h.make_node("Relu", ["x"], ["a"], name="relu"),
+             h.make_node("Mul", ["a", "two"], ["b"], name="mul"),
+             h.make_node("CumSum", ["b", "axis"], ["c"], name="cumsum"),
+             h.make_node("Add", ["c", "a"], ["d"], name="add"),
+             h.make_node("Sigmoid", ["d"], ["y"], name="sigmoid")]
+    g = h.make_graph(nodes, "split", [h.make_tensor_value_info("x", T.FLOAT, [2, 3])],
+                     [h.make_tensor_value_info("y", T.FLOAT, [2, 3])],
+                     initializer=[nh.from_array(np.array(2, np.float32), "two"),
+                                  nh.from_array(np.array(1, np.int64), "axis")])
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m

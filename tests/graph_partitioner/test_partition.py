@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto as T
-from onnx import helper as h
-from onnx import numpy_helper as nh
 
-from gp_helpers import positions, quotient_has_cycle, random_dag
+from gp_helpers import positions, quotient_has_cycle, random_dag, split_model
 from graph_partitioner.cluster import cluster, is_convex
 from graph_partitioner.ir import FLOAT, Graph
 from graph_partitioner.onnx_io import graph_from_onnx
@@ -21,22 +16,6 @@ from graph_partitioner.partition import partition
 
 def names(result) -> list[list[str]]:
     return [[n.name for n in c] for c in result.clusters]
-
-
-def split_model() -> onnx.ModelProto:
-    """x -> Relu -> Mul -> CumSum (no rule) -> Add -> Sigmoid -> y: two clusters and a CPU node."""
-    nodes = [h.make_node("Relu", ["x"], ["a"], name="relu"),
-             h.make_node("Mul", ["a", "two"], ["b"], name="mul"),
-             h.make_node("CumSum", ["b", "axis"], ["c"], name="cumsum"),
-             h.make_node("Add", ["c", "a"], ["d"], name="add"),
-             h.make_node("Sigmoid", ["d"], ["y"], name="sigmoid")]
-    g = h.make_graph(nodes, "split", [h.make_tensor_value_info("x", T.FLOAT, [2, 3])],
-                     [h.make_tensor_value_info("y", T.FLOAT, [2, 3])],
-                     initializer=[nh.from_array(np.array(2, np.float32), "two"),
-                                  nh.from_array(np.array(1, np.int64), "axis")])
-    m = h.make_model(g, opset_imports=[h.make_opsetid("", 17)])
-    m.ir_version = 8
-    return m
 
 
 def test_unsupported_middle_node_splits_into_two_clusters():
