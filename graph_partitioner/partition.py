@@ -91,6 +91,12 @@ def partition(graph: Graph, min_subgraph_size: int = 1, op_types_to_exclude: Ite
     if min_subgraph_size < 1:
         raise ValueError(f"min_subgraph_size must be >= 1, got {min_subgraph_size}")
     exclude = tuple(op_types_to_exclude)
+    seen: set[str] = set()
+    for n in graph.nodes:
+        if n.name in seen:
+            raise ValueError(f"graph '{graph.name}' has two nodes named '{n.name}'; the partition report keys its "
+                             f"reasons by node name (the ONNX and export importers make names unique)")
+        seen.add(n.name)
     nodes = graph.nodes
     position = {id(n): i for i, n in enumerate(nodes)}
     result = PartitionResult(graph, min_subgraph_size=min_subgraph_size, op_types_to_exclude=exclude)

@@ -70,7 +70,12 @@ def _squeeze_like(node: Node, ctx: SupportContext, required: bool) -> str | None
 
 @rule("Identity", dtypes=ANY_FIXED)
 def identity(node: Node, ctx: SupportContext) -> str | None:
-    """Tensor copy (removed by the canonicalization pass)."""
+    """Tensor copy (removed by the canonicalization pass); refused when the input's type is unknown, since
+    opset 14 Identity also passes sequences and optionals, which engines do not take."""
+    x = node.input(0)
+    if x is not None and x.dtype is None and x.const is None:
+        return (f"Identity input '{x.name}' has an unknown type (it may be a sequence or an optional); only "
+                f"tensors are claimed")
     return None
 
 

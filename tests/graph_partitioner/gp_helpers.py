@@ -121,3 +121,69 @@ def split_model() -> onnx.ModelProto:
     m = h.make_model(g, opset_imports=[h.make_opsetid("", 17)])
     m.ir_version = 8
     return m
+
+
+def encoder_model(layers: int = 2, hidden: int = 32, heads: int = 4, ffn: int = 64, seed: int = 0) -> onnx.ModelProto:
+    """A BERT-style encoder as exported by PyTorch with decomposed ops (opset 17): per layer, attention with
+    Shape->Gather->Unsqueeze->Concat->Reshape head splitting, MatMul+Add projections, Softmax, decomposed
+    LayerNorm (ReduceMean, Sub, Pow, Sqrt, Div) and an Erf GELU. Input x[batch, seq, hidden], dynamic dims."""
+    rng = np.random.default_rng(seed)
+    nodes: list = []
+    inits: list = []
+    counter = [0]
+
+    def name(base: str) -> str:
+        counter[0] += 1
+        return f"{base}_{counter[0]}"
+
+    def const(arr: np.ndarray, base: str = "c") -> str:
+        n = name(base)
+        inits.append(nh.from_array(arr, n))
+        return n
+
+    def op(op_type: str, ins: list[str], **attrs: Any) -> str:
+        out = name(op_type.lower())
+        nodes.append(h.make_node(op_type, ins, [out], name=name(op_type), **attrs))
+        return out
+
+    def linear(x: str, n_in: int, n_out: int) -> str:
+        w = const((rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32), "w")
+        b = const((rng.standard_normal(n_out) * 0.1).astype(np.float32), "b")
+        return op("Add", [op("MatMul", [x, w]), b])
+
+    def layer_norm(x: str) -> str:
+        mean = op("ReduceMean", [x], axes=[-1])
+        d = op("Sub", [x, mean])
+        var = op("ReduceMean", [op("Pow", [d, const(np.array(2.0, np.float32))])], axes=[-1])
+        std = op("Sqrt", [op("Add", [var, const(np.array(1e-12, np.float32))])])
+        y = op("Div", [d, std])
+        return op("Add", [op("Mul", [y, const(np.ones(hidden, np.float32))]), const(np.zeros(hidden, np.float32))])
+
+    def dim(x: str, i: int) -> str:
+        return op("Unsqueeze", [op("Gather", [op("Shape", [x]), const(np.array(i, np.int64))], axis=0),
+                                const(np.array([0], np.int64))])
+
+    x = "x"
+    head = hidden // heads
+    for _ in range(layers):
+        b, s = dim(x, 0), dim(x, 1)
+        split_shape = op("Concat", [b, s, const(np.array([heads, head], np.int64))], axis=0)
+        q, k, v = (op("Transpose", [op("Reshape", [linear(x, hidden, hidden), split_shape])], perm=[0, 2, 1, 3])
+                   for _ in range(3))
+        kt = op("Transpose", [k], perm=[0, 1, 3, 2])
+        scores = op("Div", [op("MatMul", [q, kt]), const(np.array(np.sqrt(head), np.float32))])
+        ctx = op("Transpose", [op("MatMul", [op("Softmax", [scores], axis=-1), v])], perm=[0, 2, 1, 3])
+        merged = op("Reshape", [ctx, op("Concat", [b, s, const(np.array([hidden], np.int64))], axis=0)])
+        x = layer_norm(op("Add", [linear(merged, hidden, hidden), x]))
+        hdn = linear(x, hidden, ffn)
+        gelu = op("Mul", [op("Mul", [hdn, op("Add", [op("Erf", [op("Div", [hdn, const(np.array(np.sqrt(2.0),
+                                                                                              np.float32))])]),
+                                                      const(np.array(1.0, np.float32))])]),
+                          const(np.array(0.5, np.float32))])
+        x = layer_norm(op("Add", [linear(gelu, ffn, hidden), x]))
+    nodes.append(h.make_node("Identity", [x], ["y"], name="output"))
+    g = h.make_graph(nodes, "encoder", [h.make_tensor_value_info("x", T.FLOAT, ["batch", "seq", hidden])],
+                     [h.make_tensor_value_info("y", T.FLOAT, ["batch", "seq", hidden])], initializer=inits)
+    m = h.make_model(g, opset_imports=[h.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
-from gp_helpers import positions, quotient_has_cycle, random_dag, split_model
+from gp_helpers import encoder_model, positions, quotient_has_cycle, random_dag, split_model
 from graph_partitioner.cluster import cluster, is_convex
 from graph_partitioner.ir import FLOAT, Graph
 from graph_partitioner.onnx_io import graph_from_onnx
@@ -139,6 +140,13 @@ def test_fewest_clusters_on_small_graphs(seed):
     assert len(cl) == _min_runs_brute_force(preds, claim)
 
 
+def test_duplicate_node_names_are_an_error():
+    g = random_dag(3, 0.0, seed=1)
+    g.nodes[1].name = g.nodes[0].name
+    with pytest.raises(ValueError, match="has two nodes named 'n0'"):
+        partition(g)
+
+
 def test_determinism():
     g = random_dag(400, 0.2, seed=7)
     first = partition(g)
@@ -183,3 +191,34 @@ def test_large_graph_is_fast_enough():
     preds, cl = positions(result)
     assert all(is_convex(preds, c) is None for c in cl)
     assert elapsed < 20.0, f"partition of 5000 nodes took {elapsed:.1f} s"
+
+
+def test_encoder_is_one_cluster_and_splits_cleanly():
+    """A BERT-style encoder (decomposed LayerNorm and GELU, Shape->Gather->Concat->Reshape head splitting)."""
+    import onnxruntime as ort
+
+    model = encoder_model(layers=2)
+    x = np.random.default_rng(0).standard_normal((2, 5, 32)).astype(np.float32)
+    (y,) = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert y.shape == (2, 5, 32)  # the model is valid, so its partition is meaningful
+    g = graph_from_onnx(model)
+    whole = partition(g)
+    assert len(whole.clusters) == 1 and whole.reasons == {}
+    split = partition(g, op_types_to_exclude=["Erf"])
+    preds, cl = positions(split)
+    # the two Erf nodes are in series (layer 2 depends on layer 1), so three clusters is the minimum
+    assert len(split.clusters) == 3 and sum(len(c) for c in split.clusters) == len(g.nodes) - 2
+    assert set(split.reasons.values()) == {"excluded by op_types_to_exclude"}
+    assert not quotient_has_cycle(preds, cl)
+
+
+def test_shared_shape_chain_serves_only_one_cluster():
+    """The batch/sequence dims feed the Reshapes before and after the Softmax; with Softmax left to ORT the two
+    Reshapes land in different clusters and the chain can only be in one (the earlier): the later Reshape is refused
+    with the reason."""
+    g = graph_from_onnx(encoder_model(layers=1))
+    result = partition(g, op_types_to_exclude=["Softmax"])
+    refused = {k: v for k, v in result.reasons.items() if "excluded" not in v}
+    assert len(refused) == 1
+    (why,) = refused.values()
+    assert why.startswith("Reshape needs 'concat_") and why.endswith("which is in another cluster")
