@@ -40,14 +40,17 @@ class OpaqueAttr:
 
     ``kind`` names the attribute type ("graph", "graphs", ...). ``proto`` keeps the ``onnx.AttributeProto`` when
     the attribute came from protobuf, so :func:`graph_to_onnx` can write it back; it is ``None`` for attributes
-    from the shim's export, which carries no value for them. No support rule accepts a node holding one.
+    from the shim's export, which carries no value for them. ``outer_names`` are the values of the enclosing graph
+    that a subgraph reads (implicit inputs of If/Loop/Scan): the partitioner treats them as dependencies, since a
+    cluster must not both feed such a node implicitly and depend on it. No support rule accepts a node holding one.
     """
 
-    __slots__ = ("kind", "proto")
+    __slots__ = ("kind", "proto", "outer_names")
 
-    def __init__(self, kind: str, proto: Any = None):
+    def __init__(self, kind: str, proto: Any = None, outer_names: Sequence[str] = ()):
         self.kind = kind
         self.proto = proto
+        self.outer_names = tuple(outer_names)
 
     def __repr__(self) -> str:
         return f"OpaqueAttr({self.kind})"
@@ -107,7 +110,32 @@ def _attr_to_python(attr: Any, base_dir: str) -> Any:
              AttributeProto.TYPE_PROTOS: "type_protos"}
     copy = AttributeProto()
     copy.CopyFrom(attr)
-    return OpaqueAttr(kinds.get(t, "unknown"), copy)
+    subgraphs = [attr.g] if t == AttributeProto.GRAPH else list(attr.graphs) if t == AttributeProto.GRAPHS else []
+    outer: set[str] = set()
+    for sg in subgraphs:
+        outer |= outer_names(sg)
+    return OpaqueAttr(kinds.get(t, "unknown"), copy, sorted(outer))
+
+
+def outer_names(graph: Any) -> set[str]:
+    """Names a GraphProto reads from enclosing scopes (used by its nodes, nested subgraphs or outputs, defined by
+    none of its inputs, initializers and node outputs)."""
+    from onnx import AttributeProto
+
+    defined = {v.name for v in graph.input} | {t.name for t in graph.initializer}
+    defined |= {t.values.name for t in graph.sparse_initializer}
+    used: set[str] = set()
+    for n in graph.node:
+        used.update(i for i in n.input if i)
+        for a in n.attribute:
+            if a.type == AttributeProto.GRAPH:
+                used |= outer_names(a.g)
+            elif a.type == AttributeProto.GRAPHS:
+                for sg in a.graphs:
+                    used |= outer_names(sg)
+        defined.update(o for o in n.output if o)
+    used.update(o.name for o in graph.output)
+    return used - defined
 
 
 def _sparse_to_dense(sparse: Any, base_dir: str) -> np.ndarray:
@@ -453,6 +481,11 @@ def graph_from_export(doc: Mapping[str, Any] | str, initializers: Sequence[np.nd
         domain = _norm_domain(str(nd.get("domain") or ""))
         name = _unique_node_name(str(nd.get("name") or ""), op_type, pos, taken)
         attrs = {k: _export_attr(name, k, spec, initializers) for k, spec in (nd.get("attrs") or {}).items()}
+        implicit = [str(i) for i in nd.get("implicit_inputs") or [] if i]
+        if implicit:  # optional key: values the node's subgraphs read from this graph
+            for a in attrs.values():
+                if isinstance(a, OpaqueAttr):
+                    a.outer_names = tuple(implicit)
         inputs: list[Value | None] = [value(i) if i else None for i in nd.get("inputs") or []]
         while inputs and inputs[-1] is None:
             inputs.pop()

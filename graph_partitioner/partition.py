@@ -10,7 +10,8 @@ Steps:
 
 1. The shape-computable analysis (``shape_computable.py``), then every node's support rule (``support/``).
    Nodes whose op type (``Resize``) or key (``ep_trtpy::Pointwise``) is in `op_types_to_exclude` are not claimed.
-2. Clustering of the claimable nodes (``cluster.py``): maximal and convex, so ORT can fuse each cluster.
+2. Clustering of the claimable nodes (``cluster.py``): the fewest clusters such that contracting each to one node
+   leaves the graph acyclic (so ORT can fuse each). Dependencies include the implicit inputs of subgraph ops.
 3. Build-time operands: a rule that accepted a node because an operand is shape-computable (Reshape's shape, ...)
    relies on the builder folding it, which needs the nodes computing it in the same engine. A node whose such
    operand is computed outside its cluster is refused, and clustering runs again (few rounds; the refused set only
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 
 from graph_partitioner.cluster import cluster as cluster_positions
 from graph_partitioner.ir import Graph, Node, Value
+from graph_partitioner.onnx_io import OpaqueAttr
 from graph_partitioner.shape_computable import SHAPE_OPS, SOURCE_OPS, ShapeComputable
 from graph_partitioner.support import SupportContext, check
 
@@ -86,6 +88,22 @@ def _build_time_culprit(v: Value, cluster_ids: set[int], memo: dict[int, Node | 
     return culprit
 
 
+def _predecessors(graph: Graph, node: Node, position: dict[int, int]) -> list[int]:
+    """Positions of the nodes `node` depends on: producers of its inputs, and of the values its subgraphs read
+    from this graph (implicit inputs of If/Loop/Scan, from OpaqueAttr.outer_names)."""
+    values = [v for v in node.inputs if v is not None]
+    for a in node.attrs.values():
+        if isinstance(a, OpaqueAttr):
+            values.extend(v for name in a.outer_names if (v := graph.values.get(name)) is not None)
+    ps: list[int] = []
+    for v in values:
+        if v.producer is not None:
+            p = position.get(id(v.producer))
+            if p is not None and p not in ps:
+                ps.append(p)
+    return ps
+
+
 def partition(graph: Graph, min_subgraph_size: int = 1, op_types_to_exclude: Iterable[str] = ()) -> PartitionResult:
     """Claim the supported nodes of `graph` in maximal acyclic clusters (see the module docstring)."""
     if min_subgraph_size < 1:
@@ -127,15 +145,7 @@ def partition(graph: Graph, min_subgraph_size: int = 1, op_types_to_exclude: Ite
         elif asked:
             needs[i] = list(asked)
 
-    preds: list[list[int]] = []
-    for node in nodes:
-        ps: list[int] = []
-        for v in node.inputs:
-            if v is not None and v.producer is not None:
-                p = position.get(id(v.producer))
-                if p is not None and p not in ps:
-                    ps.append(p)
-        preds.append(ps)
+    preds = [_predecessors(graph, node, position) for node in nodes]
 
     # Shape arithmetic (and constants) joins the cluster of its earliest consumer rather than running early.
     sinkable = [bool(n.outputs) and n.domain in ("", "ai.onnx") and all(analysis(v) for v in n.outputs)

@@ -222,3 +222,39 @@ def test_shared_shape_chain_serves_only_one_cluster():
     assert len(refused) == 1
     (why,) = refused.values()
     assert why.startswith("Reshape needs 'concat_") and why.endswith("which is in another cluster")
+
+
+def test_implicit_inputs_of_subgraphs_are_dependencies():
+    """relu -> If (its branches read 'a' from the outer graph, not through an input) -> add <- relu: claiming
+    {relu, add} as one cluster would be cyclic through the If."""
+    from onnx import TensorProto as T
+    from onnx import helper as h
+
+    then_g = h.make_graph([h.make_node("Identity", ["a"], ["t"])], "then", [],
+                          [h.make_tensor_value_info("t", T.FLOAT, [2])])
+    else_g = h.make_graph([h.make_node("Neg", ["a"], ["e"])], "else", [],
+                          [h.make_tensor_value_info("e", T.FLOAT, [2])])
+    nodes = [h.make_node("Relu", ["x"], ["a"], name="relu"),
+             h.make_node("If", ["cond"], ["b"], name="if", then_branch=then_g, else_branch=else_g),
+             h.make_node("Add", ["a", "b"], ["y"], name="add")]
+    graph = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", T.FLOAT, [2]),
+                                      h.make_tensor_value_info("cond", T.BOOL, [])],
+                         [h.make_tensor_value_info("y", T.FLOAT, [2])])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    g = graph_from_onnx(model)
+    assert g.node_by_name("if").attrs["then_branch"].outer_names == ("a",)
+    result = partition(g)
+    assert names(result) == [["relu"], ["add"]]
+    # the same through the shim's document, where the optional "implicit_inputs" key carries them
+    from graph_partitioner.onnx_io import graph_from_export
+
+    doc = {"name": "g", "opsets": {"": 17}, "inputs": ["x", "cond"], "outputs": ["y"], "initializers": [],
+           "values": {n: {"dtype": 1, "shape": [2]} for n in ("x", "a", "b", "y")},
+           "nodes": [{"name": "relu", "op_type": "Relu", "inputs": ["x"], "outputs": ["a"], "attrs": {}},
+                     {"name": "if", "op_type": "If", "inputs": ["cond"], "outputs": ["b"], "implicit_inputs": ["a"],
+                      "attrs": {"then_branch": {"type": "graph"}, "else_branch": {"type": "graph"}}},
+                     {"name": "add", "op_type": "Add", "inputs": ["a", "b"], "outputs": ["y"], "attrs": {}}]}
+    assert names(partition(graph_from_export(doc, []))) == [["relu"], ["add"]]
+    del doc["nodes"][1]["implicit_inputs"]
+    assert names(partition(graph_from_export(doc, []))) == [["relu", "add"]]  # what happens without them
