@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from graph_partitioner.ir import Graph, Node, Shape, Value, elem_type
+from graph_partitioner.ir import BFLOAT16, Graph, Node, Shape, Value, elem_type, np_dtype
 
 log = logging.getLogger("graph_partitioner")
 
@@ -421,6 +421,8 @@ def _export_attr(node_name: str, name: str, spec: Mapping[str, Any], initializer
         if not 0 <= k < len(initializers):
             raise ValueError(f"node '{node_name}': tensor attribute '{name}' refers to array {k}, but only "
                              f"{len(initializers)} arrays came with the graph document")
+        if initializers[k] is None:  # data numpy cannot hold element by element (strings)
+            return OpaqueAttr("tensor")
         return np.asarray(initializers[k])
     return OpaqueAttr(str(kind or "unknown"))
 
@@ -441,12 +443,15 @@ def _export_shape(spec: Mapping[str, Any]) -> Shape:
     return tuple(dims)
 
 
-def graph_from_export(doc: Mapping[str, Any] | str, initializers: Sequence[np.ndarray]) -> Graph:
+def graph_from_export(doc: Mapping[str, Any] | str, initializers: Sequence[np.ndarray | None]) -> Graph:
     """The IR of the shim's JSON graph document (``ep_trtpy/_host.py`` has the schema).
 
     ``initializers[i]`` is the data of ``doc["initializers"][i]``; arrays beyond those are the data of tensor
     attributes, which refer to them by index. ``Node.index`` is the node's position in ``doc["nodes"]`` (what
-    GetCapability answers with).
+    GetCapability answers with). Initializer data ``None`` (strings) gives a typed value without ``const``;
+    bfloat16 data arriving as uint16 bits is viewed as bfloat16. ``outer_scope_values`` (a nested subgraph's reads
+    from its parent) become graph inputs. An optional per-node ``"implicit_inputs": [name, ...]`` (values the
+    node's own subgraphs read from this graph) is kept in its graph attributes' ``OpaqueAttr.outer_names``.
     """
     if isinstance(doc, (str, bytes)):
         doc = json.loads(doc)
@@ -468,12 +473,21 @@ def graph_from_export(doc: Mapping[str, Any] | str, initializers: Sequence[np.nd
         return v
 
     for k, name in enumerate(init_names):
-        arr = np.asarray(initializers[k])
         spec = specs.get(name) or {}
         dtype = int(spec.get("dtype") or 0) or None
+        if initializers[k] is None:  # data numpy cannot hold (strings): typed, but not a usable constant
+            graph.add_value(name, dtype, _export_shape(spec), unique=False)
+            continue
+        arr = np.asarray(initializers[k])
+        if dtype == BFLOAT16 and arr.dtype == np.uint16:  # the shim passes bfloat16 as its bits
+            arr = arr.view(np_dtype(BFLOAT16))
         graph.add_value(name, dtype, const=arr, unique=False)
     for name in doc.get("inputs") or []:
         graph.inputs.append(value(name))
+    for name in doc.get("outer_scope_values") or []:  # a nested subgraph's reads from its parent: inputs here
+        v = value(name)
+        if all(v is not u for u in graph.inputs):
+            graph.inputs.append(v)
 
     taken: set[str] = set()
     for pos, nd in enumerate(doc.get("nodes") or []):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from graph_partitioner.ir import BOOL, FLOAT, FLOAT16, INT32, INT64, FLOAT_TYPES, Node, dtype_name
+from graph_partitioner.ir import BOOL, FLOAT, FLOAT16, FLOAT_TYPES, INT32, INT64, Node, dtype_name
 from graph_partitioner.support import common
 from graph_partitioner.support.registry import FLOATS, INTS, NUMERIC, RuleFn, SupportContext, rule
 
@@ -25,20 +25,20 @@ def _plain(op: str, dtypes: frozenset[int], doc: str, exempt_outputs: tuple[int,
 
 
 for _op in ("Add", "Sub", "Mul", "Div"):
-    _plain(_op, NUMERIC, "Binary arithmetic with numpy broadcasting; integer Div truncates toward zero.")
+    _plain(_op, NUMERIC, "Binary arithmetic with numpy broadcasting (integer division truncates toward zero).")
 for _op in ("Neg", "Abs", "Sign", "Relu"):
     _plain(_op, NUMERIC, "Unary, any rank (0-d and zero-size included).")
 for _op in ("Sigmoid", "Tanh", "Erf", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "Sin", "Cos",
             "Softplus", "Softsign", "HardSwish"):
     _plain(_op, FLOATS, "Unary float math, computed in float32.")
 for _op in ("LeakyRelu", "Elu", "Selu", "Celu", "ThresholdedRelu", "HardSigmoid"):
-    _plain(_op, FLOATS, "Activation with its attributes (alpha, beta, gamma) as immediates.")
+    _plain(_op, FLOATS, "Activation; its attributes (alpha, beta, gamma as the op has them) become immediates.")
 _plain("PRelu", FLOATS, "slope broadcasts to X (numpy rules).")
 for _op in ("Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"):
     _plain(_op, NUMERIC, "Comparison with broadcasting; output bool.", exempt_outputs=(0,))
-for _op in ("IsNaN", "IsInf"):
-    _plain(_op, FLOATS, "Float classification; output bool (IsInf: detect_positive/detect_negative).",
-           exempt_outputs=(0,))
+_plain("IsNaN", FLOATS, "Float classification; output bool.", exempt_outputs=(0,))
+_plain("IsInf", FLOATS, "Float classification with detect_positive/detect_negative; output bool.",
+       exempt_outputs=(0,))
 for _op in ("And", "Or", "Xor", "Not"):
     _plain(_op, BOOLS, "Logic on bool tensors with broadcasting.")
 

@@ -74,8 +74,10 @@ CONSTANT_FORMS = ("value", "value_float", "value_floats", "value_int", "value_in
 def constant(node: Node, ctx: SupportContext) -> str | None:
     """value, value_float(s) or value_int(s) (sparse_value and strings refused)."""
     present = [k for k in node.attrs if k.startswith("value") or k == "sparse_value"]
-    if "sparse_value" in present or any(isinstance(node.attrs[k], OpaqueAttr) for k in present):
+    if "sparse_value" in present:
         return "Constant with a sparse_value attribute is not supported (dense value attributes are)"
+    if any(isinstance(node.attrs[k], OpaqueAttr) for k in present):
+        return "Constant value has no numeric form here (e.g. a string tensor), so it cannot be claimed"
     if any(k in ("value_string", "value_strings") for k in present):
         return "Constant value_string(s) produces a string tensor, and string is not supported on the GPU path"
     forms = [k for k in present if k in CONSTANT_FORMS]

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from graph_partitioner.ir import BOOL, FLOAT, INT64, Graph
+from graph_partitioner.ir import BFLOAT16, BOOL, FLOAT, INT64, STRING, Graph
 from graph_partitioner.onnx_io import OpaqueAttr, graph_from_export
 from graph_partitioner.partition import partition
 
@@ -119,3 +119,32 @@ def test_cycle_in_document_is_an_error():
 def test_graph_from_export_classmethod():
     doc, arrays = _doc()
     assert len(Graph.from_export(doc, arrays).nodes) == 5
+
+
+def test_unreadable_and_bfloat16_initializers_and_outer_scope_values():
+    """The shim passes None for data numpy cannot hold (strings), bfloat16 as uint16 bits, and lists the values a
+    nested subgraph reads from its parent in outer_scope_values."""
+    import ml_dtypes
+
+    doc = {"name": "sub", "opsets": {"": 17}, "inputs": ["x"], "outputs": ["y", "z"],
+           "initializers": ["labels", "wb"], "outer_scope_values": ["outer"],
+           "values": {"labels": {"dtype": 8, "shape": [2]}, "wb": {"dtype": 16, "shape": [2]},
+                      "x": {"dtype": 1, "shape": [2]}, "outer": {"dtype": 1, "shape": [2]},
+                      "y": {"dtype": 1, "shape": [2]}, "z": {"dtype": 8, "shape": [2]}},
+           "nodes": [{"name": "add", "op_type": "Add", "inputs": ["x", "outer"], "outputs": ["y"], "attrs": {}},
+                     {"name": "ident", "op_type": "Identity", "inputs": ["labels"], "outputs": ["z"], "attrs": {}},
+                     {"name": "cs", "op_type": "Constant", "inputs": [], "outputs": ["s"],
+                      "attrs": {"value": {"type": "tensor", "index": 2}}}]}
+    bits = np.array([1.5, -2.0], dtype=ml_dtypes.bfloat16).view(np.uint16)
+    g = graph_from_export(doc, [None, bits, None])
+    labels = g.values["labels"]
+    assert labels.const is None and labels.dtype == STRING and labels.shape == (2,)
+    wb = g.values["wb"]
+    assert wb.dtype == BFLOAT16 and wb.const.dtype.name == "bfloat16"
+    assert wb.const.astype(np.float32).tolist() == [1.5, -2.0]
+    assert [v.name for v in g.inputs] == ["x", "outer"]
+    result = partition(g)
+    assert [[n.name for n in c] for c in result.clusters] == [["add"]]
+    assert "string is not supported on the GPU path" in result.reasons["ident"]
+    assert result.reasons["cs"] == ("Constant value has no numeric form here (e.g. a string tensor), so it cannot be "
+                                    "claimed")
