@@ -37,6 +37,15 @@ def test_every_spec_op_has_a_rule_with_a_docstring():
     assert all(r.doc for r in registered.values())
 
 
+def test_every_claimable_op_has_a_reference_and_inference():
+    """DESIGN: every op we claim has a support rule and a numpy reference side by side (ep_trtpy.ops)."""
+    from ep_trtpy.ops.registry import all_ops
+
+    ops = all_ops()
+    missing = sorted(k for k in rules() if k not in ops or ops[k].ref is None or ops[k].infer is None)
+    assert missing == []
+
+
 def test_pointwise_input_limit_matches_the_program_spec():
     from ep_trtpy.ops.pointwise_program import MAX_INPUTS
 
