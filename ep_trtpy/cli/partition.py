@@ -8,26 +8,27 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 NAME = "partition"
 HELP = ("Show which nodes of an ONNX model TrtPyExecutionProvider claims, the clusters (one engine each) and the "
         "reason for every node left to ONNX Runtime; or print the op support matrix.")
 
 
-def _spec(name: str):  # noqa: ANN202 - an ep_trtpy.options.Spec
+def _spec(name: str) -> Any:
+    """The ep_trtpy.options.Spec of a provider option."""
     from ep_trtpy import options
 
     return next(s for s in options.SPECS if s.name == name)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ep_trtpy import options
-
+    """Flags; the two partition options take their parsing, default and help from ep_trtpy.options."""
     min_spec, excl_spec = _spec("min_subgraph_size"), _spec("op_types_to_exclude")
     p.add_argument("model", nargs="?", help="path of the ONNX model")
-    p.add_argument("--min-subgraph-size", type=options._pos_int, default=min_spec.default, metavar="N",
+    p.add_argument("--min-subgraph-size", type=min_spec.parse, default=min_spec.default, metavar="N",
                    help=f"{min_spec.doc} (default {min_spec.default})")
-    p.add_argument("--op-types-to-exclude", type=options._str_list, default=excl_spec.default, metavar="A,B",
+    p.add_argument("--op-types-to-exclude", type=excl_spec.parse, default=excl_spec.default, metavar="A,B",
                    help=excl_spec.doc)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--support-matrix", action="store_true",
