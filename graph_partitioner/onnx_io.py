@@ -221,10 +221,12 @@ def graph_from_onnx(model: Any, infer_shapes: bool = True) -> Graph:
     for vi in list(g.value_info) + list(g.input) + list(g.output):
         types[vi.name] = _type_of(vi)
 
-    for init in g.initializer:
-        graph.add_value(init.name, const=numpy_helper.to_array(init, base_dir), unique=False)
+    for init in g.initializer:  # the proto's element type is kept (float8 and friends have no numpy twin here)
+        graph.add_value(init.name, int(init.data_type) or None, const=numpy_helper.to_array(init, base_dir),
+                        unique=False)
     for sp in g.sparse_initializer:
-        graph.add_value(sp.values.name, const=_sparse_to_dense(sp, base_dir), unique=False)
+        graph.add_value(sp.values.name, int(sp.values.data_type) or None, const=_sparse_to_dense(sp, base_dir),
+                        unique=False)
 
     def value(name: str) -> Value:
         v = graph.values.get(name)
@@ -280,9 +282,13 @@ def _set_constant_value(node: Node) -> None:
         arr = np.array(a["value_ints"], dtype=np.int64)
     if arr is None:
         return
+    try:
+        dtype = elem_type(arr.dtype)
+    except ValueError:  # e.g. a float8 tensor (ml_dtypes): left to the Constant rule to refuse
+        return
     out = node.outputs[0]
     out.const = arr
-    out.dtype = elem_type(arr.dtype)
+    out.dtype = dtype
     out.shape = tuple(int(d) for d in arr.shape)
 
 

@@ -189,3 +189,21 @@ def test_to_onnx_plain_graph_runs_in_ort():
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         graph_from_onnx(str(tmp_path / "nope.onnx"))
+
+
+def test_float8_initializer_and_constant_load_and_are_refused():
+    """Element types numpy has no plain twin for keep their ONNX type; the rules refuse them with a reason."""
+    from graph_partitioner.partition import partition
+
+    w8 = h.make_tensor("w8", T.FLOAT8E4M3FN, [2], [1.0, 2.0])
+    c8 = h.make_tensor("c8", T.FLOAT8E4M3FN, [2], [1.0, 2.0])
+    nodes = [h.make_node("Cast", ["w8"], ["w"], to=T.FLOAT, name="cast_w"),
+             h.make_node("Constant", [], ["k"], value=c8, name="const"),
+             h.make_node("Cast", ["k"], ["kf"], to=T.FLOAT, name="cast_k"),
+             h.make_node("Add", ["w", "kf"], ["y"], name="add")]
+    graph = h.make_graph(nodes, "f8", [], [h.make_tensor_value_info("y", T.FLOAT, [2])], initializer=[w8])
+    g = graph_from_onnx(h.make_model(graph, opset_imports=[h.make_opsetid("", 19)]))
+    assert g.values["w8"].dtype == T.FLOAT8E4M3FN and g.values["w8"].const is not None
+    result = partition(g)
+    assert [n.name for n in result.claimed] == ["add"]
+    assert result.reasons["cast_w"].startswith("input 0 ('w8') is elem_type_17; Cast supports")
