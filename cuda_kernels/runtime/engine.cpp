@@ -157,12 +157,6 @@ int Engine::finalize(std::string* err) {
     *err = deferred_error_;
     return 1;
   }
-  DeviceGuard guard(device_);
-  if (!guard.ok()) {
-    *err = "cannot use CUDA device " + std::to_string(device_) + ": " + guard.error();
-    return 1;
-  }
-
   // ---- tensor table --------------------------------------------------------------------------------
   const size_t n = tensors_.size();
   input_tensor_.assign(static_cast<size_t>(n_inputs_), -1);
@@ -303,6 +297,13 @@ int Engine::finalize(std::string* err) {
   in_ptrs_.assign(n_in, nullptr);
   out_ptrs_.assign(n_out, nullptr);
   ptr_cache_.assign(n, nullptr);
+
+  // Validation above needs no device; everything below does.
+  DeviceGuard guard(device_);
+  if (!guard.ok()) {
+    *err = "cannot use CUDA device " + std::to_string(device_) + ": " + guard.error();
+    return 1;
+  }
 
   // Arena before prepare, so that static_pointer() of activations works inside prepare.
   auto fail = [&](const std::string& msg) {
