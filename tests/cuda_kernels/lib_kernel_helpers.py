@@ -130,9 +130,10 @@ def gelu_tanh_ref(v: np.ndarray) -> np.ndarray:
     return 0.5 * v * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (v + 0.044715 * v ** 3)))
 
 
-def ort_reference(op: str, inputs: Sequence[tuple[str, np.ndarray, bool]], out_shape: Sequence[int],
+def ort_reference(op: str, inputs: Sequence[tuple[str, np.ndarray, bool]], out_shape: Sequence[int] | None,
                   attrs: dict[str, Any], opset: int = 17) -> np.ndarray:
-    """One ONNX node run by ONNX Runtime's CPU provider; inputs are (name, array, is_initializer)."""
+    """One ONNX node run by ONNX Runtime's CPU provider; inputs are (name, array, is_initializer). out_shape None
+    leaves the output shape to ORT."""
     import onnx
     import onnxruntime as ort
     from onnx import helper, numpy_helper
@@ -145,7 +146,9 @@ def ort_reference(op: str, inputs: Sequence[tuple[str, np.ndarray, bool]], out_s
             feeds[name] = arr
             graph_inputs.append(helper.make_tensor_value_info(name, elem_type(arr.dtype), list(arr.shape)))
     node = helper.make_node(op, [n for n, _, _ in inputs], ["y"], **attrs)
-    out = helper.make_tensor_value_info("y", elem_type(inputs[0][1].dtype), list(out_shape))
+    rank = inputs[0][1].ndim
+    out = helper.make_tensor_value_info("y", elem_type(inputs[0][1].dtype),
+                                        [f"y{i}" for i in range(rank)] if out_shape is None else list(out_shape))
     model = helper.make_model(helper.make_graph([node], "ref", graph_inputs, [out], inits),
                               opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
@@ -197,3 +200,110 @@ def assert_close(got: np.ndarray, ref: np.ndarray, dtype: int, what: str, plan: 
             f"rtol {rtol}, atol {atol_frac}*{scale:.3g}); worst at {tuple(int(i) for i in worst)}: got "
             f"{got64[worst]!r}, expected {ref[worst]!r}; max abs err {float(np.nanmax(err)):.3g}, NaNs in result "
             f"{int(np.isnan(got64).sum())}{layers}")
+
+
+# ------------------------------------------------------------------------------------------- test cases --
+class ConvCase:
+    """One convolution configuration (pads are ONNX order: all begins, then all ends)."""
+
+    def __init__(self, name: str, x: Sequence[int], w: Sequence[int], pads: Sequence[int] | None = None,
+                 strides: Sequence[int] | None = None, dilations: Sequence[int] | None = None, group: int = 1,
+                 bias: bool = False, z: bool = False, act: str = "", output_padding: Sequence[int] | None = None):
+        k = len(x) - 2
+        self.name, self.x, self.w, self.group = name, tuple(x), tuple(w), group
+        self.pads = list(pads) if pads is not None else [0] * (2 * k)
+        self.strides = list(strides) if strides is not None else [1] * k
+        self.dilations = list(dilations) if dilations is not None else [1] * k
+        self.output_padding = list(output_padding) if output_padding is not None else [0] * k
+        self.bias, self.z, self.act, self.k = bias, z, act, k
+
+    def __repr__(self) -> str:
+        return self.name
+
+    def attrs(self, transpose: bool = False) -> dict[str, Any]:
+        a: dict[str, Any] = {"pads": self.pads, "strides": self.strides, "dilations": self.dilations,
+                             "group": self.group}
+        if transpose:
+            a["output_padding"] = self.output_padding
+        return a
+
+
+CONV_CASES = [
+    ConvCase("2d_basic", (2, 3, 9, 9), (4, 3, 3, 3), pads=(1, 1, 1, 1)),
+    ConvCase("2d_strided_dilated_asym_pads", (2, 4, 11, 10), (6, 4, 3, 2), pads=(0, 2, 3, 1), strides=(2, 3),
+             dilations=(2, 1)),
+    ConvCase("1d_asym_pads_dilated", (2, 3, 17), (5, 3, 4), pads=(2, 1), strides=(2,), dilations=(2,)),
+    ConvCase("3d_asym_pads", (1, 2, 6, 7, 5), (3, 2, 3, 2, 3), pads=(1, 0, 1, 1, 1, 0), strides=(2, 1, 1)),
+    ConvCase("3d_dilated", (2, 3, 7, 6, 6), (4, 3, 2, 2, 3), pads=(1, 1, 1, 1, 1, 1), dilations=(2, 1, 2)),
+    ConvCase("groups", (2, 8, 7, 7), (4, 4, 3, 3), pads=(1, 1, 1, 1), group=2),
+    ConvCase("depthwise", (1, 6, 10, 10), (6, 1, 5, 5), pads=(2, 2, 2, 2), group=6, bias=True),
+    ConvCase("depthwise_strided_asym", (2, 4, 9, 8), (8, 1, 3, 3), pads=(0, 1, 1, 0), strides=(2, 2), group=4),
+    ConvCase("wide_k576", (1, 64, 8, 8), (32, 64, 3, 3), pads=(1, 1, 1, 1)),
+    ConvCase("pointwise_strided_bias", (2, 16, 9, 9), (8, 16, 1, 1), strides=(2, 2), bias=True),
+    ConvCase("bias_relu", (2, 8, 8, 8), (16, 8, 3, 3), pads=(1, 1, 1, 1), bias=True, act="Relu"),
+    ConvCase("bias_residual_relu", (2, 8, 8, 8), (8, 8, 3, 3), pads=(1, 1, 1, 1), bias=True, z=True, act="Relu"),
+    ConvCase("bias_residual_no_act", (1, 4, 6, 6), (4, 4, 3, 3), pads=(1, 1, 1, 1), bias=True, z=True),
+    ConvCase("residual_no_bias", (1, 4, 6, 6), (4, 4, 3, 3), pads=(1, 1, 1, 1), z=True),
+    ConvCase("relu_no_bias_asym", (1, 4, 7, 7), (6, 4, 3, 3), pads=(2, 0, 0, 2), act="Relu"),
+    ConvCase("1d_bias_relu_asym", (3, 5, 20), (7, 5, 3), pads=(0, 2), bias=True, act="Relu"),
+]
+
+CONV_TRANSPOSE_CASES = [
+    ConvCase("2d_direct_op", (2, 4, 5, 5), (4, 3, 3, 3), pads=(1, 1, 1, 1), strides=(2, 2), output_padding=(1, 1),
+             bias=True),
+    ConvCase("2d_asym_pads_crop", (1, 3, 4, 6), (3, 2, 3, 3), pads=(0, 1, 2, 0), strides=(2, 1)),
+    ConvCase("1d_dilated_op_direct", (2, 3, 7), (3, 4, 3), pads=(1, 1), strides=(3,), dilations=(3,),
+             output_padding=(2,)),
+    ConvCase("1d_asym_pads_op_crop", (2, 3, 7), (3, 4, 3), pads=(2, 0), strides=(2,), output_padding=(1,),
+             bias=True),
+    ConvCase("groups", (2, 6, 5, 4), (6, 2, 3, 3), pads=(1, 0, 1, 0), strides=(1, 2), group=3, bias=True),
+    ConvCase("3d", (1, 2, 3, 4, 3), (2, 3, 2, 3, 2), pads=(0, 1, 0, 1, 1, 0), strides=(2, 1, 2)),
+    ConvCase("dilated_no_stride", (1, 3, 6, 6), (3, 5, 3, 3), pads=(2, 2, 2, 2), dilations=(2, 2), bias=True),
+    ConvCase("1d_plain", (2, 5, 9), (5, 2, 4), strides=(3,)),
+    ConvCase("wide_k", (1, 64, 6, 6), (64, 16, 3, 3), pads=(1, 1, 1, 1), strides=(2, 2), output_padding=(1, 1)),
+]
+
+
+def conv_case_reference(case: ConvCase, x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+                        z: np.ndarray | None) -> np.ndarray:
+    k = case.k
+    y = conv_ref(x, w, b, case.pads[:k], case.pads[k:], case.strides, case.dilations, case.group)
+    if z is not None:
+        y = y + z.astype(np.float64)
+    if case.act == "Relu":
+        y = np.maximum(y, 0.0)
+    return y
+
+
+def conv_case_output_shape(case: ConvCase) -> tuple[int, ...]:
+    k = case.k
+    out = [case.x[0], case.w[0]]
+    for i in range(k):
+        span = case.x[2 + i] + case.pads[i] + case.pads[k + i] - case.dilations[i] * (case.w[2 + i] - 1) - 1
+        out.append(span // case.strides[i] + 1)
+    return tuple(out)
+
+
+def conv_transpose_case_reference(case: ConvCase, x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    k = case.k
+    return conv_transpose_ref(x, w, b, case.pads[:k], case.pads[k:], case.strides, case.dilations,
+                              case.output_padding, case.group)
+
+# ONNX allows output_padding >= stride (the extra outputs are bias only); ORT's CPU kernel rejects it, so these are
+# checked against the numpy reference alone.
+CONV_TRANSPOSE_NUMPY_ONLY_CASES = [
+    ConvCase("1d_op_ge_stride", (2, 3, 7), (3, 4, 3), pads=(1, 1), strides=(2,), dilations=(3,),
+             output_padding=(2,), bias=True),
+]
+
+# ConvTranspose attribute sets whose pad resolution (output_shape, auto_pad) is checked against ORT; input x
+# [1, 3, 5, 4], W [3, 2, 3, 3], B [2].
+CONV_TRANSPOSE_ORT_ATTRS = [
+    {"strides": [2, 2], "output_shape": [10, 9]},
+    {"strides": [2, 2], "output_shape": [10, 9], "auto_pad": "SAME_UPPER"},
+    {"strides": [2, 2], "output_shape": [10, 9], "auto_pad": "SAME_LOWER"},
+    {"strides": [2, 2], "output_shape": [9, 8], "output_padding": [1, 0]},
+    {"strides": [2, 3], "auto_pad": "SAME_UPPER"},
+    {"strides": [2, 3], "auto_pad": "SAME_LOWER"},
+    {"strides": [1, 2], "auto_pad": "VALID", "output_padding": [0, 1]},
+]

@@ -96,10 +96,10 @@ def test_conv_rejects_mixed_dtypes() -> None:
 
 
 # ------------------------------------------------------------------------------------------ conv transpose --
-@pytest.mark.parametrize("auto_pad, begin, end", [("NOTSET", 0, 1), ("SAME_LOWER", 0, 1), ("SAME_UPPER", 1, 0)])
-def test_conv_transpose_output_shape_pads_follow_ort(auto_pad: str, begin: int, end: int) -> None:
-    # D = 3, k = 3, s = 2, output_shape 6: total = 2*(3-1) + 0 + 3 - 6 = 1; ORT puts the odd pad at the end
-    # unless SAME_UPPER (then at the beginning).
+@pytest.mark.parametrize("auto_pad, begin, end", [("NOTSET", 1, 0), ("SAME_LOWER", 1, 0), ("SAME_UPPER", 0, 1)])
+def test_conv_transpose_output_shape_pads_follow_onnx(auto_pad: str, begin: int, end: int) -> None:
+    # D = 3, k = 3, s = 2, output_shape 6: total = 2*(3-1) + 0 + 3 - 6 = 1; the ONNX spec (and ORT >= 1.13) puts the
+    # odd pad at the end for SAME_UPPER and at the beginning otherwise.
     g = one_node_graph("ConvTranspose", [In(F, (1, 2, 3)), np.ones((2, 1, 3), np.float32)], [(F, (1, 1, 6))],
                        {"strides": [2], "output_shape": [6], "auto_pad": auto_pad})
     lay = _layer(lower(g)[0], "conv_transpose")

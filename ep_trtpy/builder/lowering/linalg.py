@@ -32,9 +32,9 @@ innermost merged dim becomes the cuBLASLt batch (stride 0 for a broadcast operan
 unrolled into one ``gemm`` layer per index, on views of A, B and Y. A batch of matrices times one shared matrix
 (``x @ W``) is folded into a single GEMM with batch * M rows.
 
-Padding conventions follow ONNX Runtime (what the EP is compared with): Conv ``auto_pad`` SAME_UPPER puts the extra
-pad at the end and SAME_LOWER at the beginning; ConvTranspose with ``output_shape`` or SAME_* distributes the total
-padding as ORT's CPU kernel does (SAME_UPPER: more at the beginning; otherwise more at the end).
+Padding conventions follow the ONNX specification, as ONNX Runtime (>= 1.13, checked against 1.31 in the tests) does:
+Conv ``auto_pad`` SAME_UPPER puts the odd pad at the end and SAME_LOWER at the beginning; ConvTranspose with
+``output_shape`` or SAME_* puts it at the end for SAME_UPPER and at the beginning otherwise (NOTSET, SAME_LOWER).
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def lower_fused_conv(ctx: LowerCtx, node: Node) -> None:
 
 def conv_transpose_pads(node: Node, spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
                         dilations: Sequence[int], output_padding: Sequence[int]) -> tuple[list[int], list[int]]:
-    """Explicit (begin, end) pads of a ConvTranspose, resolving ``output_shape`` and ``auto_pad`` as ORT does."""
+    """Explicit (begin, end) pads of a ConvTranspose, resolving ``output_shape`` and ``auto_pad`` (ONNX spec, as ORT)."""
     k = len(spatial)
     auto_pad = node.attr("auto_pad", "NOTSET")
     if isinstance(auto_pad, bytes):
@@ -201,8 +201,8 @@ def conv_transpose_pads(node: Node, spatial: Sequence[int], kernel: Sequence[int
     for d, kk, s, dil, op, t in zip(spatial, kernel, strides, dilations, output_padding, targets):
         total = max(0, (d - 1) * s + op + (kk - 1) * dil + 1 - t)
         small, large = total // 2, total - total // 2
-        begin.append(large if auto_pad == "SAME_UPPER" else small)
-        end.append(small if auto_pad == "SAME_UPPER" else large)
+        begin.append(small if auto_pad == "SAME_UPPER" else large)
+        end.append(large if auto_pad == "SAME_UPPER" else small)
     return begin, end
 
 
