@@ -50,7 +50,7 @@ def build_engine(plan: Plan, weights: bytes, device: int = 0) -> Any:
         engine.add_layer(layer.kernel, [int(x) for x in layer.inputs], [int(x) for x in layer.outputs],
                          [int(x) for x in layer.ints], [float(x) for x in layer.floats], int(layer.tactic),
                          int(layer.workspace), layer.name or f"layer{i}")
-    engine.set_weights(bytes(weights))
+    engine.set_weights(weights if isinstance(weights, (bytes, bytearray, memoryview)) else bytes(weights))
     engine.set_arena_bytes(int(plan.arena_bytes))
     engine.finalize()
     for layer, tactic, workspace in zip(plan.layers, engine.tactics(), engine.workspaces()):
