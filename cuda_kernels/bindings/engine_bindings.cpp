@@ -214,7 +214,7 @@ void init_engine_bindings(py::module_& m) {
   m.def(
       "library_versions",
       []() {
-        tp::LibraryVersions v = tp::library_versions();
+        tp::lib::LibraryVersions v = tp::lib::library_versions();
         py::dict d;
         d["cudnn"] = v.cudnn;
         d["cudnn_cudart"] = v.cudnn_cudart;

@@ -6,6 +6,7 @@
 #include "tp/library_epilogues.h"
 
 namespace tp {
+namespace lib {
 namespace {
 
 constexpr int kThreads = 256;
@@ -150,4 +151,5 @@ cudaError_t launch_window_copy(const WindowCopyArgs& a, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
+}  // namespace lib
 }  // namespace tp

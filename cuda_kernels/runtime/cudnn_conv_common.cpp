@@ -7,6 +7,7 @@
 #include "tp/library_support.h"
 
 namespace tp {
+namespace lib {
 
 CudnnConvDescs::~CudnnConvDescs() {
   if (x) cudnnDestroyTensorDescriptor(x);
@@ -79,4 +80,5 @@ std::string join(const std::vector<int64_t>& v) {
   return s + "]";
 }
 
+}  // namespace lib
 }  // namespace tp

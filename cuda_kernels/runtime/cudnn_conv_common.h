@@ -13,6 +13,7 @@
 #include <vector>
 
 namespace tp {
+namespace lib {
 
 struct CudnnConvDescs {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
@@ -56,4 +57,5 @@ int set_conv_nd(cudnnConvolutionDescriptor_t* d, const std::vector<int>& pads, c
 
 std::string join(const std::vector<int64_t>& v);
 
+}  // namespace lib
 }  // namespace tp

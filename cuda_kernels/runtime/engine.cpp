@@ -17,6 +17,7 @@
 
 namespace tp {
 namespace {
+using namespace ::tp::lib;  // NOLINT: this file's helpers
 
 constexpr size_t kAlign = 256;
 

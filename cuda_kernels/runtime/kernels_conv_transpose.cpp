@@ -31,6 +31,7 @@
 
 namespace tp {
 namespace {
+using namespace ::tp::lib;  // NOLINT: this file's helpers
 
 constexpr size_t kMaxWorkspace = size_t(256) << 20;
 

@@ -41,6 +41,7 @@
 
 namespace tp {
 namespace {
+using namespace ::tp::lib;  // NOLINT: this file's helpers
 
 constexpr size_t kMaxWorkspace = size_t(32) << 20;
 constexpr int kRequestedAlgos = 8;

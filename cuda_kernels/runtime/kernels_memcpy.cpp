@@ -14,6 +14,7 @@
 
 namespace tp {
 namespace {
+using namespace ::tp::lib;  // NOLINT: this file's helpers
 
 int memcpy_prepare(Engine& engine, Layer& layer, std::string* err) {
   TP_REQUIRE(layer.inputs.size() == 1 && layer.outputs.size() == 1, "expects 1 input and 1 output");

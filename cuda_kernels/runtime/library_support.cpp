@@ -5,6 +5,8 @@
 
 namespace tp {
 
+using lib::DeviceGuard;
+
 Handles::~Handles() {
   // Destroy on the device the handles were created on; errors cannot be reported from a destructor.
   if (lt_ == nullptr && dnn_ == nullptr) return;
@@ -38,6 +40,8 @@ int Handles::cudnn(cudnnHandle_t* out, std::string* err) {
   *out = dnn_;
   return 0;
 }
+
+namespace lib {
 
 DeviceGuard::DeviceGuard(int device) {
   cudaError_t e = cudaGetDevice(&prev_);
@@ -87,4 +91,5 @@ LibraryVersions library_versions() {
   return v;
 }
 
+}  // namespace lib
 }  // namespace tp

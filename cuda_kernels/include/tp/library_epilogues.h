@@ -9,6 +9,7 @@
 #include <cstdint>
 
 namespace tp {
+namespace lib {
 
 // Activation codes shared by the gemm and conv parameter layouts.
 enum EpilogueAct : int { kActNone = 0, kActRelu = 1, kActGelu = 2, kActGeluTanh = 3 };
@@ -50,4 +51,5 @@ struct WindowCopyArgs {
 };
 cudaError_t launch_window_copy(const WindowCopyArgs& a, cudaStream_t stream);
 
+}  // namespace lib
 }  // namespace tp

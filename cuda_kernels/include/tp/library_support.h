@@ -35,6 +35,10 @@ struct Handles {
   cudnnHandle_t dnn_ = nullptr;
 };
 
+// Runtime-internal helpers of the library kernels and the executor live in tp::lib (kept apart from other kernels'
+// helpers in tp).
+namespace lib {
+
 // Makes `device` current for the scope and restores the previous device on exit.
 class DeviceGuard {
  public:
@@ -67,6 +71,7 @@ struct LibraryVersions {
 // Never fails and needs no GPU.
 TP_API LibraryVersions library_versions();
 
+}  // namespace lib
 }  // namespace tp
 
 // Status checks for kernel code with a `std::string* err` in scope: set *err and return 1 from the function.
@@ -74,7 +79,7 @@ TP_API LibraryVersions library_versions();
   do {                                                             \
     cudaError_t tp_e_ = (call);                                    \
     if (tp_e_ != cudaSuccess) {                                    \
-      if (err) *err = ::tp::cuda_message(#call, tp_e_);            \
+      if (err) *err = ::tp::lib::cuda_message(#call, tp_e_);            \
       return 1;                                                    \
     }                                                              \
   } while (0)
@@ -82,7 +87,7 @@ TP_API LibraryVersions library_versions();
   do {                                                             \
     cublasStatus_t tp_s_ = (call);                                 \
     if (tp_s_ != CUBLAS_STATUS_SUCCESS) {                          \
-      if (err) *err = ::tp::cublas_message(#call, tp_s_);          \
+      if (err) *err = ::tp::lib::cublas_message(#call, tp_s_);          \
       return 1;                                                    \
     }                                                              \
   } while (0)
@@ -90,7 +95,7 @@ TP_API LibraryVersions library_versions();
   do {                                                             \
     cudnnStatus_t tp_s_ = (call);                                  \
     if (tp_s_ != CUDNN_STATUS_SUCCESS) {                           \
-      if (err) *err = ::tp::cudnn_message(#call, tp_s_);           \
+      if (err) *err = ::tp::lib::cudnn_message(#call, tp_s_);           \
       return 1;                                                    \
     }                                                              \
   } while (0)
