@@ -40,7 +40,7 @@ struct TensorDesc {
   }
 };
 
-size_t dtype_size(int32_t onnx_dtype);  // 0 for unknown types
+TP_API size_t dtype_size(int32_t onnx_dtype);  // 0 for unknown types
 
 class Engine;
 
@@ -81,9 +81,9 @@ struct KernelDef {
   void (*release)(Layer& layer);
 };
 
-const KernelDef* find_kernel(const std::string& name);
-std::vector<std::string> kernel_names();
-void register_kernel(const KernelDef* def);
+TP_API const KernelDef* find_kernel(const std::string& name);
+TP_API std::vector<std::string> kernel_names();
+TP_API void register_kernel(const KernelDef* def);
 
 struct KernelRegistrar {
   explicit KernelRegistrar(const KernelDef* def) { register_kernel(def); }
@@ -95,14 +95,15 @@ struct Handles;
 
 }  // namespace tp
 
-// The C API in runtime_api.h names this type; it is the Engine itself.
-struct tp_engine {
+// The C API in runtime_api.h names this type; it is the Engine itself. (TP_API: the pybind11 module uses the
+// class across the library boundary, so its type info and members are exported from the runtime.)
+struct TP_API tp_engine {
   virtual ~tp_engine() = default;
 };
 
 namespace tp {
 
-class Engine final : public tp_engine {
+class TP_API Engine final : public tp_engine {
  public:
   explicit Engine(int device);
   ~Engine() override;
@@ -173,6 +174,17 @@ class Engine final : public tp_engine {
   cudaStream_t last_stream_ = nullptr;
   cudaEvent_t last_done_ = nullptr;
   std::vector<void*> ptr_cache_;
+  // Filled by finalize(): the first tensor bound to each input/output slot, per-layer launch bookkeeping
+  // (operand pointer tables laid out flat so that run() allocates nothing), and a deferred set_weights() error.
+  bool has_run_ = false;
+  std::vector<int> input_tensor_, output_tensor_;
+  std::vector<char> layer_skip_;
+  std::vector<size_t> layer_in_base_, layer_out_base_;
+  std::vector<const void*> in_ptrs_;
+  std::vector<void*> out_ptrs_;
+  std::string deferred_error_;
+  int launch_all(cudaStream_t stream, const std::vector<cudaEvent_t>* begin, const std::vector<cudaEvent_t>* end,
+                 std::string* err);
 };
 
 }  // namespace tp

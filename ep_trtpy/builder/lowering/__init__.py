@@ -150,6 +150,8 @@ class LowerCtx:
         already fills another slot), then plan the arena."""
         from ep_trtpy.builder.memory_plan import plan_memory
 
+        for v in self.graph.inputs:  # every engine input slot gets a tensor, even one that no node reads
+            self.tensor(v)
         for k, v in enumerate(self.graph.outputs):
             tid = self.tensor(v)
             t = self.plan.tensors[tid]

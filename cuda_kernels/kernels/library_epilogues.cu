@@ -1,0 +1,155 @@
+// Epilogue and window-copy kernels for the library-backed kernels (see tp/library_epilogues.h for the math).
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+#include "tp/library_epilogues.h"
+
+namespace tp {
+namespace lib {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int64_t kMaxBlocks = 65535 * 8;
+
+template <typename T>
+__device__ __forceinline__ float load(const T* p, int64_t i);
+template <>
+__device__ __forceinline__ float load<float>(const float* p, int64_t i) {
+  return p[i];
+}
+template <>
+__device__ __forceinline__ float load<__half>(const __half* p, int64_t i) {
+  return __half2float(p[i]);
+}
+
+template <typename T>
+__device__ __forceinline__ void store(T* p, int64_t i, float v);
+template <>
+__device__ __forceinline__ void store<float>(float* p, int64_t i, float v) {
+  p[i] = v;
+}
+template <>
+__device__ __forceinline__ void store<__half>(__half* p, int64_t i, float v) {
+  p[i] = __float2half_rn(v);
+}
+
+__device__ __forceinline__ float activate(float v, int act) {
+  switch (act) {
+    case kActRelu:
+      return v > 0.f ? v : (v == v ? 0.f : v);  // NaN propagates, as max(NaN, 0) does in numpy
+    case kActGelu:
+      return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
+    case kActGeluTanh: {
+      const float k = 0.7978845608028654f;  // sqrt(2 / pi)
+      return 0.5f * v * (1.f + tanhf(k * (v + 0.044715f * v * v * v)));
+    }
+    default:
+      return v;
+  }
+}
+
+template <typename T>
+__global__ void epilogue_kernel(T* y, int64_t total, int64_t rows, int64_t cols, const T* add, int64_t add_sb,
+                                int64_t add_sr, int64_t add_sc, float add_scale, const T* residual, int act) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    float v = load(y, i);
+    if (add != nullptr) {
+      const int64_t c = i % cols;
+      const int64_t rest = i / cols;
+      const int64_t r = rest % rows;
+      const int64_t b = rest / rows;
+      v += add_scale * load(add, b * add_sb + r * add_sr + c * add_sc);
+    }
+    if (residual != nullptr) v += load(residual, i);
+    store(y, i, activate(v, act));
+  }
+}
+
+struct Dims3 {
+  int64_t v[3];
+};
+
+template <typename T>
+__global__ void window_copy_kernel(const T* in, T* out, int64_t total, int nsp, int64_t channels, Dims3 in_dims,
+                                   Dims3 out_dims, Dims3 shift, const T* bias) {
+  int64_t in_plane = 1, out_plane = 1;
+  for (int d = 0; d < nsp; ++d) {
+    in_plane *= in_dims.v[d];
+    out_plane *= out_dims.v[d];
+  }
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rest = i % out_plane;
+    const int64_t nc = i / out_plane;
+    int64_t src = 0;
+    bool inside = true;
+    int64_t stride = 1;
+    for (int d = nsp - 1; d >= 0; --d) {
+      const int64_t o = rest % out_dims.v[d];
+      rest /= out_dims.v[d];
+      const int64_t j = o + shift.v[d];
+      if (j < 0 || j >= in_dims.v[d]) inside = false;
+      src += j * stride;
+      stride *= in_dims.v[d];
+    }
+    float v = inside ? load(in, nc * in_plane + src) : 0.f;
+    if (bias != nullptr) v += load(bias, nc % channels);
+    store(out, i, v);
+  }
+}
+
+unsigned grid_for(int64_t total) {
+  int64_t blocks = (total + kThreads - 1) / kThreads;
+  if (blocks > kMaxBlocks) blocks = kMaxBlocks;
+  if (blocks < 1) blocks = 1;
+  return static_cast<unsigned>(blocks);
+}
+
+}  // namespace
+
+cudaError_t launch_epilogue(const EpilogueArgs& a, cudaStream_t stream) {
+  const int64_t total = a.batch * a.rows * a.cols;
+  if (total <= 0) return cudaSuccess;
+  if (a.rows <= 0 || a.cols <= 0) return cudaErrorInvalidValue;
+  if (a.dtype == 1) {
+    epilogue_kernel<float><<<grid_for(total), kThreads, 0, stream>>>(
+        static_cast<float*>(a.y), total, a.rows, a.cols, static_cast<const float*>(a.add), a.add_sb, a.add_sr,
+        a.add_sc, a.add_scale, static_cast<const float*>(a.residual), a.act);
+  } else if (a.dtype == 10) {
+    epilogue_kernel<__half><<<grid_for(total), kThreads, 0, stream>>>(
+        static_cast<__half*>(a.y), total, a.rows, a.cols, static_cast<const __half*>(a.add), a.add_sb, a.add_sr,
+        a.add_sc, a.add_scale, static_cast<const __half*>(a.residual), a.act);
+  } else {
+    return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t launch_window_copy(const WindowCopyArgs& a, cudaStream_t stream) {
+  if (a.nsp < 1 || a.nsp > 3) return cudaErrorInvalidValue;
+  int64_t total = a.n * a.c;
+  Dims3 in_dims{}, out_dims{}, shift{};
+  for (int d = 0; d < 3; ++d) {
+    in_dims.v[d] = d < a.nsp ? a.in_dims[d] : 1;
+    out_dims.v[d] = d < a.nsp ? a.out_dims[d] : 1;
+    shift.v[d] = d < a.nsp ? a.shift[d] : 0;
+  }
+  for (int d = 0; d < a.nsp; ++d) total *= out_dims.v[d];
+  if (total <= 0) return cudaSuccess;
+  if (a.c <= 0) return cudaErrorInvalidValue;
+  if (a.dtype == 1) {
+    window_copy_kernel<float><<<grid_for(total), kThreads, 0, stream>>>(
+        static_cast<const float*>(a.in), static_cast<float*>(a.out), total, a.nsp, a.c, in_dims, out_dims, shift,
+        static_cast<const float*>(a.bias));
+  } else if (a.dtype == 10) {
+    window_copy_kernel<__half><<<grid_for(total), kThreads, 0, stream>>>(
+        static_cast<const __half*>(a.in), static_cast<__half*>(a.out), total, a.nsp, a.c, in_dims, out_dims, shift,
+        static_cast<const __half*>(a.bias));
+  } else {
+    return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace lib
+}  // namespace tp

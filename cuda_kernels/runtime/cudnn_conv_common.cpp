@@ -1,0 +1,84 @@
+// Shared pieces of the cuDNN-backed convolution kernels (see cudnn_conv_common.h).
+#include "cudnn_conv_common.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "tp/library_support.h"
+
+namespace tp {
+namespace lib {
+
+CudnnConvDescs::~CudnnConvDescs() {
+  if (x) cudnnDestroyTensorDescriptor(x);
+  if (y) cudnnDestroyTensorDescriptor(y);
+  if (bias) cudnnDestroyTensorDescriptor(bias);
+  if (w) cudnnDestroyFilterDescriptor(w);
+  if (conv) cudnnDestroyConvolutionDescriptor(conv);
+  if (act) cudnnDestroyActivationDescriptor(act);
+}
+
+std::vector<int64_t> ConvGeometry::lift(const std::vector<int64_t>& spatial, int64_t unit) const {
+  std::vector<int64_t> out;
+  if (nsp == 1) out.push_back(unit);
+  out.insert(out.end(), spatial.begin(), spatial.end());
+  return out;
+}
+
+int to_int_params(const std::vector<int64_t>& in, std::vector<int>* out, const std::string& what, std::string* err) {
+  out->clear();
+  for (int64_t v : in) {
+    TP_REQUIRE(v >= 0 && v <= std::numeric_limits<int>::max(), what + " value " + std::to_string(v) +
+                                                                   " is out of cuDNN's int range");
+    out->push_back(static_cast<int>(v));
+  }
+  return 0;
+}
+
+int to_int_dims(const std::vector<int64_t>& in, std::vector<int>* out, const std::string& what, std::string* err) {
+  out->clear();
+  int64_t total = 1;
+  for (int64_t v : in) {
+    TP_REQUIRE(v >= 0 && v <= std::numeric_limits<int>::max(), what + " dimension " + std::to_string(v) +
+                                                                   " is out of cuDNN's int range");
+    out->push_back(static_cast<int>(v));
+    total *= v;
+  }
+  TP_REQUIRE(total <= std::numeric_limits<int>::max(),
+             what + " has " + std::to_string(total) + " elements, more than cuDNN's legacy API addresses");
+  return 0;
+}
+
+int set_tensor_nd(cudnnTensorDescriptor_t* d, cudnnDataType_t type, const std::vector<int>& dims, std::string* err) {
+  if (*d == nullptr) TP_TRY_CUDNN(cudnnCreateTensorDescriptor(d));
+  std::vector<int> strides(dims.size(), 1);
+  for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i)
+    strides[static_cast<size_t>(i)] = strides[static_cast<size_t>(i) + 1] * std::max(dims[static_cast<size_t>(i) + 1], 1);
+  TP_TRY_CUDNN(cudnnSetTensorNdDescriptor(*d, type, static_cast<int>(dims.size()), dims.data(), strides.data()));
+  return 0;
+}
+
+int set_filter_nd(cudnnFilterDescriptor_t* d, cudnnDataType_t type, const std::vector<int>& dims, std::string* err) {
+  if (*d == nullptr) TP_TRY_CUDNN(cudnnCreateFilterDescriptor(d));
+  TP_TRY_CUDNN(cudnnSetFilterNdDescriptor(*d, type, CUDNN_TENSOR_NCHW, static_cast<int>(dims.size()), dims.data()));
+  return 0;
+}
+
+int set_conv_nd(cudnnConvolutionDescriptor_t* d, const std::vector<int>& pads, const std::vector<int>& strides,
+                const std::vector<int>& dilations, int group, cudnnMathType_t math, std::string* err) {
+  if (*d == nullptr) TP_TRY_CUDNN(cudnnCreateConvolutionDescriptor(d));
+  TP_TRY_CUDNN(cudnnSetConvolutionNdDescriptor(*d, static_cast<int>(pads.size()), pads.data(), strides.data(),
+                                               dilations.data(), CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  TP_TRY_CUDNN(cudnnSetConvolutionGroupCount(*d, group));
+  TP_TRY_CUDNN(cudnnSetConvolutionMathType(*d, math));
+  return 0;
+}
+
+std::string join(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+}  // namespace lib
+}  // namespace tp

@@ -1,0 +1,122 @@
+"""The native runtime's Python face: build an engine from a plan, run it on cupy arrays.
+
+    plan, weights = ep_trtpy.builder.lowering.lower(graph)
+    engine = build_engine(plan, weights, device=0)     # prepares every layer; tactics are written into `plan`
+    outputs = run_engine(engine, [cupy_array, ...])     # enqueued on cupy's current stream
+
+The engine (``ep_trtpy._kernels.Engine``, see cuda_kernels/include/tp/engine.h) executes the plan's launch list on
+one device without Python. ``build_engine`` mirrors the plan into it one tensor and one layer at a time, uploads
+the weights and calls ``finalize()``, which validates the tensor table, asks each kernel to prepare (descriptors,
+library plans, tactic choice by timing when ``tactic < 0``) and allocates the arena and one shared workspace.
+The chosen tactics and workspaces are then stored back into ``plan.layers`` so an engine file can replay them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ep_trtpy.builder.plan import Plan
+from graph_partitioner.ir import dtype_name, np_dtype
+
+__all__ = ["build_engine", "run_engine", "profile_engine"]
+
+
+def build_engine(plan: Plan, weights: bytes, device: int = 0) -> Any:
+    """A finalized native engine for `plan` on CUDA device `device`.
+
+    Raises ValueError when the plan is malformed (tensor ids not dense, an engine input or output slot without a
+    tensor) and RuntimeError with the runtime's sentence when the native side refuses (e.g. "layer 'conv_3'
+    (conv): ...", no GPU). On success, ``plan.layers[i].tactic`` and ``.workspace`` hold what the kernels chose.
+    """
+    from ep_trtpy import _kernels
+
+    bound_in = {t.index for t in plan.tensors if t.kind == "input"}
+    bound_out = {t.index for t in plan.tensors if t.kind == "output"}
+    for kind, n, bound in (("input", plan.n_inputs, bound_in), ("output", plan.n_outputs, bound_out)):
+        missing = sorted(set(range(n)) - bound)
+        if missing:
+            raise ValueError(f"plan has no tensor for engine {kind} slot(s) {missing}; every slot must be bound")
+
+    engine = _kernels.Engine(int(device))
+    for pos, t in enumerate(plan.tensors):
+        if t.id != pos:
+            raise ValueError(f"plan tensor '{t.name}' has id {t.id} at position {pos}; ids must be dense and ordered")
+        tid = engine.add_tensor(t.name, int(t.dtype), [int(d) for d in t.shape], t.kind, int(t.index), int(t.offset),
+                                int(t.nbytes))
+        if tid != t.id:
+            raise ValueError(f"engine assigned id {tid} to plan tensor '{t.name}' (id {t.id})")
+    for i, layer in enumerate(plan.layers):
+        engine.add_layer(layer.kernel, [int(x) for x in layer.inputs], [int(x) for x in layer.outputs],
+                         [int(x) for x in layer.ints], [float(x) for x in layer.floats], int(layer.tactic),
+                         int(layer.workspace), layer.name or f"layer{i}")
+    engine.set_weights(weights if isinstance(weights, (bytes, bytearray, memoryview)) else bytes(weights))
+    engine.set_arena_bytes(int(plan.arena_bytes))
+    engine.finalize()
+    for layer, tactic, workspace in zip(plan.layers, engine.tactics(), engine.workspaces()):
+        layer.tactic = int(tactic)
+        layer.workspace = int(workspace)
+    return engine
+
+
+def _as_cupy_stream(stream: Any) -> Any:
+    import cupy as cp
+
+    if stream is None:
+        return cp.cuda.get_current_stream()
+    if isinstance(stream, int):
+        return cp.cuda.ExternalStream(stream)
+    if hasattr(stream, "ptr"):
+        return stream
+    raise TypeError(f"stream must be None, a cupy stream or a cudaStream_t as int, got {type(stream).__name__}")
+
+
+def _prepare_io(engine: Any, inputs: Sequence[Any], cstream: Any) -> tuple[list[Any], list[Any]]:
+    """Contiguous inputs checked against the engine's dtypes and shapes, and freshly allocated outputs."""
+    import cupy as cp
+
+    if len(inputs) != engine.num_inputs:
+        raise ValueError(f"engine takes {engine.num_inputs} inputs, got {len(inputs)}")
+    ins: list[Any] = []
+    with cstream:
+        for k, x in enumerate(inputs):
+            dtype, shape = engine.io_info(False, k)
+            if not isinstance(x, cp.ndarray):
+                raise TypeError(f"input {k} must be a cupy.ndarray, got {type(x).__name__}")
+            if x.dtype != np_dtype(dtype) or tuple(x.shape) != tuple(shape):
+                raise ValueError(f"input {k} is {x.dtype}{list(x.shape)}, the engine expects "
+                                 f"{dtype_name(dtype)}{list(shape)}")
+            if x.size and x.device.id != engine.device:
+                raise ValueError(f"input {k} lives on device {x.device.id}, the engine on device {engine.device}")
+            ins.append(cp.ascontiguousarray(x))
+        outs = []
+        for k in range(engine.num_outputs):
+            dtype, shape = engine.io_info(True, k)
+            outs.append(cp.empty(tuple(shape), dtype=np_dtype(dtype)))
+    return ins, outs
+
+
+def run_engine(engine: Any, inputs: Sequence[Any], stream: Any = None) -> list[Any]:
+    """Run `engine` on cupy `inputs` (engine input order) and return new cupy output arrays.
+
+    `stream`: None for cupy's current stream, a cupy stream, or a cudaStream_t as int. The work is only enqueued:
+    synchronize the stream (or use the outputs on it) before reading results on the host.
+    """
+    import cupy as cp
+
+    with cp.cuda.Device(engine.device):
+        cstream = _as_cupy_stream(stream)
+        ins, outs = _prepare_io(engine, inputs, cstream)
+        engine.run([int(x.data.ptr) for x in ins], [int(y.data.ptr) for y in outs], int(cstream.ptr))
+    return outs
+
+
+def profile_engine(engine: Any, inputs: Sequence[Any], iterations: int = 10, stream: Any = None) -> list[float]:
+    """Mean device milliseconds per layer over `iterations` runs (after one warm-up run); synchronizes."""
+    import cupy as cp
+
+    with cp.cuda.Device(engine.device):
+        cstream = _as_cupy_stream(stream)
+        ins, outs = _prepare_io(engine, inputs, cstream)
+        return list(engine.profile_layers([int(x.data.ptr) for x in ins], [int(y.data.ptr) for y in outs],
+                                          int(cstream.ptr), int(iterations)))
