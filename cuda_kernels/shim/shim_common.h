@@ -59,7 +59,9 @@ class OrtError : public std::exception {
 };
 
 [[noreturn]] inline void fail(ort::ErrorCode code, std::string message) { throw OrtError(code, std::move(message)); }
-[[noreturn]] inline void fail(std::string message) { throw OrtError(ort::kEpFail, std::move(message)); }
+// Errors use FAIL, never EP_FAIL: onnxruntime's Python InferenceSession.run() catches EPFail and silently
+// re-runs the model on the CPU provider from then on, which would hide our error behind a CPU run.
+[[noreturn]] inline void fail(std::string message) { throw OrtError(ort::kFail, std::move(message)); }
 
 // NULL-safe status -> message; releases the status.
 std::string take_status_message(OrtStatus* status) noexcept;

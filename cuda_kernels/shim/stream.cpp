@@ -25,7 +25,7 @@ struct Notification {
 };
 
 OrtStatus* runtime_status(const char* what) {
-  return make_status(ort::kEpFail, std::string(kEpName) + " " + what + ": " + runtime_error_message());
+  return make_status(ort::kFail, std::string(kEpName) + " " + what + ": " + runtime_error_message());
 }
 
 void notification_release(OrtSyncNotificationImpl* self) noexcept {

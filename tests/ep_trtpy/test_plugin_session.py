@@ -275,6 +275,22 @@ def test_compile_error_reaches_the_user(fake: FakeHost, two_partitions) -> None:
         session(model)
 
 
+def test_run_error_raises_and_never_falls_back_to_cpu(fake: FakeHost, two_partitions) -> None:
+    """onnxruntime's InferenceSession.run() re-runs on the CPU provider after an EPFail; our Compute errors use
+    FAIL so the user sees the error, and the EP stays in charge of later runs."""
+    model, _, feeds = two_partitions
+    sess = session(model)
+    fake.fail_in = "run_reference"
+    with pytest.raises(Exception, match="fake host failure injected in run_reference") as err:
+        sess.run(None, feeds)
+    assert type(err.value).__name__ != "EPFail"
+    fake.fail_in = None
+    before = _kernels.counters()["reference_runs"]
+    sess.run(None, feeds)
+    assert sess.get_providers()[0] == EP
+    assert _kernels.counters()["reference_runs"] == before + 2
+
+
 def test_get_capability_error_is_logged_and_nothing_is_claimed(fake: FakeHost, two_partitions, capfd) -> None:
     """ORT treats a failed GetCapability as 'claims nothing'; the shim makes sure the reason is printed."""
     model, _, _ = two_partitions
