@@ -123,9 +123,16 @@ class GraphWriter:
         return name
 
     def add_output(self, value: str, name: str, elem: int, shape: Sequence[int | str | None]) -> str:
-        """Expose ``value`` as a graph output called ``name`` (through an Identity when the names differ)."""
+        """Expose ``value`` as a graph output called ``name``: the producing node's output is renamed (as exporters
+        name the last node's output after the graph output); an Identity is added only when that is impossible."""
         if value != name:
-            self.nodes.append(helper.make_node("Identity", [value], [name], name=self._unique(f"/{name}/Identity")))
+            producer = next((n for n in self.nodes if value in n.output), None)
+            used = any(value in n.input for n in self.nodes)
+            if producer is not None and not used:
+                producer.output[list(producer.output).index(value)] = name
+            else:
+                self.nodes.append(helper.make_node("Identity", [value], [name],
+                                                   name=self._unique(f"/{name}/Identity")))
         self.outputs.append(helper.make_tensor_value_info(name, elem, list(shape)))
         return name
 
