@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
           f"rules but not assigned by ORT), {counts['not_claimed']} not claimed (CPU fallback ok), "
           f"{counts['fallback_failed']} broken fallbacks, {counts['excluded']} excluded, {counts['skipped']} skipped "
           f"(ORT's CPU provider cannot run them)")
+    slow = sorted(report.results, key=lambda r: r.seconds, reverse=True)[:5]
+    print("slowest cases: " + ", ".join(f"{r.name} {r.seconds:.2f} s" for r in slow))
     if args.json:
         report.write_json(args.json)
         print(f"wrote {args.json}")
