@@ -14,10 +14,9 @@ provider, which that provider reports when the session is created.
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-
-import numpy as np
 
 KEEP_FLOAT32: dict[str, frozenset[int]] = {
     "Resize": frozenset({1, 2}),

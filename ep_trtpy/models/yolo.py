@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from ep_trtpy.models._graph import ELEM_FLOAT, GraphWriter, conv_weight
+from ep_trtpy.models._graph import ELEM_FLOAT, GraphWriter
 
 DEFAULTS = {"width": 16, "depth": 1, "num_classes": 80, "reg_max": 16, "image_size": 320}
 CI = {"width": 8, "depth": 1, "num_classes": 8, "reg_max": 8, "image_size": 64}
