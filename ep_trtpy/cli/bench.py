@@ -15,9 +15,13 @@ Runners (``--providers``):
   FP16 runs a float16 copy of the model (``ep_trtpy.models.fp16``). Its memory column is the growth of the
   device-wide memory in use (``cudaMemGetInfo``) while its session lives.
 
+* ``torch``  PyTorch eager and ``torch.compile`` (two rows), in a separate process (``--torch-python``, default
+  this interpreter) that runs the ONNX graph with torch operations (``ep_trtpy/cli/_torch_worker.py``: same graph,
+  same weights; ``fullgraph=True`` so a graph break is an error, never eager timed as compiled). Inputs and outputs
+  stay on the device; FP16 converts weights and float inputs to half. The package itself does not depend on torch.
+
 Every row also reports the largest error relative to the output's scale against ORT's CPU provider in float32
-(``max rel``), so a fast but wrong runner shows. PyTorch runners are not part of this command (it would need a
-PyTorch definition of each model; the package has no PyTorch dependency).
+(``max rel``), so a fast but wrong runner shows.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ NAME = "bench"
 HELP = ("Benchmark MODEL.onnx (or --arch resnet50|mobilenetv2|bert|yolo) on TrtPyExecutionProvider and other "
         "runners: median/p99 latency, throughput, build time cold and with a warm engine cache, peak GPU memory.")
 
-PROVIDERS = ("trtpy", "cpu", "cuda")
+PROVIDERS = ("trtpy", "cpu", "cuda", "torch")
 
 
 @dataclass
@@ -92,6 +96,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-torch-preload", action="store_true",
                    help="do not import torch in the CUDA EP worker before onnxruntime (torch's wheels carry the "
                         "CUDA libraries onnxruntime-gpu needs)")
+    p.add_argument("--torch-python", help="Python executable with torch for --providers torch (default: this one)")
+    p.add_argument("--torch-compile-mode", default="max-autotune",
+                   help="torch.compile mode of the torch-compile row (default max-autotune)")
+    p.add_argument("--torch-device", help="torch device of the torch rows (default cuda:<device-id>)")
     p.add_argument("--cache-dir", help="parent folder of the temporary engine caches (default: system temp)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="extra TrtPyExecutionProvider option (repeatable)")
@@ -246,6 +254,65 @@ def bench_cpu(data: bytes, feeds: dict[str, np.ndarray], batch: int, args: argpa
     return row, outs
 
 
+def _run_worker(row: Row, cmd: list[str], tmp: str, names: list[str], ref: list[Any] | None, label: str,
+                keep_pythonpath: bool = True) -> None:
+    """Run a worker script, fill ``row`` from its JSON result and compare its saved outputs with ``ref``.
+    ``keep_pythonpath=False`` drops PYTHONPATH (the CUDA EP worker must import only the onnxruntime it is given)."""
+    env = {k: v for k, v in os.environ.items() if keep_pythonpath or k != "PYTHONPATH"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    res_path = os.path.join(tmp, "result.json")
+    if not os.path.exists(res_path):
+        raise RuntimeError(f"worker exited {proc.returncode} without a result: {proc.stderr[-500:]}")
+    with open(res_path) as f:
+        res = json.load(f)
+    if not res.get("ok"):
+        raise RuntimeError(res.get("error") or "worker failed")
+    row.create_cold_s = res["create_s"]
+    row.first_run_cold_s = res["first_run_s"]
+    row.set_timing(harness.Timing(res["samples_ms"]))
+    row.peak_gpu_mb = res.get("gpu_mem_used_mb")
+    row.io = res.get("io", row.io)
+    row.note = label.format(**res)
+    with np.load(os.path.join(tmp, "outputs.npz"), allow_pickle=False) as out:
+        _accuracy(row, names, [out[n] for n in names], ref)
+
+
+def _save_inputs(model: onnx.ModelProto, feeds: dict[str, np.ndarray], tmp: str) -> tuple[str, str]:
+    path = os.path.join(tmp, "model.onnx")
+    onnx.save(harness.prepare_model(model, name_nodes=False), path)
+    feeds_path = os.path.join(tmp, "feeds.npz")
+    np.savez(feeds_path, **feeds)
+    return path, feeds_path
+
+
+def bench_torch(model: onnx.ModelProto, feeds: dict[str, np.ndarray], batch: int, precision: str,
+                ref: list[Any] | None, args: argparse.Namespace, names: list[str]) -> list[Row]:
+    """PyTorch eager and torch.compile rows (the worker interprets the ONNX graph with torch ops)."""
+    rows = []
+    for mode in ("eager", "compile"):
+        row = Row(f"torch-{mode}", batch, precision, io="device")
+        rows.append(row)
+        tmp = tempfile.mkdtemp(prefix="ep_trtpy_torch_bench_")
+        try:
+            path, feeds_path = _save_inputs(model, feeds, tmp)
+            cmd = [args.torch_python or sys.executable,
+                   os.path.join(os.path.dirname(os.path.abspath(__file__)), "_torch_worker.py"),
+                   "--model", path, "--feeds", feeds_path, "--out", os.path.join(tmp, "result.json"),
+                   "--outputs", os.path.join(tmp, "outputs.npz"), "--mode", mode,
+                   "--compile-mode", args.torch_compile_mode, "--device", args.torch_device or f"cuda:{args.device_id}",
+                   "--iters", str(args.iters), "--warmup", str(args.warmup), "--max-seconds", str(args.max_seconds)]
+            if precision == "fp16":
+                cmd.append("--fp16")
+            _run_worker(row, cmd, tmp, names, ref,
+                        "torch {torch_version}" + (f", compile mode {args.torch_compile_mode}" if mode == "compile"
+                                                   else ""))
+        except Exception as e:  # noqa: BLE001
+            row.status, row.note = "error", f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
 def bench_cuda(model: onnx.ModelProto, feeds: dict[str, np.ndarray], batch: int, precision: str,
                ref: list[Any] | None, args: argparse.Namespace, names: list[str]) -> list[Row]:
     rows = []
@@ -262,11 +329,9 @@ def bench_cuda(model: onnx.ModelProto, feeds: dict[str, np.ndarray], batch: int,
                 from ep_trtpy.models.fp16 import to_fp16
 
                 m = to_fp16(model)
-            path = os.path.join(tmp, "model.onnx")
-            onnx.save(harness.prepare_model(m, name_nodes=False), path)
-            np.savez(os.path.join(tmp, "feeds.npz"), **feeds)
+            path, feeds_path = _save_inputs(m, feeds, tmp)
             cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ort_gpu_worker.py"),
-                   "--ort-path", args.ort_gpu_path, "--model", path, "--feeds", os.path.join(tmp, "feeds.npz"),
+                   "--ort-path", args.ort_gpu_path, "--model", path, "--feeds", feeds_path,
                    "--out", os.path.join(tmp, "result.json"), "--outputs", os.path.join(tmp, "outputs.npz"),
                    "--iters", str(args.iters), "--warmup", str(args.warmup), "--max-seconds", str(args.max_seconds),
                    "--device", str(args.device_id)]
@@ -274,22 +339,7 @@ def bench_cuda(model: onnx.ModelProto, feeds: dict[str, np.ndarray], batch: int,
                 cmd.append("--cuda-graph")
             if not args.no_torch_preload:
                 cmd.append("--preload-torch")
-            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
-            res_path = os.path.join(tmp, "result.json")
-            if not os.path.exists(res_path):
-                raise RuntimeError(f"worker exited {proc.returncode} without a result: {proc.stderr[-500:]}")
-            with open(res_path) as f:
-                res = json.load(f)
-            if not res.get("ok"):
-                raise RuntimeError(res.get("error") or "worker failed")
-            row.create_cold_s = res["create_s"]
-            row.first_run_cold_s = res["first_run_s"]
-            row.set_timing(harness.Timing(res["samples_ms"]))
-            row.peak_gpu_mb = res.get("gpu_mem_used_mb")
-            row.note = f"onnxruntime-gpu {res.get('ort_version')}"
-            with np.load(os.path.join(tmp, "outputs.npz"), allow_pickle=False) as out:
-                _accuracy(row, names, [out[n] for n in names], ref)
+            _run_worker(row, cmd, tmp, names, ref, "onnxruntime-gpu {ort_version}", keep_pythonpath=False)
         except Exception as e:  # noqa: BLE001
             row.status, row.note = "error", f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}"
         finally:
@@ -306,14 +356,14 @@ def _fmt(v: Any, spec: str) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    head = (f"{'runner':11s} {'batch':>5s} {'prec':>5s} {'median ms':>10s} {'p99 ms':>9s} {'samples/s':>10s} "
+    head = (f"{'runner':13s} {'batch':>5s} {'prec':>5s} {'median ms':>10s} {'p99 ms':>9s} {'samples/s':>10s} "
             f"{'build cold s':>12s} {'build warm s':>12s} {'peak MB':>8s} {'io':>6s} {'max rel':>9s}  note")
     lines = [head]
     for r in rows:
         cold = r.create_cold_s + r.first_run_cold_s if not math.isnan(r.create_cold_s) else math.nan
         warm = r.create_warm_s + r.first_run_warm_s if not math.isnan(r.create_warm_s) else math.nan
         note = r.note if r.status == "ok" else f"{r.status.upper()}: {r.note}"
-        lines.append(f"{r.runner:11s} {r.batch:5d} {r.precision:>5s} {_fmt(r.median_ms, '10.3f')} "
+        lines.append(f"{r.runner:13s} {r.batch:5d} {r.precision:>5s} {_fmt(r.median_ms, '10.3f')} "
                      f"{_fmt(r.p99_ms, '9.3f')} {_fmt(r.throughput, '10.1f')} {_fmt(cold, '12.2f')} "
                      f"{_fmt(warm, '12.2f')} {_fmt(r.peak_gpu_mb, '8.1f')} {r.io or '-':>6s} "
                      f"{_fmt(r.max_rel_vs_cpu, '9.2e')}  {note}")
@@ -342,7 +392,7 @@ def _precisions(args: argparse.Namespace) -> list[str]:
 
 def _providers(args: argparse.Namespace) -> list[str]:
     out = [p.strip().lower() for p in args.providers.split(",") if p.strip()]
-    bad = [p for p in out if p not in PROVIDERS + ("torch",)]
+    bad = [p for p in out if p not in PROVIDERS]
     if bad:
         raise ValueError(f"--providers accepts {', '.join(PROVIDERS)}; got {bad}")
     return out
@@ -386,8 +436,7 @@ def run(args: argparse.Namespace) -> int:
                 elif prov == "cuda":
                     rows.extend(bench_cuda(model, feeds, batch, precision, ref, args, names))
                 elif prov == "torch":
-                    rows.append(Row("torch", batch, precision, status="skipped",
-                                    note="PyTorch runners are not part of ep-trtpy bench (no PyTorch dependency)"))
+                    rows.extend(bench_torch(model, feeds, batch, precision, ref, args, names))
                 for r in rows[before:]:
                     print(table([r]).splitlines()[-1], flush=True)
     print()

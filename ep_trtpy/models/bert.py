@@ -48,18 +48,25 @@ ATTENTION = ("matmul", "einsum")
 EPS = 1e-12
 
 
-def _layer_norm(w: GraphWriter, x: str, hidden: int, form: str) -> str:
+def _layer_norm(w: GraphWriter, x: str, hidden: int, form: str, opset: int) -> str:
     gamma = w.normal("weight", (hidden,), std=0.05, mean=1.0)
     beta = w.normal("bias", (hidden,), std=0.02)
     if form == "fused":
         return w.op("LayerNormalization", [x, gamma, beta], axis=-1, epsilon=EPS)
-    mean = w.op("ReduceMean", [x], axes=[-1], keepdims=1)
+    mean = _reduce_mean_last(w, x, opset)
     d = w.op("Sub", [x, mean])
     p = w.op("Pow", [d, w.const(2.0, np.float32)])
-    var = w.op("ReduceMean", [p], axes=[-1], keepdims=1)
+    var = _reduce_mean_last(w, p, opset)
     std = w.op("Sqrt", [w.op("Add", [var, w.const(EPS, np.float32)])])
     n = w.op("Div", [d, std])
     return w.op("Add", [w.op("Mul", [n, gamma]), beta])
+
+
+def _reduce_mean_last(w: GraphWriter, x: str, opset: int) -> str:
+    """ReduceMean over the last axis, keepdims: axes is an attribute before opset 18 and an input from 18 on."""
+    if opset >= 18:
+        return w.op("ReduceMean", [x, w.const([-1])], keepdims=1)
+    return w.op("ReduceMean", [x], axes=[-1], keepdims=1)
 
 
 def _gelu(w: GraphWriter, x: str, form: str, opset: int) -> str:
@@ -151,7 +158,7 @@ def build(layers: int = 12, hidden: int = 768, heads: int = 12, intermediate: in
                    axis=0)
         e = w.op("Add", [w.op("Add", [word, tt]), pos])
         with w.scope("LayerNorm"):
-            h = _layer_norm(w, e, hidden, form)
+            h = _layer_norm(w, e, hidden, form, opset)
 
     m = w.op("Unsqueeze", [w.op("Unsqueeze", [am, w.const([1])]), w.const([2])])
     m = w.op("Cast", [m], to=TensorProto.FLOAT)
@@ -166,13 +173,13 @@ def build(layers: int = 12, hidden: int = 768, heads: int = 12, intermediate: in
                     with w.scope("output"):
                         a = w.op("Add", [_linear(w, ctx, hidden, hidden, "dense"), h])
                         with w.scope("LayerNorm"):
-                            h = _layer_norm(w, a, hidden, form)
+                            h = _layer_norm(w, a, hidden, form, opset)
                 with w.scope("intermediate"):
                     f = _gelu(w, _linear(w, h, hidden, inter, "dense"), form, opset)
                 with w.scope("output"):
                     a = w.op("Add", [_linear(w, f, inter, hidden, "dense"), h])
                     with w.scope("LayerNorm"):
-                        h = _layer_norm(w, a, hidden, form)
+                        h = _layer_norm(w, a, hidden, form, opset)
     w.add_output(h, "last_hidden_state", ELEM_FLOAT, ["batch", "sequence", hidden])
     return w.model(opset, doc=f"BERT encoder: layers={layers}, hidden={hidden}, heads={heads}, "
                               f"intermediate={inter}, form={form}, attention={attention}, seed={seed}")
