@@ -269,6 +269,12 @@ def run_case(case: Any, partition_fn: PartitionFn = partition_case, ep_options: 
     placement = harness.node_assignment(sess)
     ours = harness.provider_name(provider)
     res.assigned = sorted(n for n, ep in placement.items() if ep == ours)
+    removed = [n for n in claimed if n not in placement]
+    if removed and len(removed) == len(claimed):
+        # ORT took every claimed node away before partitioning (Constant nodes become initializers): nothing of
+        # ours can run, so the case is judged like an unclaimed one
+        claimed = []
+        res.detail = f"claimed nodes {removed} were removed by ORT before partitioning"
     not_assigned = [n for n in claimed if n in placement and placement[n] != ours]
     unexpected = [n for n in res.assigned if n not in set(claimed)]
     try:
@@ -303,7 +309,7 @@ def run_case(case: Any, partition_fn: PartitionFn = partition_case, ep_options: 
     bad = [c.line() for c in cmp if not c.ok]
     if bad:
         return finish("fallback_failed", "wrong_output", "differs from a CPU-only session: " + "; ".join(bad))
-    return finish("not_claimed", "", "")
+    return finish("not_claimed", "", res.detail)
 
 
 def _case_tol(case: Any, expected: Sequence[Any]) -> harness.Tolerance | None:
@@ -332,11 +338,12 @@ def select_cases(cases: Iterable[Any], ops: Iterable[str] | None = None,
 def run(cases: Iterable[Any] | None = None, ops: Iterable[str] | None = None, names: Iterable[str] | None = None,
         partition_fn: PartitionFn = partition_case, ep_options: Mapping[str, Any] | None = None,
         provider: str = "trtpy", require_ep: bool = True, optimization: str = "disable",
-        progress: Callable[[CaseResult], None] | None = None) -> Report:
+        progress: Callable[[CaseResult], None] | None = None, session_provider: str | None = None) -> Report:
     """Run the conformance suite (all node cases, or those of ``ops`` / matching ``names``).
 
-    With ``require_ep=False`` and our EP not registered, cases are still classified (sessions then run on the CPU
-    provider alone, so every claimed case fails as not assigned); this is for testing the runner itself.
+    With ``require_ep=False`` and our EP not registered, or with ``session_provider="cpu"``, cases are still
+    classified but sessions run on the CPU provider alone (so every claimed case fails as not assigned); this is for
+    testing the runner itself.
     """
     import onnxruntime as ort
 
@@ -346,7 +353,8 @@ def run(cases: Iterable[Any] | None = None, ops: Iterable[str] | None = None, na
         raise harness.EpUnavailableError(
             f"{harness.provider_name(provider)} is not registered with onnxruntime {ort.__version__}; "
             f"conformance needs it (available: {', '.join(ort.get_available_providers())})")
-    session_provider = provider if available else "cpu"
+    if session_provider is None:
+        session_provider = provider if available else "cpu"
     selected = select_cases(cases if cases is not None else collect_cases(), ops, names)
     results = []
     for case in selected:

@@ -1,5 +1,5 @@
-"""The conformance runner's classification, exercised with stub partitioners on the CPU provider alone (so it
-runs everywhere, with or without our EP)."""
+"""The conformance runner's classification, exercised with stub partitioners (and the real one) on the CPU provider
+alone, so it runs everywhere, with or without our EP."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_case_op_names_the_op_under_test(cases: list) -> None:
 
 
 def test_unclaimed_cases_fall_back_to_cpu(cases: list) -> None:
-    report = conformance.run(cases, partition_fn=_refuse_all, require_ep=False)
+    report = conformance.run(cases, partition_fn=_refuse_all, require_ep=False, session_provider="cpu")
     counts = report.counts()
     assert counts["not_claimed"] > 10
     assert counts["failed"] == counts["fallback_failed"] == counts["passed"] == 0
@@ -42,7 +42,7 @@ def test_unclaimed_cases_fall_back_to_cpu(cases: list) -> None:
 
 
 def test_claimed_but_not_assigned_is_an_error(cases: list) -> None:
-    report = conformance.run(cases, partition_fn=_claim_relu, require_ep=False)
+    report = conformance.run(cases, partition_fn=_claim_relu, require_ep=False, session_provider="cpu")
     relu = next(r for r in report.results if r.name == "test_relu")
     assert relu.status == "failed" and relu.failure == "not_assigned"
     assert relu in report.not_assigned() and relu in report.errors()
@@ -76,3 +76,17 @@ def test_exclusions_have_reasons() -> None:
     for case, reason in conformance.EXCLUSIONS.items():
         assert case in names, f"excluded case {case} does not exist in this onnx"
         assert len(reason.split()) >= 8, f"exclusion of {case} needs a real reason"
+
+
+def test_real_partitioner_reasons_and_claims(cases: list) -> None:
+    """With graph_partitioner's own rules: Relu/Add/Softmax float cases are claimed (and, on the CPU stand-in,
+    reported as not assigned); refused cases carry the partitioner's sentence for each node."""
+    from ep_trtpy import harness
+
+    if harness.stack_missing() and "partition" in (harness.stack_missing() or ""):
+        pytest.skip(harness.stack_missing())
+    report = conformance.run(cases, require_ep=False, session_provider="cpu")
+    by_name = {r.name: r for r in report.results}
+    assert by_name["test_relu"].claimed == ["Relu_0"] and by_name["test_relu"].failure == "not_assigned"
+    refused = by_name["test_add_uint8"]
+    assert refused.status == "not_claimed" and "uint8" in refused.reasons["Add_0"]
