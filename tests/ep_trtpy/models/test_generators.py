@@ -179,3 +179,23 @@ def test_cli_writes_a_checked_model(tmp_path, capsys) -> None:
     with np.load(feeds) as data:
         assert data["input_ids"].shape == (2, 16)
     assert models_main(["resnet50", "--form", "x", "-o", str(out)]) == 2
+
+
+@pytest.mark.parametrize("name,kw", [("resnet50", {}), ("mobilenetv2", {}), ("yolo", {}), ("bert", {}),
+                                     ("bert", {"form": "decomposed"}), ("bert", {"attention": "einsum"}),
+                                     ("bert", {"opset": 20})])
+def test_partitioner_claims_every_node_in_one_cluster(name: str, kw: dict) -> None:
+    """The benchmarks measure our EP on whole models: graph_partitioner claims every node of each architecture
+    (after ONNX shape inference, as ORT infers shapes before GetCapability) as a single subgraph."""
+    from ep_trtpy import harness
+
+    why = harness.stack_missing()
+    if why and "partition" in why:
+        pytest.skip(why)
+    from graph_partitioner.ir import Graph
+    from graph_partitioner.partition import partition
+
+    model = onnx.shape_inference.infer_shapes(models.build(name, ci=True, **kw))
+    result = partition(Graph.from_onnx(model))
+    assert not result.reasons, result.reasons
+    assert len(result.clusters) == 1 and len(result.clusters[0]) == len(model.graph.node)
