@@ -22,7 +22,8 @@ Weights: a trained detector's convolutions carry folded BatchNorm, which keeps e
 scale. Random He weights alone do not (SiLU nets shrink or blow up exponentially with depth), so the generator
 runs the network in numpy on a seeded calibration batch while writing it and folds a per-channel normalisation
 into each convolution (pre-activation std 1, mean beta ~ N(0, 0.5)); the class-logit bias is -4.6 (a 1% prior),
-as YOLO initialises it.
+as YOLO initialises it. (The calibration statistics go through numpy's BLAS, so weights may differ in the last bit
+between machines; within one machine a seed always gives the same bytes.)
 """
 
 from __future__ import annotations
