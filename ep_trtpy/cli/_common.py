@@ -1,0 +1,116 @@
+"""Argument and input handling shared by ``ep-trtpy run``, ``compare`` and ``bench`` (not a command itself)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import numpy as np
+import onnx
+
+from ep_trtpy import harness
+
+
+def add_model_arguments(p: argparse.ArgumentParser, batch_list: bool = False) -> None:
+    """MODEL.onnx or --arch NAME, plus the input options."""
+    p.add_argument("model", nargs="?", help="ONNX model file")
+    p.add_argument("--arch", help="a generated architecture instead of a file (python -m ep_trtpy.models --list)")
+    p.add_argument("--ci", action="store_true", help="with --arch: the reduced size used by the tests")
+    p.add_argument("--sequence", type=int, help="with --arch bert: sequence length of the inputs (default 128)")
+    if batch_list:
+        p.add_argument("--batch", default="1", help="comma-separated batch sizes (default 1)")
+    else:
+        p.add_argument("--batch", type=int, default=1, help="batch size for dynamic first dimensions (default 1)")
+    p.add_argument("--shapes", help="input shapes NAME:D0xD1x...,... (for dynamic dimensions; overrides --batch)")
+    p.add_argument("--feeds", help="inputs from an .npz file (names as the model's inputs)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+
+
+def load_model(args: argparse.Namespace) -> tuple[onnx.ModelProto, str]:
+    """(model, label) from MODEL.onnx or --arch."""
+    if bool(args.model) == bool(args.arch):
+        raise ValueError("give exactly one of MODEL.onnx or --arch NAME")
+    if args.arch:
+        from ep_trtpy import models
+
+        return models.build(args.arch, ci=args.ci), args.arch + (" (ci size)" if args.ci else "")
+    if not os.path.exists(args.model):
+        raise FileNotFoundError(f"model file not found: {args.model}")
+    return onnx.load(args.model), os.path.basename(args.model)
+
+
+def make_feeds(args: argparse.Namespace, model: onnx.ModelProto, batch: int) -> dict[str, np.ndarray]:
+    """Inputs: --feeds file, else the architecture's own feeds, else seeded random inputs."""
+    if args.feeds:
+        with np.load(args.feeds, allow_pickle=False) as data:
+            feeds = {k: data[k] for k in data.files}
+        names = {vi.name for vi in model.graph.input} - {t.name for t in model.graph.initializer}
+        missing = names - set(feeds)
+        if missing:
+            raise ValueError(f"--feeds {args.feeds} lacks inputs {sorted(missing)}")
+        return {k: v for k, v in feeds.items() if k in names}
+    if args.arch and not args.shapes:
+        from ep_trtpy import models
+
+        extra: dict[str, Any] = {"sequence": args.sequence} if args.sequence else {}
+        return models.make_feeds(args.arch, batch=batch, seed=args.seed, ci=args.ci, **extra)
+    return harness.random_feeds(model, harness.parse_shapes(args.shapes), seed=args.seed, batch=batch)
+
+
+def batches(args: argparse.Namespace) -> list[int]:
+    try:
+        out = [int(b) for b in str(args.batch).split(",") if b.strip()]
+    except ValueError:
+        raise ValueError(f"--batch must be comma-separated integers, got {args.batch!r}") from None
+    if not out or min(out) < 1:
+        raise ValueError(f"--batch must list batch sizes >= 1, got {args.batch!r}")
+    return out
+
+
+def summarize(name: str, x: Any) -> str:
+    """One line describing an output tensor."""
+    a = np.asarray(x)
+    head = f"{name}: {a.dtype}{list(a.shape)}"
+    if a.size == 0:
+        return head + " (empty)"
+    if a.dtype.kind in "fc":
+        f = a.astype(np.float64)
+        finite = np.isfinite(f)
+        bad = int(a.size - np.count_nonzero(finite))
+        v = f[finite] if bad else f
+        stats = (f" min={v.min():.4g} max={v.max():.4g} mean={v.mean():.4g} std={v.std():.4g}" if v.size else "")
+        return head + stats + (f" non-finite={bad}" if bad else "")
+    if a.dtype.kind in "iub":
+        return head + f" min={a.min()} max={a.max()} first={a.ravel()[:6].tolist()}"
+    return head
+
+
+def placement_summary(sess: Any) -> str:
+    """'N of M nodes on TrtPyExecutionProvider; elsewhere: Op x k (EP), ...'."""
+    by_op = harness.assignment_by_op(sess)
+    total = sum(sum(v.values()) for v in by_op.values())
+    ours = sum(v.get(harness.EP_NAME, 0) for v in by_op.values())
+    others = [f"{op} x{n} ({ep})" for op, per in sorted(by_op.items()) for ep, n in per.items()
+              if ep != harness.EP_NAME]
+    line = f"{ours} of {total} nodes on {harness.EP_NAME}"
+    return line + (f"; elsewhere: {', '.join(others)}" if others else "")
+
+
+def reports_unavailable_ep(command: str) -> Any:
+    """Decorator for a command's ``run``: an unavailable provider is a one-line error and exit status 1."""
+    import functools
+    import sys
+
+    def deco(fn: Any) -> Any:
+        @functools.wraps(fn)
+        def wrapper(args: argparse.Namespace) -> int:
+            try:
+                return fn(args)
+            except harness.EpUnavailableError as e:
+                print(f"ep-trtpy {command}: error: {e}", file=sys.stderr)
+                return 1
+
+        return wrapper
+
+    return deco

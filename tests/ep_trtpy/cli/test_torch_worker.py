@@ -1,0 +1,54 @@
+"""The PyTorch benchmark worker interprets each generated architecture exactly (eager; torch.compile for one).
+Runs where torch is importable (the GPU machine); elsewhere it is skipped with the reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from ep_trtpy import harness, models
+
+pytest.importorskip("torch", reason="torch is not installed here (the package does not depend on it)")
+
+WORKER = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
+                      "ep_trtpy", "cli", "_torch_worker.py")
+
+
+def _run(tmp_path, name: str, mode: str, **kw: object) -> np.ndarray:
+    model = models.build(name, ci=True, **kw)
+    feeds = models.make_feeds(name, batch=2, ci=True)
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    np.savez(tmp_path / "f.npz", **feeds)
+    r = subprocess.run([sys.executable, WORKER, "--model", str(tmp_path / "m.onnx"), "--feeds", str(tmp_path / "f.npz"),
+                        "--out", str(tmp_path / "r.json"), "--outputs", str(tmp_path / "o.npz"), "--device", "cpu",
+                        "--mode", mode, "--compile-mode", "default", "--iters", "2", "--warmup", "0"],
+                       capture_output=True, text=True, timeout=900)
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert r.returncode == 0 and res["ok"], res.get("traceback", r.stderr)
+    assert len(res["samples_ms"]) == 2
+    ref = harness.create_session(model, "cpu").run(None, feeds)[0]
+    with np.load(tmp_path / "o.npz") as out:
+        got = out[model.graph.output[0].name]
+    cmp = harness.compare("out", got, ref, network=True)
+    assert cmp.ok, cmp.line()
+    return got
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_eager_matches_onnxruntime(tmp_path, name: str) -> None:
+    _run(tmp_path, name, "eager")
+
+
+def test_bert_spellings_eager(tmp_path) -> None:
+    _run(tmp_path, "bert", "eager", form="decomposed", attention="einsum", opset=20)
+
+
+@pytest.mark.slow
+def test_compile_fullgraph_matches_onnxruntime(tmp_path) -> None:
+    _run(tmp_path, "bert", "compile")

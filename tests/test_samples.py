@@ -1,0 +1,75 @@
+"""The samples run as documented (reduced sizes), and the committed sample model is what its script writes."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from ep_trtpy import harness
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIRST_RUN = os.path.join(ROOT, "samples", "01_first_run")
+ARCHS = os.path.join(ROOT, "samples", "02_architectures", "run_architectures.py")
+
+
+def _load(path: str, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def _need_stack() -> None:
+    why = harness.stack_missing()
+    if why:
+        pytest.skip(why)
+
+
+def test_committed_sample_model_is_reproducible_and_small() -> None:
+    path = os.path.join(FIRST_RUN, "model.onnx")
+    assert os.path.getsize(path) < 1_000_000
+    committed = onnx.load(path)
+    onnx.checker.check_model(committed, full_check=True)
+    built = _load(os.path.join(FIRST_RUN, "make_model.py"), "make_model").build()
+    assert built.SerializeToString() == committed.SerializeToString(), "model.onnx is stale: rerun make_model.py"
+    ops = {n.op_type for n in committed.graph.node}
+    assert {"Conv", "Relu", "MaxPool", "GlobalAveragePool", "Flatten", "Gemm", "Softmax", "Add"} <= ops
+
+
+def test_sample_model_runs_on_cpu() -> None:
+    sess = ort.InferenceSession(os.path.join(FIRST_RUN, "model.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    (p,) = sess.run(None, {"image": x})
+    assert p.shape == (3, 10)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("extra", [[], ["--fp16"]], ids=["fp32", "fp16"])
+def test_first_run(extra: list[str]) -> None:
+    _need_stack()
+    r = _run([os.path.join(FIRST_RUN, "first_run.py"), "--check", "--iters", "5", *extra])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "CHECK OK" in r.stdout and "13 of 13 nodes on TrtPyExecutionProvider" in r.stdout, r.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [[], ["--fp16"]], ids=["fp32", "fp16"])
+def test_architectures(extra: list[str]) -> None:
+    _need_stack()
+    r = _run([ARCHS, "--ci", "--check", "--batch", "2", "--iters", "2", *extra])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "CHECK OK" in r.stdout
+    for name in ("resnet50", "mobilenetv2", "bert", "yolo"):
+        assert name in r.stdout
