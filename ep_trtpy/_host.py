@@ -15,6 +15,7 @@ Graph documents (``graph_json``) written by the shim (cuda_kernels/shim/graph_ex
                                                 # hold element by element, e.g. strings); constant ones only,
                                                 # outer-scope constants of a nested subgraph included
       "outer_scope_values": [name, ...],        # non-constant values a nested subgraph reads from its parent
+      "parent_node": str | null,                # the If/Loop/Scan node owning this graph (null: the main graph)
       "values": {name: {"dtype": int,           # ONNX element type, 0 if unknown / not a tensor
                         "shape": [int, ...] | null,   # -1 for a dynamic dimension; null: unknown rank
                         "dims": [str, ...]}},   # symbolic dimension names ("" where none)
@@ -151,6 +152,12 @@ def get_capability(ep_id: int, graph_json: str, initializers: list[np.ndarray]) 
 
     ep = _ep(ep_id)
     doc = json.loads(graph_json)
+    if doc.get("parent_node") is not None:
+        # ORT offers the bodies of If/Loop/Scan separately. Engines inside control flow are not supported yet:
+        # the bodies run on ORT's CPU provider (the control-flow node itself is refused by the support rules).
+        log.info("TrtPyExecutionProvider: not claiming inside the body of control-flow node '%s'",
+                 doc["parent_node"])
+        return []
     graph = Graph.from_export(doc, initializers)
     result = partition_module.partition(graph, ep.options.min_subgraph_size, ep.options.op_types_to_exclude)
     clusters = [[int(n.index) for n in cluster] for cluster in result.clusters]

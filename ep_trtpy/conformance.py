@@ -276,7 +276,11 @@ def run_case(case: Any, partition_fn: PartitionFn = partition_case, ep_options: 
         claimed = []
         res.detail = f"claimed nodes {removed} were removed by ORT before partitioning"
     not_assigned = [n for n in claimed if n in placement and placement[n] != ours]
-    unexpected = [n for n in res.assigned if n not in set(claimed)]
+    # Nodes ORT made itself (inlined model-local or schema functions: empty or new names) exist only inside the
+    # session, so the partition of the case model cannot speak for them; their numbers are still checked below.
+    model_names = {n.name for n in model.graph.node}
+    ort_made = [n for n in res.assigned if n not in model_names]
+    unexpected = [n for n in res.assigned if n in model_names and n not in set(claimed)]
     try:
         got = _run(sess, feeds)
     except Exception as e:  # noqa: BLE001
@@ -285,7 +289,9 @@ def run_case(case: Any, partition_fn: PartitionFn = partition_case, ep_options: 
             return finish("skipped", "", f"ORT's CPU provider cannot run it either: {why}")
         return finish("failed" if claimed else "fallback_failed", "run_error", f"run failed: {_first_line(e)}")
 
-    if claimed:
+    if claimed or ort_made:
+        if ort_made:
+            res.detail = (res.detail + "; " if res.detail else "") + f"{len(ort_made)} ORT-made nodes ran on our EP"
         if not_assigned:
             return finish("failed", "not_assigned",
                           f"support rules claim {not_assigned} but ORT assigned them to "
@@ -305,7 +311,9 @@ def run_case(case: Any, partition_fn: PartitionFn = partition_case, ep_options: 
     why = cpu_cannot_run()
     if why is not None:  # ORT ran it with our EP registered but not alone: our registration changed something
         return finish("fallback_failed", "run_error", f"runs with our EP registered, but not CPU-only: {why}")
-    cmp = harness.compare_outputs(out_names, got, cpu_outputs(), harness.Tolerance(1e-6, 1e-7))
+    # ORT may inline a function differently once another EP is registered (NLLLoss, SoftmaxCrossEntropyLoss):
+    # the CPU numbers then differ by float32 rounding.
+    cmp = harness.compare_outputs(out_names, got, cpu_outputs(), harness.Tolerance(1e-5, 1e-6))
     bad = [c.line() for c in cmp if not c.ok]
     if bad:
         return finish("fallback_failed", "wrong_output", "differs from a CPU-only session: " + "; ".join(bad))

@@ -327,8 +327,19 @@ def compare(name: str, actual: Any, expected: Any, tol: Tolerance | None = None,
     res.cosine = float(np.dot(af, ef) / (na * ne)) if na > 0 and ne > 0 else (1.0 if na == ne else 0.0)
     if e.ndim == 2 and e.shape[1] > 1 and finite.all():
         res.top1 = float(np.mean(np.argmax(a64, axis=1) == np.argmax(e64, axis=1)))
+    if fp16_engine and network and tol is _FP16_ENGINE_TOL:
+        # Whole networks built in float16 are judged as TensorRT users judge them (and as the project's issue
+        # states): cosine similarity >= FP16_MIN_COSINE and the same top-1 class on every row of logits. The
+        # element count outside the tolerance stays in the report as a diagnostic.
+        res.ok = res.cosine >= FP16_MIN_COSINE and (res.top1 is None or res.top1 == 1.0)
+        if not res.ok or res.mismatched:
+            res.note = f"fp16 criterion: cosine >= {FP16_MIN_COSINE} and identical top-1"
+        return res
     res.ok = res.mismatched == 0
     return res
+
+
+FP16_MIN_COSINE = 0.999
 
 
 def compare_outputs(names: Sequence[str], actual: Sequence[Any], expected: Sequence[Any],

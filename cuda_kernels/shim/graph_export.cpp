@@ -353,6 +353,19 @@ void export_graph(const OrtGraph* graph, const OrtNode* fused_node, GraphExport*
   write_names("outputs", outputs);
   write_names("initializers", initializer_names);
   write_names("outer_scope_values", outer_scope);
+  {
+    // The node owning this graph when it is the body of an If/Loop/Scan (ORT asks GetCapability per subgraph).
+    const OrtNode* parent = nullptr;
+    check(api<Graph_GetParentNode>()(graph, &parent), "Graph_GetParentNode");
+    w.key("parent_node");
+    if (parent == nullptr) {
+      w.null();
+    } else {
+      const char* pname = nullptr;
+      check(api<Node_GetName>()(parent, &pname), "Node_GetName");
+      w.value(std::string(pname ? pname : ""));
+    }
+  }
 
   w.key("values"), w.begin_object();
   for (const std::string& name : value_order) {

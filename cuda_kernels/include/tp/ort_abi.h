@@ -375,6 +375,7 @@ using Graph_GetNumInitializers = Slot<OrtApi, 342, St (*)(const OrtGraph*, size_
 using Graph_GetInitializers = Slot<OrtApi, 343, St (*)(const OrtGraph*, const OrtValueInfo**, size_t)>;
 using Graph_GetNumNodes = Slot<OrtApi, 344, St (*)(const OrtGraph*, size_t*)>;
 using Graph_GetNodes = Slot<OrtApi, 345, St (*)(const OrtGraph*, const OrtNode**, size_t)>;
+using Graph_GetParentNode = Slot<OrtApi, 346, St (*)(const OrtGraph*, const OrtNode**)>;  // NULL: top level
 // nodes
 using Node_GetName = Slot<OrtApi, 349, St (*)(const OrtNode*, const char**)>;
 using Node_GetOperatorType = Slot<OrtApi, 350, St (*)(const OrtNode*, const char**)>;
