@@ -32,8 +32,8 @@ Semantics (float compute; ``t(x)`` is truthiness ``x != 0``, comparisons and log
     celu x,alpha; hard_sigmoid x,alpha,beta (clamp(alpha*x+beta,0,1)); selu x,alpha,gamma; clip x,lo,hi
     (min(max(x,lo),hi)); cast x,to (round to the value set of dtype `to` and back: float16 rounding, integer
     truncation toward zero, bool as t(x)).
-In int64 compute, div truncates toward zero (C semantics, as ONNX runtimes do) and pow is computed in double
-then truncated.
+In int64 compute, div truncates toward zero (C semantics, as ONNX runtimes do), pow is computed in double then
+truncated, and immediates (const, clip bounds) saturate to the int64 range (NaN becomes 0).
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def _cast_to(x: np.ndarray, to: int, ct: type) -> np.ndarray:
     if to == FLOAT16:
         return x.astype(np.float16).astype(ct)
     if to in (INT32, INT64):
-        if ct is np.float32:
+        if _is_float(ct):
             with np.errstate(invalid="ignore"):
                 return np.trunc(x).astype(np_dtype(to)).astype(ct)
         return x.astype(np_dtype(to)).astype(ct)
@@ -175,9 +175,17 @@ def _minmax(a: np.ndarray, b: np.ndarray, op: str) -> np.ndarray:
     return np.minimum(a, b) if op == "min" else np.maximum(a, b)
 
 
-def run(program: Program, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Evaluate the program with numpy (the reference semantics)."""
-    ct = np.float32 if program.compute == "float" else np.int64
+def _is_float(ct: type) -> bool:
+    return bool(np.issubdtype(ct, np.floating))
+
+
+def run(program: Program, inputs: list[np.ndarray], compute_dtype: type | None = None) -> list[np.ndarray]:
+    """Evaluate the program with numpy (the reference semantics).
+
+    `compute_dtype` (np.float64 or np.int64) overrides the program's compute type; the op references use it to
+    evaluate the same program on dtypes the GPU path does not take (float64 data, 8/16-bit integers), with output
+    dtypes given as any ONNX element type."""
+    ct = compute_dtype or (np.float32 if program.compute == "float" else np.int64)
     shape = np.broadcast_shapes(*[np.shape(x) for x in inputs])
     regs: dict[int, np.ndarray] = {}
     for i, x in enumerate(inputs):
@@ -188,26 +196,43 @@ def run(program: Program, inputs: list[np.ndarray]) -> list[np.ndarray]:
             n_src, _ = OPS[op]
             s = [regs[r] for r in ins[2:2 + n_src]]
             imm = ins[2 + n_src:]
-            regs[dst] = _apply(op, s, imm, ct, program.compute)
+            regs[dst] = _apply(op, s, imm, ct)
     outs = []
     for r, t in program.outputs:
         v = np.broadcast_to(regs[r], shape)
-        if t == BOOL:
-            outs.append(np.ascontiguousarray(v != 0))
-        elif t in (INT32, INT64) and ct is np.float32:
-            outs.append(np.ascontiguousarray(np.trunc(v).astype(np_dtype(t))))
-        else:
-            outs.append(np.ascontiguousarray(v.astype(np_dtype(t))))
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf -> int is unspecified (as in C); f16 -> inf
+            if t == BOOL:
+                y = v != 0
+            elif np_dtype(t).kind in "iu" and _is_float(ct):
+                y = np.trunc(v).astype(np_dtype(t))
+            else:
+                y = v.astype(np_dtype(t))
+        outs.append(np.array(y, order="C"))  # a fresh contiguous array; 0-d stays 0-d
     return outs
 
 
-def _apply(op: str, s: list[np.ndarray], imm: list, ct: type, compute: str) -> np.ndarray:  # noqa: C901
-    f = compute == "float"
+def _imm(value: float, ct: type) -> np.generic:
+    """An immediate in the compute type; in int64 compute it saturates to the int64 range (so Clip's
+    'no bound' of +-9.2e18 or +-inf works) and NaN becomes 0."""
+    if _is_float(ct):
+        return ct(value)
+    v = float(value)
+    if v != v:
+        return np.int64(0)
+    if v >= 2.0 ** 63:
+        return np.int64(np.iinfo(np.int64).max)
+    if v <= -(2.0 ** 63):
+        return np.int64(np.iinfo(np.int64).min)
+    return np.int64(int(v))
+
+
+def _apply(op: str, s: list[np.ndarray], imm: list, ct: type) -> np.ndarray:  # noqa: C901
+    f = _is_float(ct)
     one, zero = ct(1), ct(0)
     if op == "mov":
         return s[0]
     if op == "const":
-        return np.asarray(imm[0]).astype(ct)
+        return np.asarray(_imm(imm[0], ct))
     if op == "neg":
         return -s[0]
     if op == "abs":
@@ -241,7 +266,7 @@ def _apply(op: str, s: list[np.ndarray], imm: list, ct: type, compute: str) -> n
     if op == "where":
         return np.where(_t(s[0]), s[1], s[2]).astype(ct)
     if op == "clip":
-        return np.minimum(np.maximum(s[0], ct(imm[0])), ct(imm[1])).astype(ct)
+        return np.minimum(np.maximum(s[0], _imm(imm[0], ct)), _imm(imm[1], ct)).astype(ct)
     if op == "cast":
         return _cast_to(s[0], int(imm[0]), ct)
     # float-only ops

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from graph_partitioner.ir import Node, dtype_name
+from graph_partitioner.ir import Node, dtype_name, np_dtype
 
 
 class OpError(ValueError):
@@ -116,12 +116,40 @@ def run_reference(node: Node, inputs: list[np.ndarray | None]) -> list[np.ndarra
     return list(out) if isinstance(out, (tuple, list)) else [out]
 
 
+FOLD_LIMIT = 4096
+"""Outputs of at most this many elements are evaluated during inference when every input carries a value."""
+
+
 def run_infer(node: Node, inputs: list[Info | None]) -> list[Info]:
+    """Infer one node; always returns a list (one Info per output).
+
+    Besides what the op's inference function gives, every output gets its ``value`` when all present inputs carry
+    values and every output has at most :data:`FOLD_LIMIT` elements: the node is then evaluated with its
+    reference, which is how shape arithmetic (Shape -> Gather -> Concat -> Reshape) folds at build time.
+    """
     d = get(node.key)
     if d.infer is None:
         raise OpError(f"op {node.key} has no shape inference")
     out = d.infer(node, *inputs)
-    return list(out) if isinstance(out, (tuple, list)) else [out]
+    infos = list(out) if isinstance(out, (tuple, list)) else [out]
+    return _fold(node, inputs, infos)
+
+
+def _fold(node: Node, inputs: list[Info | None], infos: list[Info]) -> list[Info]:
+    present = [x for x in inputs if x is not None]
+    if not present or any(x.value is None for x in present) or all(o.value is not None for o in infos):
+        return infos
+    if any(int(np.prod(o.shape, dtype=np.int64)) > FOLD_LIMIT for o in infos):
+        return infos
+    values = run_reference(node, [None if x is None else x.value for x in inputs])
+    folded = []
+    for k, (o, v) in enumerate(zip(infos, values)):
+        v = np.asarray(v)
+        if tuple(v.shape) != tuple(o.shape) or v.dtype != np_dtype(o.dtype):
+            raise OpError(f"{node.key} node '{node.name}': output {k} evaluates to {v.dtype}{list(v.shape)} but "
+                          f"inference says {o!r} (an inconsistency in ep_trtpy.ops)")
+        folded.append(o if o.value is not None else Info(o.dtype, o.shape, v))
+    return folded + infos[len(folded):]
 
 
 _loaded = False

@@ -1,0 +1,205 @@
+"""Internal ops (ep_trtpy::Pointwise, FusedConv, FusedMatMul) against their unfused decompositions run by
+onnxruntime, plus the pointwise program fixes (0-d outputs, int64 immediates)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from ops_harness import assert_close, ir_node, run_ort
+
+from ep_trtpy.ops import pointwise_program
+from ep_trtpy.ops.pointwise_program import Program
+from ep_trtpy.ops.registry import Info, OpError, run_infer, run_reference
+from graph_partitioner.ir import BOOL, FLOAT, FLOAT16, INT64, Node, Value, elem_type
+
+RNG = np.random.default_rng(31)
+F32, F16 = np.float32, np.float16
+
+
+def rnd(*shape: int, dtype: type = F32) -> np.ndarray:
+    return RNG.standard_normal(shape).astype(dtype)
+
+
+def ort_graph(nodes: list, inputs: dict[str, np.ndarray], out: str, out_type: int, opset: int = 20) -> np.ndarray:
+    g = helper.make_graph(nodes, "decomposed",
+                          [helper.make_tensor_value_info(k, elem_type(v.dtype), list(v.shape)) for k, v in
+                           inputs.items()], [helper.make_tensor_value_info(out, out_type, None)])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
+    return run_ort(model, inputs)[0]
+
+
+def internal_node(op: str, inputs: list[np.ndarray | None], attrs: dict, n_out: int = 1) -> Node:
+    n = Node(op, op.lower(), "ep_trtpy", attrs)
+    for i, a in enumerate(inputs):
+        n.inputs.append(None if a is None else Value(f"in{i}", elem_type(a.dtype), tuple(a.shape)))
+    n.outputs = [Value(f"out{k}") for k in range(n_out)]
+    return n
+
+
+def infer_of(node: Node, inputs: list[np.ndarray | None]) -> list[Info]:
+    return run_infer(node, [None if a is None else Info(elem_type(a.dtype), tuple(a.shape)) for a in inputs])
+
+
+# ----------------------------------------------------------------------------------------------- FusedConv --
+CONV_CASES = [
+    ("relu-bias-residual", dict(pads=[1, 1, 1, 1]), True, True, "Relu", F32),
+    ("bias-only-strided", dict(pads=[0, 1, 2, 1], strides=[2, 1]), True, False, "", F32),
+    ("residual-no-bias-grouped", dict(pads=[1, 1, 1, 1], group=2, dilations=[1, 2]), False, True, "Relu", F32),
+    ("relu-f16", dict(pads=[1, 1, 1, 1]), True, True, "Relu", F16),
+]
+
+
+@pytest.mark.parametrize("name,attrs,bias,residual,act,dt", CONV_CASES, ids=[c[0] for c in CONV_CASES])
+def test_fused_conv_equals_conv_add_relu(name: str, attrs: dict, bias: bool, residual: bool, act: str,
+                                         dt: type) -> None:
+    group = attrs.get("group", 1)
+    x, w = rnd(2, 4, 7, 6, dtype=dt), rnd(6, 4 // group, 3, 3, dtype=dt)
+    b = rnd(6, dtype=dt) if bias else None
+    fused = internal_node("FusedConv", [x, w, b], dict(attrs, kernel_shape=[3, 3], activation=act))
+    y_shape = infer_of(fused, [x, w, b])[0].shape
+    z = rnd(*y_shape, dtype=dt) if residual else None
+    fused = internal_node("FusedConv", [x, w, b, z], dict(attrs, kernel_shape=[3, 3], activation=act))
+    info = infer_of(fused, [x, w, b, z])[0]
+    got = run_reference(fused, [x, w, b, z])[0]
+    # the decomposition, in float32 (the fused op rounds once at the end)
+    feeds = {"x": x.astype(F32), "w": w.astype(F32)}
+    conv_in = ["x", "w"]
+    if b is not None:
+        feeds["b"] = b.astype(F32)
+        conv_in.append("b")
+    nodes = [helper.make_node("Conv", conv_in, ["c"], **attrs)]
+    last = "c"
+    if z is not None:
+        feeds["z"] = z.astype(F32)
+        nodes.append(helper.make_node("Add", ["c", "z"], ["s"]))
+        last = "s"
+    if act == "Relu":
+        nodes.append(helper.make_node("Relu", [last], ["y"]))
+        last = "y"
+    want = ort_graph(nodes, feeds, last, TensorProto.FLOAT).astype(dt)
+    assert info.dtype == elem_type(dt) and info.shape == want.shape
+    tol = dict(rtol=1e-4, atol=1e-5) if dt is F32 else dict(rtol=2e-3, atol=2e-3)
+    assert_close(got, want, f"FusedConv {name}", **tol)
+
+
+def test_fused_conv_refuses_unknown_activation_and_bad_residual() -> None:
+    x, w = rnd(1, 2, 4, 4), rnd(3, 2, 3, 3)
+    with pytest.raises(OpError, match="activation='Tanh'"):
+        infer_of(internal_node("FusedConv", [x, w], {"activation": "Tanh"}), [x, w])
+    z = rnd(1, 3, 4, 4)
+    with pytest.raises(OpError, match="fusedconv.*Z"):
+        infer_of(internal_node("FusedConv", [x, w, None, z], {}), [x, w, None, z])
+
+
+# --------------------------------------------------------------------------------------------- FusedMatMul --
+MM_CASES = [
+    ("plain-2d", (3, 4), (4, 5), {}, False, "", F32),
+    ("transB-bias-relu", (3, 4), (5, 4), {"transB": 1}, True, "Relu", F32),
+    ("transA-alpha-gelu", (4, 3), (4, 5), {"transA": 1, "alpha": 0.5}, True, "Gelu", F32),
+    ("batched-broadcast-gelutanh", (2, 1, 3, 4), (5, 4, 6), {}, True, "GeluTanh", F32),
+    ("batched-both-trans", (2, 4, 3), (2, 5, 4), {"transA": 1, "transB": 1, "alpha": 2.0}, True, "", F32),
+    ("f16-bias-gelu", (3, 8), (8, 5), {}, True, "Gelu", F16),
+]
+
+
+@pytest.mark.parametrize("name,sa,sb,attrs,bias,act,dt", MM_CASES, ids=[c[0] for c in MM_CASES])
+def test_fused_matmul_equals_matmul_mul_add_activation(name: str, sa: tuple, sb: tuple, attrs: dict, bias: bool,
+                                                       act: str, dt: type) -> None:
+    a, b = rnd(*sa, dtype=dt), rnd(*sb, dtype=dt)
+    fused0 = internal_node("FusedMatMul", [a, b], dict(attrs, activation=act))
+    n = infer_of(fused0, [a, b])[0].shape[-1]
+    c = rnd(n, dtype=dt) if bias else None
+    fused = internal_node("FusedMatMul", [a, b, c], dict(attrs, activation=act))
+    info = infer_of(fused, [a, b, c])[0]
+    got = run_reference(fused, [a, b, c])[0]
+    feeds = {"a": a.astype(F32), "b": b.astype(F32)}
+    nodes, left, right = [], "a", "b"
+    if attrs.get("transA"):
+        nodes.append(helper.make_node("Transpose", ["a"], ["at"], perm=list(range(len(sa) - 2)) +
+                                      [len(sa) - 1, len(sa) - 2]))
+        left = "at"
+    if attrs.get("transB"):
+        nodes.append(helper.make_node("Transpose", ["b"], ["bt"], perm=list(range(len(sb) - 2)) +
+                                      [len(sb) - 1, len(sb) - 2]))
+        right = "bt"
+    nodes.append(helper.make_node("MatMul", [left, right], ["m"]))
+    last = "m"
+    if "alpha" in attrs:
+        alpha = numpy_helper.from_array(np.array(attrs["alpha"], F32), "alpha")
+        nodes.insert(0, helper.make_node("Constant", [], ["alpha"], value=alpha))
+        nodes.append(helper.make_node("Mul", ["m", "alpha"], ["ma"]))
+        last = "ma"
+    if c is not None:
+        feeds["c"] = c.astype(F32)
+        nodes.append(helper.make_node("Add", [last, "c"], ["mc"]))
+        last = "mc"
+    if act:
+        kw = {} if act == "Relu" else {"approximate": "tanh" if act == "GeluTanh" else "none"}
+        nodes.append(helper.make_node("Relu" if act == "Relu" else "Gelu", [last], ["y"], **kw))
+        last = "y"
+    want = ort_graph(nodes, feeds, last, TensorProto.FLOAT).astype(dt)
+    assert info.dtype == elem_type(dt) and info.shape == want.shape
+    tol = dict(rtol=1e-4, atol=1e-5) if dt is F32 else dict(rtol=2e-3, atol=2e-3)
+    assert_close(got, want, f"FusedMatMul {name}", **tol)
+
+
+# ---------------------------------------------------------------------------------------------- Pointwise --
+
+def test_pointwise_chain_equals_onnx_chain() -> None:
+    """relu(x0 * x1 + 0.5) as float16, and (x0 > x1) as bool, from one program with broadcasting."""
+    x0, x1 = rnd(2, 3, 4), rnd(3, 1)
+    prog = Program(2, "float", [["mul", 2, 0, 1], ["const", 3, 0.5], ["add", 4, 2, 3], ["relu", 5, 4],
+                                ["gt", 6, 0, 1]], [(5, FLOAT16), (6, BOOL)])
+    node = internal_node("Pointwise", [x0, x1], {"program": prog.to_json()}, n_out=2)
+    infos = infer_of(node, [x0, x1])
+    got = run_reference(node, [x0, x1])
+    half = numpy_helper.from_array(np.array(0.5, F32), "half")
+    nodes = [helper.make_node("Constant", [], ["half"], value=half), helper.make_node("Mul", ["x0", "x1"], ["m"]),
+             helper.make_node("Add", ["m", "half"], ["a"]), helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Cast", ["r"], ["y"], to=TensorProto.FLOAT16)]
+    want0 = ort_graph(nodes, {"x0": x0, "x1": x1}, "y", TensorProto.FLOAT16, opset=17)
+    want1 = ort_graph([helper.make_node("Greater", ["x0", "x1"], ["y"])], {"x0": x0, "x1": x1}, "y",
+                      TensorProto.BOOL, opset=17)
+    assert [(i.dtype, i.shape) for i in infos] == [(FLOAT16, (2, 3, 4)), (BOOL, (2, 3, 4))]
+    assert_close(got[0], want0, "Pointwise output 0")
+    assert_close(got[1], want1, "Pointwise output 1")
+
+
+def test_pointwise_int64_program_and_bad_program() -> None:
+    a, b = np.array([7, -7, 9], np.int64), np.array([2, 2, -4], np.int64)
+    prog = Program(2, "int64", [["div", 2, 0, 1], ["mod", 3, 0, 1, 0.0]], [(2, INT64), (3, INT64)])
+    node = internal_node("Pointwise", [a, b], {"program": prog.to_json()}, n_out=2)
+    q, r = run_reference(node, [a, b])
+    np.testing.assert_array_equal(q, [3, -3, -2])  # C division truncates toward zero
+    np.testing.assert_array_equal(r, np.mod(a, b))  # fmod=0: the divisor's sign
+    bad = internal_node("Pointwise", [a], {"program": json.dumps({"compute": "int64", "code": [["exp", 1, 0]],
+                                                                  "outputs": [[1, INT64]]})})
+    with pytest.raises(OpError, match="pointwise.*needs float compute"):
+        infer_of(bad, [a])
+
+
+def test_pointwise_program_keeps_0d_and_saturates_int64_immediates() -> None:
+    y = pointwise_program.run(Program(1, "float", [["relu", 1, 0]], [(1, FLOAT)]), [np.float32(-2.0)])[0]
+    assert y.shape == () and float(y) == 0.0
+    big = float(np.iinfo(np.int64).max)  # what pointwise_ops uses for Clip's absent bound; 2**63 as a float
+    prog = Program(1, "int64", [["clip", 1, 0, -big, big], ["const", 2, float("nan")]], [(1, INT64), (2, INT64)])
+    x = np.array([np.iinfo(np.int64).min, -5, np.iinfo(np.int64).max], np.int64)
+    clipped, nan_const = pointwise_program.run(prog, [x])
+    np.testing.assert_array_equal(clipped, x)
+    np.testing.assert_array_equal(nan_const, np.zeros(3, np.int64))
+
+
+def test_elementwise_reference_is_the_pointwise_program() -> None:
+    """Every ONNX elementwise op's reference runs program_for_node's program: a node whose mapping changes
+    changes the reference (checked here through HardSigmoid's immediates)."""
+    from ep_trtpy.ops import pointwise_ops
+
+    x = rnd(5)
+    node = ir_node(helper.make_node("HardSigmoid", ["x"], ["y"], alpha=0.3, beta=0.1), [x], (), 6)
+    node.outputs[0].dtype = FLOAT
+    prog, idx = pointwise_ops.program_for_node(node)
+    assert idx == [0]
+    np.testing.assert_array_equal(run_reference(node, [x])[0], pointwise_program.run(prog, [x])[0])
