@@ -11,6 +11,10 @@ Graph documents (``graph_json``) written by the shim (cuda_kernels/shim/graph_ex
       "inputs": [value name, ...],              # graph inputs (not initializers)
       "outputs": [value name, ...],
       "initializers": [value name, ...],        # data: initializers[i] (numpy array) passed beside the document
+                                                # (copies; bfloat16 as uint16 bits; None for types numpy cannot
+                                                # hold element by element, e.g. strings); constant ones only,
+                                                # outer-scope constants of a nested subgraph included
+      "outer_scope_values": [name, ...],        # non-constant values a nested subgraph reads from its parent
       "values": {name: {"dtype": int,           # ONNX element type, 0 if unknown / not a tensor
                         "shape": [int, ...] | null,   # -1 for a dynamic dimension; null: unknown rank
                         "dims": [str, ...]}},   # symbolic dimension names ("" where none)
@@ -58,7 +62,10 @@ def get_engine(program_id: int, shapes: list[tuple[int, ...]]) -> Any:
 
 def run_reference(program_id: int, inputs: list[np.ndarray],
                   alloc: Callable[[int, tuple[int, ...]], np.ndarray]) -> None:
-    """Run the program on the numpy reference backend; alloc(i, shape) returns the writable output array."""
+    """Run the program on the numpy reference backend; alloc(i, shape) returns the writable output array.
+
+    ``inputs`` are read-only views of ORT's memory and alloc's arrays are views of ORT's outputs: both are valid
+    only during this call (copy what must outlive it)."""
     raise NotImplementedError
 
 

@@ -22,4 +22,7 @@ void init_runtime_bindings(py::module_& m) {
       },
       "Process-wide counters of the native runtime and the plugin.");
   m.def("reset_counters", &tp_counters_reset);
+  m.def(
+      "abi_report", []() { return std::string(tp_get_abi_report()); },
+      "Report of the ORT plugin's ABI self-check (empty until ORT has loaded the plugin).");
 }

@@ -12,6 +12,8 @@ std::atomic<uint64_t> g_counters[TP_COUNTER_COUNT];
 std::mutex g_callbacks_mutex;
 tp_host_callbacks g_callbacks;
 std::atomic<bool> g_callbacks_set{false};
+std::mutex g_report_mutex;
+std::string g_abi_report;
 
 const char* const kCounterNames[TP_COUNTER_COUNT] = {
     "gpu_engine_runs", "reference_runs", "host_get_engine", "staged_host_inputs",
@@ -56,6 +58,16 @@ void tp_set_host_callbacks(const tp_host_callbacks* callbacks) {
 
 const tp_host_callbacks* tp_get_host_callbacks(void) {
   return g_callbacks_set.load() ? &g_callbacks : nullptr;
+}
+
+void tp_set_abi_report(const char* report) {
+  std::lock_guard<std::mutex> lock(g_report_mutex);
+  g_abi_report = report ? report : "";
+}
+
+const char* tp_get_abi_report(void) {
+  std::lock_guard<std::mutex> lock(g_report_mutex);
+  return g_abi_report.c_str();
 }
 
 }  // extern "C"

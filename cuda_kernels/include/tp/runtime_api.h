@@ -100,8 +100,9 @@ typedef struct tp_host_tensor {
   size_t nbytes;
 } tp_host_tensor;
 
-/* Given to run_reference: returns host memory for output `index` with these dims, or NULL on failure. */
-typedef void* (*tp_alloc_output_fn)(void* ctx, size_t index, const int64_t* dims, size_t ndims);
+/* Given to run_reference: returns host memory for output `index` with these dims, or NULL on failure, and sets
+ * *dtype to the output's element type (the host needs it to view the memory). */
+typedef void* (*tp_alloc_output_fn)(void* ctx, size_t index, const int64_t* dims, size_t ndims, int32_t* dtype);
 
 #define TP_HOST_CALLBACKS_VERSION 1u
 
@@ -155,6 +156,11 @@ typedef struct tp_host_callbacks {
 /* Installed by the pybind11 module on import; NULL until then (a non-Python host). The table is copied. */
 TP_API void tp_set_host_callbacks(const tp_host_callbacks* callbacks);
 TP_API const tp_host_callbacks* tp_get_host_callbacks(void);
+
+/* Human-readable report of the plugin's ABI self-check (shim/abi_probes.cpp), set when ORT loads the plugin;
+ * "" before that. The text is copied; the returned pointer is valid until the next tp_set_abi_report. */
+TP_API void tp_set_abi_report(const char* report);
+TP_API const char* tp_get_abi_report(void);
 
 /* ------------------------------------------------------------------------------------------------- stats -- */
 
