@@ -48,6 +48,10 @@ struct Params {
   int32_t ndim, n_code, n_in, n_out;
 };
 
+// CUDA kernel parameters are limited to 4 KB on the toolchains/drivers we support.
+static_assert(sizeof(Params<long long>) <= 4096, "pointwise kernel parameters exceed 4 KB");
+static_assert(sizeof(Params<float>) <= 4096, "pointwise kernel parameters exceed 4 KB");
+
 // Everything prepare() decides; launch() copies it, sets the pointers and picks the kernel variant.
 struct Plan {
   int compute = 0;  // 0 = float32, 1 = int64

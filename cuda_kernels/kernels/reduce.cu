@@ -112,16 +112,16 @@ __device__ __forceinline__ A warp_reduce(A v, int kind) {
   return v;
 }
 
-// All threads of the block call this; every thread gets the result.
+// All threads of the block call this; every thread gets the result. `identity` fills the unused lanes.
 template <typename A>
-__device__ __forceinline__ A block_reduce(A v, int kind, A* smem /* >= 33 */) {
+__device__ __forceinline__ A block_reduce(A v, int kind, A identity, A* smem /* >= 33 */) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = (blockDim.x + 31) >> 5;
   v = warp_reduce(v, kind);
   __syncthreads();  // smem may still be read from a previous call
   if (lane == 0) smem[warp] = v;
   __syncthreads();
   if (warp == 0) {
-    A w = lane < nwarps ? smem[lane] : smem[0];
+    A w = lane < nwarps ? smem[lane] : identity;
     w = warp_reduce(w, kind);
     if (lane == 0) smem[32] = w;
   }
@@ -166,13 +166,13 @@ __global__ void __launch_bounds__(512) rows_block(const T* __restrict__ in, T* _
       if (op == kLogSumExp) {
         float m = -INFINITY;
         for (ll j = threadIdx.x; j < r; j += blockDim.x) m = k::nan_max(m, load_acc(p, j));
-        m = block_reduce(m, static_cast<int>(kMaxK), smem);
+        m = block_reduce(m, static_cast<int>(kMaxK), -INFINITY, smem);
         shift = isinf(m) ? 0.0f : m;
       }
     }
     A acc = init<T>(kind);
     for (ll j = threadIdx.x; j < r; j += blockDim.x) acc = comb(kind, acc, pre(op, load_acc(p, j), shift));
-    acc = block_reduce(acc, kind, smem);
+    acc = block_reduce(acc, kind, init<T>(kind), smem);
     if (threadIdx.x == 0) store_acc(out, row, post(op, acc, r, shift));
   }
 }
