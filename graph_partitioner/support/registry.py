@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from graph_partitioner.ir import BOOL, FLOAT, FLOAT16, INT32, INT64, INT8, UINT8, Graph, Node, dtype_name
+from graph_partitioner.ir import (BFLOAT16, BOOL, DOUBLE, FLOAT, FLOAT16, INT8, INT32, INT64, STRING, UINT8, Graph,
+                                  Node, dtype_name)
 
 FLOATS = frozenset({FLOAT, FLOAT16})
 """Float types our GPU kernels implement (FP32 and FP16)."""
@@ -75,11 +76,30 @@ def rules() -> dict[str, Rule]:
     return dict(_RULES)
 
 
+REFUSED_EVERYWHERE = frozenset({DOUBLE, BFLOAT16, STRING})
+"""Element types no rule accepts, not even on exempt inputs/outputs: "<dtype> is not supported on the GPU path"."""
+
+OWN_DOMAINS = frozenset({"", "ai.onnx", "ep_trtpy"})
+"""Domains whose ops may have rules: ONNX's and our own internal ops'."""
+
+
 def check(node: Node, ctx: SupportContext) -> str | None:
-    """None if the node is supported, else the reason it is refused."""
+    """None if the node is supported, else the reason it is refused.
+
+    Order: domain, rule existence, element types refused everywhere (bfloat16, float64, string: on every input
+    and output, exempt ones included), the rule's dtype set on the non-exempt inputs and outputs, then the rule.
+    """
+    if node.domain not in OWN_DOMAINS:
+        return (f"{node.key} is in domain '{node.domain}'; ep_trtpy claims only ONNX-domain ops (and its own "
+                f"'ep_trtpy' ops)")
     r = _RULES.get(node.key)
     if r is None:
         return f"{node.key} has no GPU implementation in ep_trtpy"
+    for what, vals in (("input", node.inputs), ("output", node.outputs)):
+        for i, v in enumerate(vals):
+            if v is not None and v.dtype in REFUSED_EVERYWHERE:
+                name = dtype_name(v.dtype)
+                return f"{what} {i} ('{v.name}') is {name}, and {name} is not supported on the GPU path"
     for what, vals, exempt in (("input", node.inputs, r.exempt_inputs), ("output", node.outputs, r.exempt_outputs)):
         for i, v in enumerate(vals):
             if v is None or v.dtype is None or i in exempt:

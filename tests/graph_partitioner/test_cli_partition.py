@@ -1,0 +1,76 @@
+"""``ep-trtpy partition``: text and JSON reports on a small model, the support matrix from the rules."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+
+from ep_trtpy.cli import main
+from graph_partitioner.support import rules
+from gp_helpers import split_model
+
+
+@pytest.fixture()
+def model_path(tmp_path):
+    path = tmp_path / "split.onnx"
+    onnx.save(split_model(), str(path))
+    return str(path)
+
+
+def test_text_report(model_path, capsys):
+    assert main(["partition", model_path]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[-1] == "4/5 nodes claimed in 2 clusters"
+    assert "Cluster 0: 2 nodes" in lines and "Cluster 1: 2 nodes" in lines
+    assert "  ops: Mul x1, Relu x1" in lines
+    assert "  inputs: x float32[2,3]" in lines
+    assert "  outputs: a float32[2,3], b float32[2,3]" in lines  # a feeds the Add in the other cluster
+    assert "  nodes: relu (Relu), mul (Mul)" in lines
+    assert "Not claimed: 1 node" in lines
+    assert "  cumsum (CumSum): CumSum has no GPU implementation in ep_trtpy" in lines
+
+
+def test_options_and_json(model_path, capsys):
+    assert main(["partition", model_path, "--min-subgraph-size", "2", "--op-types-to-exclude", "Sigmoid,Foo",
+                 "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["summary"] == "2/5 nodes claimed in 1 cluster"
+    assert doc["min_subgraph_size"] == 2 and doc["op_types_to_exclude"] == ["Sigmoid", "Foo"]
+    (c,) = doc["clusters"]
+    assert [n["name"] for n in c["nodes"]] == ["relu", "mul"] and c["op_histogram"] == {"Mul": 1, "Relu": 1}
+    reasons = {r["name"]: r["reason"] for r in doc["not_claimed"]}
+    assert reasons == {
+        "cumsum": "CumSum has no GPU implementation in ep_trtpy",
+        "add": "in a cluster of 1 node, below min_subgraph_size 2 (it is separated from the claimed nodes before it "
+               "by 'cumsum', which is not claimed: joining them would make a cluster cyclic)",
+        "sigmoid": "excluded by op_types_to_exclude",
+    }
+
+
+def test_bad_option_and_missing_model(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["partition", "m.onnx", "--min-subgraph-size", "0"])
+    assert main(["partition"]) == 1
+    assert "a MODEL.onnx path is needed" in capsys.readouterr().err
+    assert main(["partition", str(tmp_path / "missing.onnx")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_support_matrix_is_generated_from_the_rules(capsys):
+    assert main(["partition", "--support-matrix"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "| op | dtypes | notes |"
+    rows = {line.split(" | ")[0].lstrip("| ") for line in out[2:] if line.startswith("| ")}
+    assert rows == set(rules())
+    resize = next(line for line in out if line.startswith("| Resize |"))
+    assert "| float32, float16 |" in resize and "cubic" in resize
+
+
+def test_help_mentions_generated_option_docs(capsys):
+    with pytest.raises(SystemExit):
+        main(["partition", "--help"])
+    out = capsys.readouterr().out
+    assert "--min-subgraph-size" in out and "smaller clusters are left to the CPU provider" in out
