@@ -332,6 +332,8 @@ def run_pool(ints: list[int], x: np.ndarray, y: np.ndarray) -> None:
     f = [ints[3 + 3 * k:6 + 3 * k] for k in range(8)]
     in_sp, out_sp, kernel, stride, pb, pe, dil = f[0], f[1], f[2], f[3], f[4], f[5], f[6]
     assert len(ints) == 3 + 3 * 7
+    if nc == 0 or y.size == 0:
+        return
     xin = x.reshape([nc] + in_sp).astype(np.float32)
     res = np.zeros([nc] + out_sp, dtype=np.float32)
     for o in np.ndindex(*out_sp):

@@ -111,9 +111,9 @@ def rand(shape: Sequence[int], dtype: Any = np.float32, seed: int = 0, low: floa
     rng = np.random.default_rng(seed)
     dt = np.dtype(dtype)
     if dt.kind == "f":
-        return rng.uniform(low, high, size=shape).astype(dt)
+        return np.asarray(rng.uniform(low, high, size=shape)).astype(dt)
     if dt.kind == "b":
-        return rng.random(size=shape) < 0.5
+        return np.asarray(rng.random(size=shape) < 0.5)
     v = rng.integers(int(low), int(high), size=shape)
     v = np.where(v == 0, 1, v)
-    return v.astype(dt)
+    return np.asarray(v).astype(dt)
