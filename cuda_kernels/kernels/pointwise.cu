@@ -223,9 +223,15 @@ __device__ __forceinline__ void apply(int op, const float (&A)[V], const float (
 }
 
 // ------------------------------------------------------------------------------------------------ int64 ops --
-__device__ __forceinline__ ll wrap_add(ll a, ll b) { return static_cast<ll>(static_cast<ull>(a) + static_cast<ull>(b)); }
-__device__ __forceinline__ ll wrap_sub(ll a, ll b) { return static_cast<ll>(static_cast<ull>(a) - static_cast<ull>(b)); }
-__device__ __forceinline__ ll wrap_mul(ll a, ll b) { return static_cast<ll>(static_cast<ull>(a) * static_cast<ull>(b)); }
+__device__ __forceinline__ ll wrap_add(ll a, ll b) {
+  return static_cast<ll>(static_cast<ull>(a) + static_cast<ull>(b));
+}
+__device__ __forceinline__ ll wrap_sub(ll a, ll b) {
+  return static_cast<ll>(static_cast<ull>(a) - static_cast<ull>(b));
+}
+__device__ __forceinline__ ll wrap_mul(ll a, ll b) {
+  return static_cast<ll>(static_cast<ull>(a) * static_cast<ull>(b));
+}
 __device__ __forceinline__ ll wrap_neg(ll a) { return static_cast<ll>(0ULL - static_cast<ull>(a)); }
 
 // C division (toward zero); x / 0 = 0 and x % 0 = 0 as numpy gives; INT64_MIN / -1 wraps.

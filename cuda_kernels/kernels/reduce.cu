@@ -155,7 +155,8 @@ __global__ void __launch_bounds__(256) rows_warp(const T* __restrict__ in, T* __
 }
 
 template <typename T>
-__global__ void __launch_bounds__(512) rows_block(const T* __restrict__ in, T* __restrict__ out, int op, ll rows, ll r) {
+__global__ void __launch_bounds__(512) rows_block(const T* __restrict__ in, T* __restrict__ out, int op, ll rows,
+                                                  ll r) {
   using A = typename AccOf<T>::type;
   __shared__ A smem[33];
   const int kind = kind_of(op);

@@ -199,8 +199,13 @@ def _lower_program(ctx: LowerCtx, node: Node, program: pp.Program, in_values: Se
         for v, arr in zip(outs, results):
             ctx.constant(v, np.broadcast_to(arr, out_shape))
         return
-    emit_pointwise(ctx, program, [ctx.tensor(v) for v in in_values], shapes, [ctx.tensor(v) for v in outs],
-                   out_shape, node.name)
+    try:
+        emit_pointwise(ctx, program, [ctx.tensor(v) for v in in_values], shapes, [ctx.tensor(v) for v in outs],
+                       out_shape, node.name)
+    except ValueError as e:  # Program.validate / encoding limits
+        if isinstance(e, LoweringError) and node.name in str(e):
+            raise
+        raise LoweringError(f"node '{node.name}' ({node.key}): {e}") from None
 
 
 @lowering("ep_trtpy::Pointwise")

@@ -422,6 +422,7 @@ def test_range_size_constant() -> None:
     ("Squeeze", [("a", np.array([1], np.int64))], {}),
     ("Unsqueeze", [("a", np.array([0, 3], np.int64))], {}),
     ("Identity", [], {}),
+    ("Dropout", [], {}),
 ])
 def test_views(op: str, extra: list, attrs: dict) -> None:
     x = rand((2, 1, 6), np.float32, 33)

@@ -274,3 +274,17 @@ def test_program_errors_name_the_node() -> None:
     g.outputs = [y]
     with pytest.raises(LoweringError, match="bad_pw"):
         lower(g)
+
+
+def test_too_many_inputs_is_a_lowering_error() -> None:
+    g = Graph("sum", {"": 17})
+    xs = []
+    for k in range(17):
+        v = g.add_value(f"x{k}", FLOAT, (2,))
+        g.inputs.append(v)
+        xs.append(v)
+    y = g.add_value("y", FLOAT, (2,))
+    g.add_node("Sum", xs, [y], name="big_sum")
+    g.outputs = [y]
+    with pytest.raises(LoweringError, match="big_sum"):
+        lower(g)
