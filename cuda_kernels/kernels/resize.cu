@@ -5,7 +5,8 @@
 //   asymmetric            x_in = x / scale
 //   half_pixel_symmetric  x_in = in/2 * (1 - out / (scale * in)) + (x + 0.5) / scale - 0.5
 // nearest: round_prefer_floor (halves go down, other values round half away from zero), round_prefer_ceil
-// (round half away from zero), floor, ceil; then clamped to [0, in - 1].
+// (round half away from zero), floor, ceil, and opset 10's rule (ceil when the dim is scaled below 1, else
+// truncation); then clamped to [0, in - 1].
 // linear: x_in clamped to [0, in - 1], neighbours i0 = floor, i1 = min(i0 + 1, in - 1) with weights |x_in - i1| and
 // |x_in - i0| (0.5 each when i0 == i1); the output is the sum over the 2^k corners of the k interpolated dims.
 // Dims with resized[d] == 0 (same extent, scale 1) map each index to itself.
@@ -36,8 +37,9 @@ __device__ __forceinline__ float original(int mode, ll xi, float scale, ll out_l
   }
 }
 
-__device__ __forceinline__ ll nearest(int mode, float x) {
+__device__ __forceinline__ ll nearest(int mode, float x, float scale) {
   switch (mode) {
+    case kSimple: return scale < 1.0f ? static_cast<ll>(ceilf(x)) : static_cast<ll>(x);
     case kRoundPreferCeil: return static_cast<ll>(roundf(x));
     case kFloor: return static_cast<ll>(floorf(x));
     case kCeil: return static_cast<ll>(ceilf(x));
@@ -74,7 +76,7 @@ __global__ void __launch_bounds__(256) resize_kernel(const __grid_constant__ Res
         } else {
           float x = original(a.coord_mode, c, a.scales[d], od, id);
           if (!a.linear) {
-            ll j = nearest(a.nearest_mode, x);
+            ll j = nearest(a.nearest_mode, x, a.scales[d]);
             j = j < 0 ? 0 : (j > id - 1 ? id - 1 : j);
             i0[d] = i1[d] = j;
           } else {

@@ -10,7 +10,8 @@ constexpr int kMaxDims = 8;
 
 enum CoordMode : int { kHalfPixel = 0, kPytorchHalfPixel = 1, kAlignCorners = 2, kAsymmetric = 3,
                        kHalfPixelSymmetric = 4 };
-enum NearestMode : int { kRoundPreferFloor = 0, kRoundPreferCeil = 1, kFloor = 2, kCeil = 3 };
+// kSimple: Resize-10 / Upsample rounding: ceil for a dim scaled below 1, truncation otherwise.
+enum NearestMode : int { kRoundPreferFloor = 0, kRoundPreferCeil = 1, kFloor = 2, kCeil = 3, kSimple = 4 };
 
 struct ResizeArgs {
   const void* in = nullptr;

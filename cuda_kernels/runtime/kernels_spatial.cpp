@@ -5,7 +5,8 @@
 //            ints   [linear, coord_mode, nearest_mode, ndim (1..8), in_dims[ndim], out_dims[ndim], resized[ndim]]
 //                   linear: 0 nearest, 1 linear; coord_mode: 0 half_pixel, 1 pytorch_half_pixel, 2 align_corners,
 //                   3 asymmetric, 4 half_pixel_symmetric; nearest_mode: 0 round_prefer_floor,
-//                   1 round_prefer_ceil, 2 floor, 3 ceil; resized[d]: 0 = dim d maps index to index
+//                   1 round_prefer_ceil, 2 floor, 3 ceil, 4 opset-10 (ceil if scale < 1 else truncate);
+//                   resized[d]: 0 = dim d maps index to index
 //            floats [scales[ndim]]   the scale used by the coordinate transformation of each dim
 // "pool"     inputs [X], outputs [Y]: float32 or float16, same dtype
 //            ints   [average, count_include_pad, nc, in_sp[3], out_sp[3], kernel[3], stride[3], pad_begin[3],
@@ -40,7 +41,7 @@ int prepare_resize(Engine& e, Layer& layer, std::string* err) {
   kutil::IntReader r(layer.ints, kResize);
   a.linear = static_cast<int>(r.next_in("linear", 0, 1));
   a.coord_mode = static_cast<int>(r.next_in("coord_mode", 0, 4));
-  a.nearest_mode = static_cast<int>(r.next_in("nearest_mode", 0, 3));
+  a.nearest_mode = static_cast<int>(r.next_in("nearest_mode", 0, 4));
   a.ndim = static_cast<int>(r.next_in("ndim", 1, sp::kMaxDims));
   long long n_in = 1, n_out = 1;
   for (int d = 0; d < a.ndim; ++d) n_in *= (a.in_dims[d] = r.next_in("in_dims", 0, INT64_MAX));

@@ -62,8 +62,10 @@ def test_resize_opset11_and_opset10() -> None:
                                     In("scales", np.array([1, 1, 2, 2], np.float32), const=True)],
                          {"mode": "linear", "coordinate_transformation_mode": "align_corners"}, opset=11),
                rtol=1e-5, atol=1e-5)
-    check_case(node_case("Resize", [In("x", x), In("scales", np.array([1, 1, 2, 3], np.float32), const=True)],
-                         {"mode": "nearest"}, opset=10), exact=True)
+    for scales in ([1, 1, 2, 3], [1, 1, 0.5, 0.6], [1, 1, 1.5, 0.75]):
+        for mode in ("nearest", "linear"):
+            check_case(node_case("Resize", [In("x", x), In("scales", np.array(scales, np.float32), const=True)],
+                                 {"mode": mode}, opset=10), rtol=1e-5, atol=1e-5, kernels=["resize"])
 
 
 POOL_2D = [

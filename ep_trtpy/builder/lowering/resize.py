@@ -5,13 +5,14 @@
             floats [scales[ndim]]
             linear: 0 nearest, 1 linear; coord_mode: 0 half_pixel, 1 pytorch_half_pixel, 2 align_corners,
             3 asymmetric, 4 half_pixel_symmetric; nearest_mode: 0 round_prefer_floor, 1 round_prefer_ceil, 2 floor,
-            3 ceil; resized[d] = 0 when dim d keeps its extent with scale 1 (index maps to itself)
+            3 ceil, 4 opset 10's rule (ceil where the dim's scale < 1, else truncation); resized[d] = 0 when
+            dim d keeps its extent with scale 1 (index maps to itself)
 
 Per dim, the scale is the `scales` input's value when given (float32), else out / in from `sizes` (as ONNX Runtime
 computes it, in float32); the output extents are the output value's shape, checked against
 floor(in * scale) when scales are given. Refused with a reason: cubic, tf_crop_and_resize, antialias,
-keep_aspect_ratio_policy other than stretch, exclude_outside, and opset-10 nearest downsampling (its rounding
-differs). Opset 10 is asymmetric with floor rounding.
+keep_aspect_ratio_policy other than stretch, exclude_outside. Opset 10 (and Upsample) is asymmetric, with
+nearest rounding as ONNX Runtime does it there (ceil on dims scaled below 1, truncation elsewhere).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from graph_partitioner.ir import FLOAT, FLOAT16, Node
 
 COORD_MODES = {"half_pixel": 0, "pytorch_half_pixel": 1, "align_corners": 2, "asymmetric": 3,
                "half_pixel_symmetric": 4}
-NEAREST_MODES = {"round_prefer_floor": 0, "round_prefer_ceil": 1, "floor": 2, "ceil": 3}
+NEAREST_MODES = {"round_prefer_floor": 0, "round_prefer_ceil": 1, "floor": 2, "ceil": 3, "simple": 4}
 
 
 def _s(v: object) -> str:
@@ -53,8 +54,8 @@ def lower_resize(ctx: LowerCtx, node: Node) -> None:
     if coord not in COORD_MODES:
         raise LoweringError(f"node '{node.name}' ({node.op_type}): coordinate_transformation_mode {coord!r} is not "
                             f"supported ({', '.join(COORD_MODES)})")
-    nearest = "floor" if old else _s(node.attr("nearest_mode", "round_prefer_floor"))
-    if nearest not in NEAREST_MODES:
+    nearest = "simple" if old else _s(node.attr("nearest_mode", "round_prefer_floor"))
+    if nearest not in NEAREST_MODES or (nearest == "simple" and not old):
         raise LoweringError(f"node '{node.name}' ({node.op_type}): nearest_mode {nearest!r} is not supported")
     if int(node.attr("antialias", 0)):
         raise LoweringError(f"node '{node.name}' ({node.op_type}): antialias=1 is not supported")
@@ -96,8 +97,6 @@ def lower_resize(ctx: LowerCtx, node: Node) -> None:
     else:
         for d in range(rank):
             scale[d] = np.float32(1.0) if xs[d] == 0 else np.float32(np.float32(ys[d]) / np.float32(xs[d]))
-    if old and not linear and any(float(s) < 1.0 for s in scale):
-        raise LoweringError(f"node '{node.name}' ({node.op_type}): opset-10 nearest downsampling is not supported")
     resized = [0 if (xs[d] == ys[d] and float(scale[d]) == 1.0) else 1 for d in range(rank)]
     if any(resized[d] and float(scale[d]) <= 0.0 for d in range(rank)):
         raise LoweringError(f"node '{node.name}' ({node.op_type}): scales must be positive")

@@ -274,7 +274,7 @@ def _orig(mode: int, x: np.ndarray, scale: np.float32, out_len: int, in_len: int
     return (x + f(0.5)) / scale - f(0.5)
 
 
-def _nearest(mode: int, x: np.ndarray) -> np.ndarray:
+def _nearest(mode: int, x: np.ndarray, scale: np.float32) -> np.ndarray:
     away = np.where(x >= 0, np.floor(x + np.float32(0.5)), np.ceil(x - np.float32(0.5)))  # round half away
     if mode == 1:
         return away.astype(np.int64)
@@ -282,6 +282,8 @@ def _nearest(mode: int, x: np.ndarray) -> np.ndarray:
         return np.floor(x).astype(np.int64)
     if mode == 3:
         return np.ceil(x).astype(np.int64)
+    if mode == 4:
+        return (np.ceil(x) if scale < 1 else np.trunc(x)).astype(np.int64)
     half = x == (np.trunc(x) + np.float32(0.5))
     return np.where(half, np.floor(x), away).astype(np.int64)
 
@@ -301,7 +303,7 @@ def run_resize(ints: list[int], floats: list[float], x: np.ndarray, y: np.ndarra
             continue
         xo = _orig(coord, c, np.float32(floats[d]), out_dims[d], in_dims[d])
         if not linear:
-            j = np.clip(_nearest(nearest, xo), 0, in_dims[d] - 1)
+            j = np.clip(_nearest(nearest, xo, np.float32(floats[d])), 0, in_dims[d] - 1)
             per_dim.append((j, j, np.ones(len(c), np.float32), np.zeros(len(c), np.float32)))
         else:
             xc = np.clip(xo, np.float32(0), np.float32(in_dims[d] - 1))

@@ -311,6 +311,15 @@ def test_resize_sizes(sizes: list[int], mode: str) -> None:
     assert resized[:2] == [0, 0]
 
 
+@pytest.mark.parametrize("scales", [[1, 1, 2, 3], [1, 1, 0.5, 0.6], [1, 1, 1.5, 0.75]])
+@pytest.mark.parametrize("mode", ["nearest", "linear"])
+def test_resize_opset10(scales: list[float], mode: str) -> None:
+    x = rand((1, 2, 5, 7), np.float32, 34)
+    plan = run_case(node_case("Resize", [In("x", x), In("s", np.array(scales, np.float32), const=True)],
+                              {"mode": mode}, opset=10), rtol=1e-5, atol=1e-5)
+    assert plan.layers[0].ints[1:3] == [3, 4]  # asymmetric, opset-10 rounding
+
+
 def test_resize_trilinear() -> None:
     x = rand((1, 1, 3, 4, 5), np.float32, 26)
     ins = [In("x", x), None, In("scales", np.array([1, 1, 2, 1.5, 0.8], np.float32), const=True)]
