@@ -66,6 +66,7 @@ class LowerCtx:
     _ids: dict[int, int] = field(default_factory=dict)  # id(Value) -> tensor id
     _output_slots: dict[int, list[int]] = field(default_factory=dict)  # id(Value) -> graph output positions
     _input_slots: dict[int, int] = field(default_factory=dict)
+    consts: dict[int, np.ndarray] = field(default_factory=dict)  # id(Value) -> value known at build time
 
     def __post_init__(self) -> None:
         for k, v in enumerate(self.graph.inputs):
@@ -114,6 +115,31 @@ class LowerCtx:
         offset = len(self.weights)
         self.weights.extend(arr.tobytes())
         return self._add(name, dt, arr.shape, "weight", offset=offset)
+
+    def const_value(self, v: Value | None) -> np.ndarray | None:
+        """The value of `v` if it is known at build time (an IR constant, or recorded by :meth:`constant` while
+        lowering an earlier node, e.g. the output of Shape), else None."""
+        if v is None:
+            return None
+        if v.const is not None:
+            return v.const
+        return self.consts.get(id(v))
+
+    def constant(self, v: Value, array: np.ndarray) -> int:
+        """Record that `v` is the build-time constant `array` (later lowerings read it through
+        :meth:`const_value`) and bind it to a weight tensor. Returns the tensor id."""
+        if v.dtype is None:
+            raise LoweringError(f"value '{v.name}' has no dtype; cannot bind a constant to it")
+        arr = np.asarray(array).astype(np_dtype(v.dtype), copy=False)
+        if v.shape is not None and tuple(arr.shape) != tuple(v.shape):
+            raise LoweringError(f"value '{v.name}' has shape {tuple(v.shape)} but its computed constant has shape "
+                                f"{tuple(arr.shape)}")
+        if id(v) in self._ids:
+            raise LoweringError(f"value '{v.name}' is bound to a tensor already; cannot make it a constant")
+        self.consts[id(v)] = arr
+        tid = self.weight(arr, v.name, dtype=v.dtype)
+        self._ids[id(v)] = tid
+        return tid
 
     def temp(self, dtype: int, shape: Sequence[int], name: str = "temp") -> int:
         """A scratch activation for use between the layers of one node."""

@@ -1,0 +1,76 @@
+"""Lowering of LayerNormalization (opset 17) onto the ``layernorm`` kernel
+(cuda_kernels/runtime/kernels_norm.cpp)::
+
+    layernorm  inputs [X, scale, bias or -1] outputs [Y]   ints [rows, cols]   floats [epsilon]
+               X read as [rows, cols] with cols = prod(X.shape[axis:]); scale and bias hold cols elements
+               Y = (X - mean) / sqrt(var + epsilon) * scale + bias per row (float32 arithmetic, two passes)
+
+Scale and bias may broadcast to X.shape[axis:]: constants are materialized to that shape as weights (in X's
+dtype), run-time tensors are broadcast into a temporary by a ``pointwise`` copy. The Mean and InvStdDev outputs
+are refused when used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
+from ep_trtpy.builder.lowering._util import check_dtype, check_out_shape, normalize_axis, numel, shape_of
+from ep_trtpy.builder.lowering.pointwise import emit_pointwise
+from ep_trtpy.ops import pointwise_program as pp
+from graph_partitioner.ir import FLOAT, FLOAT16, Node, Value, np_dtype
+
+
+def _param(ctx: LowerCtx, node: Node, v: Value, norm_shape: tuple[int, ...], dtype: int, what: str) -> int:
+    """Tensor id of a scale/bias holding exactly prod(norm_shape) elements of `dtype`."""
+    vs = shape_of(v)
+    try:
+        np.broadcast_shapes(vs, norm_shape)
+    except ValueError:
+        raise LoweringError(f"node '{node.name}' (LayerNormalization): {what} '{v.name}' {list(vs)} does not broadcast "
+                            f"to the normalized shape {list(norm_shape)}") from None
+    if np.broadcast_shapes(vs, norm_shape) != norm_shape:
+        raise LoweringError(f"node '{node.name}' (LayerNormalization): {what} '{v.name}' {list(vs)} is larger than "
+                            f"the normalized shape {list(norm_shape)}")
+    c = ctx.const_value(v)
+    if c is not None:
+        if tuple(vs) == norm_shape and v.dtype == dtype:
+            return ctx.tensor(v)
+        arr = np.broadcast_to(np.asarray(c).reshape(vs), norm_shape).astype(np_dtype(dtype))
+        return ctx.weight(arr, f"{node.name}:{what}", dtype=dtype)
+    if numel(vs) == numel(norm_shape) and v.dtype == dtype:
+        return ctx.tensor(v)
+    tmp = ctx.temp(dtype, norm_shape, f"{node.name}:{what}")
+    prog = pp.Program(1, "float", [["mov", 1, 0]], [(1, dtype)])
+    emit_pointwise(ctx, prog, [ctx.tensor(v)], [vs], [tmp], norm_shape, node.name)
+    return tmp
+
+
+@lowering("LayerNormalization")
+def lower_layernorm(ctx: LowerCtx, node: Node) -> None:
+    """LayerNormalization(axis, epsilon, stash_type=1)."""
+    x, y = node.inputs[0], node.outputs[0]
+    assert x is not None
+    xs = shape_of(x)
+    check_dtype(node, x, (FLOAT, FLOAT16), "input")
+    check_out_shape(node, y, xs)
+    if int(node.attr("stash_type", 1)) != 1:
+        raise LoweringError(f"node '{node.name}' (LayerNormalization): stash_type must be 1 (float32)")
+    for extra in node.outputs[1:]:
+        if extra.consumers or ctx.graph.is_graph_output(extra):
+            raise LoweringError(f"node '{node.name}' (LayerNormalization): output '{extra.name}' (Mean/InvStdDev) is "
+                                f"used; only Y is computed on the GPU")
+    if not xs:
+        raise LoweringError(f"node '{node.name}' (LayerNormalization): input '{x.name}' is a scalar")
+    axis = normalize_axis(node.attr("axis", -1), len(xs), node)
+    norm_shape = tuple(xs[axis:])
+    rows, cols = numel(xs[:axis]), numel(norm_shape)
+    scale = node.input(1)
+    if scale is None:
+        raise LoweringError(f"node '{node.name}' (LayerNormalization) has no Scale input")
+    ins = [ctx.tensor(x), _param(ctx, node, scale, norm_shape, x.dtype, "scale")]  # type: ignore[arg-type]
+    bias = node.input(2)
+    if bias is not None:
+        ins.append(_param(ctx, node, bias, norm_shape, x.dtype, "bias"))  # type: ignore[arg-type]
+    ctx.emit("layernorm", ins, [ctx.tensor(y)], ints=[rows, cols], floats=[float(node.attr("epsilon", 1e-5))],
+             name=node.name)

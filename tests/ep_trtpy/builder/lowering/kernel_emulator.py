@@ -1,0 +1,405 @@
+"""A numpy emulator of an engine plan that uses our own kernels (the CPU stand-in for the native executor).
+
+It honours the plan's memory layout exactly (inputs, outputs, the weights blob, one arena with the planned offsets,
+views at byte offsets), decodes every layer's ints/floats as the native prepare() does, and executes the kernel's
+documented semantics with numpy. It checks the lowering (parameter encodings, collapsing, register allocation,
+views and the memory plan) on machines without a GPU; it says nothing about the CUDA code itself, which the GPU
+tests in tests/cuda_kernels/ cover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ep_trtpy.builder.plan import Plan
+from ep_trtpy.ops import pointwise_program as pp
+from graph_partitioner.ir import BOOL, FLOAT, FLOAT16, INT32, INT64, np_dtype
+
+OPNAMES = {v: k for k, v in pp.OPCODES.items()}
+LOAD, STORE = 200, 201
+POISON = 0xA5
+
+
+class Memory:
+    """Byte buffers for every home of a plan, and typed flat views of tensors."""
+
+    def __init__(self, plan: Plan, weights: bytes, inputs: Sequence[np.ndarray]):
+        self.plan = plan
+        self.weights = bytearray(weights)
+        self.arena = bytearray([POISON]) * max(plan.arena_bytes, 1)
+        self.inputs = [bytearray(np.ascontiguousarray(x).tobytes()) + bytearray(8) for x in inputs]
+        self.outputs: dict[int, bytearray] = {}
+        for t in plan.tensors:
+            if t.kind == "output":
+                self.outputs[t.index] = bytearray([POISON]) * max(t.nbytes, 1)
+
+    def _home(self, tid: int) -> tuple[bytearray, int]:
+        t = self.plan.tensors[tid]
+        if t.kind == "alias":
+            buf, off = self._home(t.index)
+            return buf, off + t.offset
+        if t.kind == "input":
+            return self.inputs[t.index], 0
+        if t.kind == "output":
+            return self.outputs[t.index], 0
+        if t.kind == "weight":
+            return self.weights, t.offset
+        return self.arena, t.offset
+
+    def flat(self, tid: int) -> np.ndarray:
+        """A writable flat numpy view of the tensor's bytes."""
+        t = self.plan.tensors[tid]
+        buf, off = self._home(tid)
+        dt = np_dtype(t.dtype)
+        n = int(np.prod(t.shape, dtype=np.int64)) if t.shape else 1
+        if off + n * dt.itemsize > len(buf):
+            raise AssertionError(f"tensor {t.name} ({tid}) reaches past its buffer")
+        return np.frombuffer(memoryview(buf)[off:off + n * dt.itemsize], dtype=dt)
+
+    def output(self, k: int) -> np.ndarray:
+        for t in self.plan.tensors:
+            if t.kind == "output" and t.index == k:
+                return self.flat(t.id).copy().reshape(t.shape)
+        raise KeyError(k)
+
+
+def _coords(dims: Sequence[int]) -> list[np.ndarray]:
+    n = int(np.prod(dims, dtype=np.int64)) if dims else 1
+    if not dims:
+        return []
+    return [c.astype(np.int64) for c in np.unravel_index(np.arange(n, dtype=np.int64), tuple(int(d) for d in dims))]
+
+
+def run_pointwise(ints: list[int], floats: list[float], ins: list[np.ndarray], outs: list[np.ndarray],
+                  out_dtypes: list[int]) -> None:
+    compute, nreg, ndim, ncode = ints[:4]
+    assert nreg in (8, 16, 32), nreg
+    p = 4
+    dims = ints[p:p + ndim]
+    p += ndim
+    strides = []
+    for _ in ins:
+        strides.append(ints[p:p + ndim])
+        p += ndim
+    code = [ints[p + 6 * k:p + 6 * k + 6] for k in range(ncode)]
+    assert p + 6 * ncode == len(ints)
+    assert len(floats) == 2 * ncode
+    ct = np.float32 if compute == 0 else np.int64
+    coords = _coords(dims)
+    n = int(np.prod(dims, dtype=np.int64)) if dims else 1
+    regs: list[np.ndarray | None] = [None] * nreg
+    with np.errstate(all="ignore"):
+        for pc, (op, dst, nsrc, a, b, c) in enumerate(code):
+            if op == LOAD:
+                off = np.zeros(n, dtype=np.int64)
+                for d in range(ndim):
+                    off += coords[d] * strides[a][d]
+                v = ins[a][off]
+                if ct is np.int64 and v.dtype.kind == "f":
+                    v = np.trunc(v)
+                regs[dst] = v.astype(ct)
+            elif op == STORE:
+                v = regs[a]
+                assert v is not None, f"store of unset register {a}"
+                v = np.broadcast_to(v, (n,))
+                t = out_dtypes[b]
+                if t == BOOL:
+                    outs[b][:] = v != 0
+                elif t in (INT32, INT64) and ct is np.float32:
+                    outs[b][:] = np.trunc(v).astype(np_dtype(t))
+                else:
+                    outs[b][:] = v.astype(np_dtype(t))
+            else:
+                name = OPNAMES[op]
+                n_src, n_imm = pp.OPS[name]
+                assert nsrc == n_src, (name, nsrc)
+                srcs = [regs[r] for r in (a, b, c)[:nsrc]]
+                assert all(s is not None for s in srcs), f"{name} reads an unset register"
+                imm: list = list(floats[2 * pc:2 * pc + n_imm])
+                regs[dst] = np.broadcast_to(np.asarray(pp._apply(name, srcs, imm, ct)), (n,)).astype(ct)
+
+
+def run_copy(ints: list[int], x: np.ndarray, y: np.ndarray) -> None:
+    ndim = ints[0]
+    dims = ints[1:1 + ndim]
+    in_off = ints[1 + ndim]
+    in_s = ints[2 + ndim:2 + 2 * ndim]
+    out_off = ints[2 + 2 * ndim]
+    out_s = ints[3 + 2 * ndim:3 + 3 * ndim]
+    assert len(ints) == 3 + 3 * ndim
+    co = _coords(dims)
+    n = int(np.prod(dims, dtype=np.int64)) if dims else 1
+    src = np.full(n, in_off, dtype=np.int64)
+    dst = np.full(n, out_off, dtype=np.int64)
+    for d in range(ndim):
+        src += co[d] * in_s[d]
+        dst += co[d] * out_s[d]
+    if n:
+        assert src.min() >= 0 and src.max() < x.size and dst.min() >= 0 and dst.max() < y.size
+        y[dst] = x[src]
+
+
+def run_transpose(ints: list[int], x: np.ndarray, y: np.ndarray) -> None:
+    ndim = ints[0]
+    dims = ints[1:1 + ndim]
+    perm = ints[1 + ndim:1 + 2 * ndim]
+    assert len(ints) == 1 + 2 * ndim and sorted(perm) == list(range(ndim))
+    y[:] = np.transpose(x.reshape(dims), perm).reshape(-1)
+
+
+def _as_acc(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float32) if x.dtype.kind == "f" else x.astype(np.int64)
+
+
+def run_reduce(ints: list[int], x: np.ndarray, y: np.ndarray) -> None:
+    op, outer, r, inner = ints
+    v = _as_acc(x.reshape(outer, r, inner))
+    with np.errstate(all="ignore"):
+        if op == 0:
+            res = v.sum(axis=1)
+        elif op == 1:
+            res = v.sum(axis=1) / np.float32(r)
+        elif op == 2:
+            res = v.max(axis=1, initial=-np.inf if v.dtype.kind == "f" else np.iinfo(x.dtype).min)
+        elif op == 3:
+            res = v.min(axis=1, initial=np.inf if v.dtype.kind == "f" else np.iinfo(x.dtype).max)
+        elif op == 4:
+            res = v.prod(axis=1)
+        elif op == 5:
+            res = np.abs(v).sum(axis=1)
+        elif op == 6:
+            res = np.sqrt((v * v).sum(axis=1))
+        elif op == 7:
+            res = (v * v).sum(axis=1)
+        else:
+            m = v.max(axis=1, keepdims=True, initial=-np.inf)
+            shift = np.where(np.isinf(m), np.float32(0), m)
+            res = (shift + np.log(np.exp(v - shift).sum(axis=1, keepdims=True)))[:, 0, :]
+    y[:] = res.astype(y.dtype).reshape(-1)
+
+
+def run_arg(ints: list[int], x: np.ndarray, y: np.ndarray, select_min: bool) -> None:
+    last, outer, r, inner = ints
+    v = x.reshape(outer, r, inner).astype(np.float64 if x.dtype.kind == "f" else np.int64)
+    if last:
+        v = v[:, ::-1, :]
+    idx = v.argmin(axis=1) if select_min else v.argmax(axis=1)
+    if last:
+        idx = r - 1 - idx
+    y[:] = idx.reshape(-1)
+
+
+def run_softmax(ints: list[int], x: np.ndarray, y: np.ndarray) -> None:
+    log, outer, r, inner = ints
+    v = x.reshape(outer, r, inner).astype(np.float32)
+    m = v.max(axis=1, keepdims=True)
+    e = np.exp(v - m)
+    s = e.sum(axis=1, keepdims=True)
+    res = (v - m) - np.log(s) if log else e / s
+    y[:] = res.astype(y.dtype).reshape(-1)
+
+
+def run_layernorm(ints: list[int], floats: list[float], x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
+                  y: np.ndarray) -> None:
+    rows, cols = ints
+    v = x.reshape(rows, cols).astype(np.float32)
+    mean = v.mean(axis=1, keepdims=True)
+    var = ((v - mean) ** 2).mean(axis=1, keepdims=True)
+    res = (v - mean) / np.sqrt(var + np.float32(floats[0])) * scale.astype(np.float32)
+    if bias is not None:
+        res = res + bias.astype(np.float32)
+    y[:] = res.astype(y.dtype).reshape(-1)
+
+
+def run_pad(ints: list[int], x: np.ndarray, y: np.ndarray) -> None:
+    mode, ndim = ints[0], ints[1]
+    in_dims = ints[2:2 + ndim]
+    out_dims = ints[2 + ndim:2 + 2 * ndim]
+    pb = ints[2 + 2 * ndim:2 + 3 * ndim]
+    bits = ints[2 + 3 * ndim]
+    assert len(ints) == 3 + 3 * ndim
+    value = np.frombuffer(np.int64(bits).tobytes()[:y.itemsize], dtype=y.dtype)[0]
+    co = _coords(out_dims)
+    n = int(np.prod(out_dims, dtype=np.int64)) if ndim else 1
+    src = np.zeros(n, dtype=np.int64)
+    inside = np.ones(n, dtype=bool)
+    stride = 1
+    for d in range(ndim - 1, -1, -1):
+        i = co[d] - pb[d]
+        nd = in_dims[d]
+        out = (i < 0) | (i >= nd)
+        if mode == 1:
+            if nd == 1:
+                i = np.zeros_like(i)
+            else:
+                period = 2 * (nd - 1)
+                i = np.mod(i, period)
+                i = np.where(i >= nd, period - i, i)
+        elif mode == 2:
+            i = np.clip(i, 0, nd - 1)
+        else:
+            inside &= ~out
+            i = np.where(out, 0, i)
+        src += i * stride
+        stride *= nd
+    y[:] = np.where(inside, x[np.where(inside, src, 0)] if x.size else value, value)
+
+
+def run_gather(ints: list[int], data: np.ndarray, idx: np.ndarray, y: np.ndarray) -> None:
+    outer, axis, inner = ints
+    d = data.reshape(outer, axis, inner)
+    i = idx.astype(np.int64).reshape(-1)
+    i = np.where(i < 0, i + axis, i)
+    ok = (i >= 0) & (i < axis)
+    res = d[:, np.where(ok, i, 0), :]
+    res[:, ~ok, :] = 0
+    y[:] = res.reshape(-1)
+
+
+def _orig(mode: int, x: np.ndarray, scale: np.float32, out_len: int, in_len: int) -> np.ndarray:
+    f = np.float32
+    x = x.astype(f)
+    if mode == 1:
+        return (x + f(0.5)) / scale - f(0.5) if out_len > 1 else np.zeros_like(x)
+    if mode == 2:
+        return np.zeros_like(x) if out_len == 1 else x * f(in_len - 1) / f(out_len - 1)
+    if mode == 3:
+        return x / scale
+    if mode == 4:
+        adjustment = f(out_len) / (scale * f(in_len))
+        offset = f(in_len) / f(2) * (f(1) - adjustment)
+        return (offset.astype(np.float64) + (x.astype(np.float64) + 0.5) / np.float64(scale) - 0.5).astype(f)
+    return (x + f(0.5)) / scale - f(0.5)
+
+
+def _nearest(mode: int, x: np.ndarray, scale: np.float32) -> np.ndarray:
+    away = np.where(x >= 0, np.floor(x + np.float32(0.5)), np.ceil(x - np.float32(0.5)))  # round half away
+    if mode == 1:
+        return away.astype(np.int64)
+    if mode == 2:
+        return np.floor(x).astype(np.int64)
+    if mode == 3:
+        return np.ceil(x).astype(np.int64)
+    if mode == 4:
+        return (np.ceil(x) if scale < 1 else np.trunc(x)).astype(np.int64)
+    half = x == (np.trunc(x) + np.float32(0.5))
+    return np.where(half, np.floor(x), away).astype(np.int64)
+
+
+def run_resize(ints: list[int], floats: list[float], x: np.ndarray, y: np.ndarray) -> None:
+    linear, coord, nearest, ndim = ints[:4]
+    in_dims = ints[4:4 + ndim]
+    out_dims = ints[4 + ndim:4 + 2 * ndim]
+    resized = ints[4 + 2 * ndim:4 + 3 * ndim]
+    assert len(ints) == 4 + 3 * ndim and len(floats) == ndim
+    xin = x.reshape(in_dims).astype(np.float32)
+    per_dim = []
+    for d in range(ndim):
+        c = np.arange(out_dims[d])
+        if not resized[d]:
+            per_dim.append((c, c, np.ones(len(c), np.float32), np.zeros(len(c), np.float32)))
+            continue
+        xo = _orig(coord, c, np.float32(floats[d]), out_dims[d], in_dims[d])
+        if not linear:
+            j = np.clip(_nearest(nearest, xo, np.float32(floats[d])), 0, in_dims[d] - 1)
+            per_dim.append((j, j, np.ones(len(c), np.float32), np.zeros(len(c), np.float32)))
+        else:
+            xc = np.clip(xo, np.float32(0), np.float32(in_dims[d] - 1))
+            lo = np.minimum(xc.astype(np.int64), in_dims[d] - 1)
+            hi = np.minimum(lo + 1, in_dims[d] - 1)
+            w0 = np.where(lo == hi, np.float32(1), np.abs(xc - hi.astype(np.float32)))
+            w1 = np.where(lo == hi, np.float32(0), np.abs(xc - lo.astype(np.float32)))
+            per_dim.append((lo, hi, w0.astype(np.float32), w1.astype(np.float32)))
+    res = np.zeros(out_dims, dtype=np.float32)
+    for corner in range(1 << ndim):
+        idx = []
+        w = np.ones(out_dims, dtype=np.float32)
+        for d in range(ndim):
+            lo, hi, w0, w1 = per_dim[d]
+            bit = (corner >> d) & 1
+            shape = [1] * ndim
+            shape[d] = out_dims[d]
+            idx.append((hi if bit else lo).reshape(shape))
+            w = w * (w1 if bit else w0).reshape(shape)
+        if not w.any():
+            continue
+        res += w * xin[tuple(idx)]
+    y[:] = res.astype(y.dtype).reshape(-1)
+
+
+def run_pool(ints: list[int], x: np.ndarray, y: np.ndarray) -> None:
+    average, cip, nc = ints[:3]
+    f = [ints[3 + 3 * k:6 + 3 * k] for k in range(8)]
+    in_sp, out_sp, kernel, stride, pb, pe, dil = f[0], f[1], f[2], f[3], f[4], f[5], f[6]
+    assert len(ints) == 3 + 3 * 7
+    if nc == 0 or y.size == 0:
+        return
+    xin = x.reshape([nc] + in_sp).astype(np.float32)
+    res = np.zeros([nc] + out_sp, dtype=np.float32)
+    for o in np.ndindex(*out_sp):
+        start = [o[d] * stride[d] - pb[d] for d in range(3)]
+        end = [start[d] + kernel[d] * dil[d] for d in range(3)]
+        if average:
+            end = [min(end[d], in_sp[d] + pe[d]) for d in range(3)]
+        pos = [[i for i in range(start[d], end[d], dil[d]) if 0 <= i < in_sp[d]] for d in range(3)]
+        vals = xin[:, pos[0]][:, :, pos[1]][:, :, :, pos[2]].reshape(nc, -1)
+        if average:
+            cnt = vals.shape[1]
+            if cnt == 0:
+                out = np.zeros(nc, np.float32)
+            elif cip:
+                div = 1
+                for d in range(3):
+                    div *= 1 + (end[d] - start[d] - 1) // dil[d]
+                out = vals.sum(axis=1) / np.float32(div)
+            else:
+                out = vals.sum(axis=1) / np.float32(cnt)
+        else:
+            out = vals.max(axis=1) if vals.shape[1] else np.full(nc, np.finfo(y.dtype).min, np.float32)
+        res[(slice(None),) + o] = out
+    y[:] = res.astype(y.dtype).reshape(-1)
+
+
+def execute(plan: Plan, weights: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Run the plan on host arrays; returns the outputs (shaped)."""
+    mem = Memory(plan, weights, inputs)
+    for layer in plan.layers:
+        ins = [mem.flat(t) if t >= 0 else None for t in layer.inputs]
+        outs = [mem.flat(t) for t in layer.outputs]
+        k = layer.kernel
+        if k == "pointwise":
+            run_pointwise(layer.ints, layer.floats, ins, outs, [plan.tensors[t].dtype for t in layer.outputs])
+        elif k == "memcpy":
+            nbytes = layer.ints[0]
+            outs[0].view(np.uint8)[:nbytes] = ins[0].view(np.uint8)[:nbytes]
+        elif k == "copy":
+            run_copy(layer.ints, ins[0], outs[0])
+        elif k == "fill":
+            bits = layer.ints[0]
+            outs[0][:] = np.frombuffer(np.int64(bits).tobytes()[:outs[0].itemsize], dtype=outs[0].dtype)[0]
+        elif k == "transpose":
+            run_transpose(layer.ints, ins[0], outs[0])
+        elif k == "reduce":
+            run_reduce(layer.ints, ins[0], outs[0])
+        elif k in ("argmax", "argmin"):
+            run_arg(layer.ints, ins[0], outs[0], k == "argmin")
+        elif k == "softmax":
+            run_softmax(layer.ints, ins[0], outs[0])
+        elif k == "layernorm":
+            run_layernorm(layer.ints, layer.floats, ins[0], ins[1], ins[2] if len(ins) > 2 else None, outs[0])
+        elif k == "pad":
+            run_pad(layer.ints, ins[0], outs[0])
+        elif k == "gather":
+            run_gather(layer.ints, ins[0], ins[1], outs[0])
+        elif k == "resize":
+            run_resize(layer.ints, layer.floats, ins[0], outs[0])
+        elif k == "pool":
+            run_pool(layer.ints, ins[0], outs[0])
+        else:
+            raise AssertionError(f"the emulator has no kernel {k!r}")
+    return [mem.output(k) for k in range(plan.n_outputs)]
+
+
+__all__ = ["execute", "FLOAT", "FLOAT16"]
