@@ -193,7 +193,11 @@ def bench_trtpy(data: bytes, feeds: dict[str, np.ndarray], batch: int, precision
     row = Row("trtpy", batch, precision)
     cache = tempfile.mkdtemp(prefix="ep_trtpy_bench_", dir=args.cache_dir)
     opts = dict(options, fp16_enable="1" if precision == "fp16" else "0", engine_cache_enable="1",
-                engine_cache_path=cache, device_id=str(args.device_id))
+                engine_cache_path=cache)
+    if args.device_id:
+        # ORT itself reads `device_id` for plugin EPs and picks the EP device with that ordinal; only pass it when
+        # asked for (the reference backend's CPU-paired device has none).
+        opts["device_id"] = str(args.device_id)
     try:
         ep_trtpy.reset_runtime_stats()
         _reset_memory_stats()

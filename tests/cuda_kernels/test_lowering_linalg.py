@@ -285,7 +285,7 @@ def test_view_to_graph_output_is_copied() -> None:
 
 def test_view_rejects_element_count_change_and_used_dropout_mask() -> None:
     g = one_node_graph("Reshape", [In(F, (4, 6))], [(F, (5, 5))])
-    with pytest.raises(LoweringError, match="25 elements"):
+    with pytest.raises(LoweringError, match="differ in element count"):
         lower(g)
     g = one_node_graph("Dropout", [In(F, (4, 6))], [(F, (4, 6)), (9, (4, 6))])
     with pytest.raises(LoweringError, match="mask"):

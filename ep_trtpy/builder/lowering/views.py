@@ -3,9 +3,6 @@ the input's bytes with a new static shape (``LowerCtx.alias``: no layer; a ``mem
 fill a graph-output buffer). When the input is known at build time (a constant, or a Shape/Gather/Concat... chain
 that the passes did not fold), the output is recorded as a build-time constant too (``LowerCtx.constant``), so
 later lowerings that need constant operands (Slice starts, Pad pads, Resize sizes, ...) still find them.
-
-MERGE NOTE: the runtime branch registers the same op keys in movement_alias.py (views without the constant
-propagation); exactly one of the two modules must remain.
 """
 
 from __future__ import annotations
