@@ -253,6 +253,19 @@ __device__ __forceinline__ ll i_cast(ll x, int to) {
   return x;
 }
 
+// Integer power, exact (double pow can land one ulp under an integer result, which truncation then loses):
+// squaring with wrap-around for y >= 0; for y < 0 the real result truncates to 0 except for bases 1 and -1.
+__device__ __forceinline__ ll i_pow(ll x, ll y) {
+  if (y < 0) return x == 1 ? 1 : (x == -1 ? ((y & 1) ? -1 : 1) : 0);
+  ll result = 1, base = x;
+  while (y > 0) {
+    if (y & 1) result = wrap_mul(result, base);
+    y >>= 1;
+    if (y > 0) base = wrap_mul(base, base);
+  }
+  return result;
+}
+
 template <int V>
 __device__ __forceinline__ void apply(int op, const ll (&A)[V], const ll (&B)[V], const ll (&C)[V], ll i0, ll i1,
                                       ll (&R)[V]) {
@@ -275,7 +288,7 @@ __device__ __forceinline__ void apply(int op, const ll (&A)[V], const ll (&B)[V]
     case kSub: TP_EW(wrap_sub(x, y));
     case kMul: TP_EW(wrap_mul(x, y));
     case kDiv: TP_EW(i_div(x, y));
-    case kPow: TP_EW(__double2ll_rz(trunc(pow(static_cast<double>(x), static_cast<double>(y)))));
+    case kPow: TP_EW(i_pow(x, y));
     case kMin: TP_EW(x < y ? x : y);
     case kMax: TP_EW(x > y ? x : y);
     case kMod: TP_EW(i0 != 0 ? i_fmod(x, y) : i_pymod(x, y));

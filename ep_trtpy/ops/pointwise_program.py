@@ -32,8 +32,8 @@ Semantics (float compute; ``t(x)`` is truthiness ``x != 0``, comparisons and log
     celu x,alpha; hard_sigmoid x,alpha,beta (clamp(alpha*x+beta,0,1)); selu x,alpha,gamma; clip x,lo,hi
     (min(max(x,lo),hi)); cast x,to (round to the value set of dtype `to` and back: float16 rounding, integer
     truncation toward zero, bool as t(x)).
-In int64 compute, div truncates toward zero (C semantics, as ONNX runtimes do), pow is computed in double then
-truncated, and immediates (const, clip bounds) saturate to the int64 range (NaN becomes 0).
+In int64 compute, div truncates toward zero (C semantics, as ONNX runtimes do), pow is the exact integer power
+(wrapping on overflow; a negative exponent truncates the real result: 0 unless the base is 1 or -1), and immediates (const, clip bounds) saturate to the int64 range (NaN becomes 0).
 """
 
 from __future__ import annotations
@@ -159,6 +159,22 @@ def _cast_to(x: np.ndarray, to: int, ct: type) -> np.ndarray:
     return x.astype(ct)
 
 
+def _int_pow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact integer power (squaring, wrapping on overflow like int64 arithmetic); a negative exponent gives the
+    truncated real result: 0, except 1 for base 1 and +-1 for base -1."""
+    a, b = np.broadcast_arrays(np.asarray(a).astype(np.int64), np.asarray(b).astype(np.int64))
+    result = np.ones(a.shape, np.int64)
+    base = a.copy()
+    e = np.where(b < 0, 0, b)
+    with np.errstate(over="ignore"):
+        while np.any(e > 0):
+            result = np.where((e & 1) == 1, result * base, result)
+            e = e >> 1
+            base = np.where(e > 0, base * base, base)
+    negative = np.where(a == 1, 1, np.where(a == -1, np.where((b & 1) == 1, -1, 1), 0))
+    return np.where(b < 0, negative, result)
+
+
 def _int_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     q = np.floor_divide(a, b)
     fix = (np.remainder(a, b) != 0) & ((a < 0) != (b < 0))
@@ -250,7 +266,7 @@ def _apply(op: str, s: list[np.ndarray], imm: list, ct: type) -> np.ndarray:  # 
     if op == "pow":
         if f:
             return np.power(s[0], s[1]).astype(ct)
-        return np.trunc(np.power(s[0].astype(np.float64), s[1].astype(np.float64))).astype(ct)
+        return _int_pow(s[0], s[1]).astype(ct)
     if op in ("min", "max"):
         return _minmax(s[0], s[1], op).astype(ct)
     if op == "mod":

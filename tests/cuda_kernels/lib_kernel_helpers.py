@@ -303,6 +303,8 @@ CONV_TRANSPOSE_ORT_ATTRS = [
     {"strides": [2, 2], "output_shape": [10, 9], "auto_pad": "SAME_UPPER"},
     {"strides": [2, 2], "output_shape": [10, 9], "auto_pad": "SAME_LOWER"},
     {"strides": [2, 2], "output_shape": [9, 8], "output_padding": [1, 0]},
+    # output_shape beyond the full result (x 5x4, k 3, s 3x2 -> full 15x9): the extra rows/cols get only the bias
+    {"strides": [3, 2], "output_shape": [16, 10]},
     {"strides": [2, 3], "auto_pad": "SAME_UPPER"},
     {"strides": [2, 3], "auto_pad": "SAME_LOWER"},
     {"strides": [1, 2], "auto_pad": "VALID", "output_padding": [0, 1]},

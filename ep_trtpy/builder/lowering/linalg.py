@@ -172,8 +172,11 @@ def lower_fused_conv(ctx: LowerCtx, node: Node) -> None:
 
 
 def conv_transpose_pads(node: Node, spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
-                        dilations: Sequence[int], output_padding: Sequence[int]) -> tuple[list[int], list[int]]:
-    """Explicit (begin, end) pads of a ConvTranspose, resolving ``output_shape`` and ``auto_pad`` (ONNX spec, as ORT)."""
+                        dilations: Sequence[int], output_padding: Sequence[int]
+                        ) -> tuple[list[int], list[int], list[int]]:
+    """Explicit (begin, end) pads of a ConvTranspose, resolving ``output_shape`` and ``auto_pad`` (ONNX spec, as ORT),
+    and the output padding to use: an ``output_shape`` larger than the full result (negative total padding) grows
+    the output at the end, where no input contributes (zeros, plus the bias), which is output padding."""
     k = len(spatial)
     auto_pad = node.attr("auto_pad", "NOTSET")
     if isinstance(auto_pad, bytes):
@@ -194,16 +197,18 @@ def conv_transpose_pads(node: Node, spatial: Sequence[int], kernel: Sequence[int
         targets = [d * s for d, s in zip(spatial, strides)]
     if targets is None:
         if auto_pad == "VALID":
-            return [0] * k, [0] * k
+            return [0] * k, [0] * k, list(output_padding)
         pads = _ints(node, "pads", 2 * k, 0)
-        return pads[:k], pads[k:]
-    begin, end = [], []
+        return pads[:k], pads[k:], list(output_padding)
+    begin, end, out_pad = [], [], []
     for d, kk, s, dil, op, t in zip(spatial, kernel, strides, dilations, output_padding, targets):
-        total = max(0, (d - 1) * s + op + (kk - 1) * dil + 1 - t)
+        total = (d - 1) * s + op + (kk - 1) * dil + 1 - t
+        out_pad.append(op + max(0, -total))
+        total = max(0, total)
         small, large = total // 2, total - total // 2
         begin.append(small if auto_pad == "SAME_UPPER" else large)
         end.append(large if auto_pad == "SAME_UPPER" else small)
-    return begin, end
+    return begin, end, out_pad
 
 
 @lowering("ConvTranspose")
@@ -226,7 +231,7 @@ def lower_conv_transpose(ctx: LowerCtx, node: Node) -> None:
     if group < 1 or ws[0] != xs[1] or xs[1] % group:
         raise LoweringError(f"node '{node.name}' ({node.key}): group {group} does not fit X {list(xs)} and W "
                             f"{list(ws)}")
-    pb, pe = conv_transpose_pads(node, xs[2:], kernel, strides, dilations, output_padding)
+    pb, pe, output_padding = conv_transpose_pads(node, xs[2:], kernel, strides, dilations, output_padding)
     cout = ws[1] * group
     out = [xs[0], cout] + [s * (d - 1) + op + dil * (kk - 1) + 1 - b0 - e0
                            for d, kk, s, dil, op, b0, e0 in zip(xs[2:], kernel, strides, dilations, output_padding,
