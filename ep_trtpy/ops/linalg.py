@@ -1,7 +1,8 @@
 """Linear algebra: Conv, ConvTranspose, Gemm, MatMul, Einsum (reference and inference).
 
-float16 data is computed in float32 (products and sums) and rounded once; float64 stays float64; integer MatMul
-and Gemm accumulate in int64.
+Float data (float16, float32, float64) is computed in float64 (products and sums) and rounded once to the output
+type, so the reference is more exact than any float32 implementation it judges; integer MatMul and Gemm accumulate
+in int64.
 
 Conv (1-D/2-D/3-D), X [N, C, *in], W [M, C/group, *k], B [M] optional::
 
@@ -96,8 +97,9 @@ def _bias_shape(m: int, n_sp: int) -> tuple[int, ...]:
 
 
 def _cfloat(*arrays: np.ndarray | None) -> type:
-    """The float compute dtype of a set of float arrays (float64 if any is float64, else float32)."""
-    return np.float64 if any(a is not None and a.dtype == np.float64 for a in arrays) else np.float32
+    """The float compute dtype: float64 always (see the module docstring)."""
+    del arrays
+    return np.float64
 
 
 @reference("Conv")
@@ -222,7 +224,7 @@ def conv_transpose_infer(node: Node, x: Info, w: Info, b: Info | None = None) ->
 
 
 def _acc_dtype(*arrays: np.ndarray | None) -> type:
-    """Accumulation dtype: float32 for float16/float32, float64 for float64, int64 for integers."""
+    """Accumulation dtype: float64 for float inputs, int64 for integers."""
     kinds = {a.dtype.kind for a in arrays if a is not None}
     if "f" in kinds:
         return _cfloat(*arrays)
