@@ -73,6 +73,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("fp16_enable", _bool, False,
          "Build FP16 engines: float32 activations and weights run in float16 (LayerNorm, Softmax and reductions "
          "accumulate in float32). The model's inputs and outputs keep their types.", "bool", ("trt_fp16_enable",)),
+    Spec("cuda_graph_enable", _bool, True,
+         "Replay each engine's launch list as a CUDA graph (captured once per set of input/output addresses, after "
+         "a first direct run): one launch per run instead of one per layer. Engines whose capture fails, or whose "
+         "addresses keep changing, run layer by layer.", "bool", ("trt_cuda_graph_enable",), affects_engine=False),
     Spec("engine_cache_enable", _bool, False,
          "Save built engines to engine_cache_path and load them in later sessions instead of building.", "bool",
          ("trt_engine_cache_enable",), affects_engine=False),
@@ -109,6 +113,7 @@ class Options:
 
     device_id: int = 0
     fp16_enable: bool = False
+    cuda_graph_enable: bool = True
     engine_cache_enable: bool = False
     engine_cache_path: str = ""
     min_subgraph_size: int = 1

@@ -165,6 +165,13 @@ void init_engine_bindings(py::module_& m) {
           },
           py::arg("inputs"), py::arg("outputs"), py::arg("stream"), py::arg("iterations"),
           "Milliseconds per layer (CUDA events, mean over `iterations` runs after one warm-up). Synchronizes.")
+      .def_property(
+          "cuda_graph", &tp::Engine::cuda_graph_enabled,
+          [](tp::Engine& e, bool on) { e.set_cuda_graph_enabled(on); },
+          "Replay the launch list as a CUDA graph captured per set of input/output pointers (default on).")
+      .def_property_readonly(
+          "cuda_graph_disabled_reason", [](const tp::Engine& e) { return e.cuda_graph_disabled_reason(); },
+          "Why CUDA graphs are off for this engine ('' while on).")
       .def_property_readonly("num_inputs", &tp::Engine::num_inputs)
       .def_property_readonly("num_outputs", &tp::Engine::num_outputs)
       .def_property_readonly("num_layers", [](const tp::Engine& e) { return e.layers().size(); })
@@ -196,6 +203,9 @@ void init_engine_bindings(py::module_& m) {
         return py::make_tuple(in_use, peak, reserved);
       },
       py::arg("device"), "(in_use, peak, reserved) bytes of the runtime's caching allocator on `device`.");
+  m.def(
+      "reset_device_memory_stats", [](int device) { tp_cuda_memory_reset_peak(device); }, py::arg("device") = 0,
+      "Start a new peak measurement of the caching allocator on `device` (peak = bytes in use now).");
   m.def(
       "device_info",
       [](int device) {

@@ -111,6 +111,11 @@ class CachingPool {
     free_.clear();
   }
 
+  void reset_peak() {
+    std::lock_guard<std::mutex> lock(mu_);
+    peak_ = in_use_;
+  }
+
   void stats(size_t* in_use, size_t* peak, size_t* reserved) {
     std::lock_guard<std::mutex> lock(mu_);
     if (in_use) *in_use = in_use_;
@@ -200,6 +205,11 @@ void tp_cuda_free(int device, void* ptr) { pool(device).free(ptr); }
 
 int tp_cuda_memory_stats(int device, size_t* in_use, size_t* peak_in_use, size_t* reserved) {
   pool(device).stats(in_use, peak_in_use, reserved);
+  return 0;
+}
+
+int tp_cuda_memory_reset_peak(int device) {
+  pool(device).reset_peak();
   return 0;
 }
 

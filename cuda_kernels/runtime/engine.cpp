@@ -52,6 +52,7 @@ Engine::~Engine() {
     if (has_run_) cudaEventSynchronize(last_done_);
     cudaEventDestroy(last_done_);
   }
+  drop_graphs();
   for (auto& l : layers_)
     if (l.def != nullptr && l.def->release != nullptr && l.state != nullptr) {
       l.def->release(l);
@@ -406,8 +407,7 @@ int Engine::resolve(const void* const* inputs, void* const* outputs, std::vector
   return 0;
 }
 
-int Engine::launch_all(cudaStream_t stream, const std::vector<cudaEvent_t>* begin, const std::vector<cudaEvent_t>* end,
-                       std::string* err) {
+int Engine::order_after_previous_run(cudaStream_t stream, std::string* err) {
   if (has_run_ && stream != last_stream_) {
     cudaError_t e = cudaStreamWaitEvent(stream, last_done_, 0);
     if (e != cudaSuccess) {
@@ -416,6 +416,26 @@ int Engine::launch_all(cudaStream_t stream, const std::vector<cudaEvent_t>* begi
       return 1;
     }
   }
+  return 0;
+}
+
+int Engine::launch_all(cudaStream_t stream, const std::vector<cudaEvent_t>* begin, const std::vector<cudaEvent_t>* end,
+                       std::string* err) {
+  if (order_after_previous_run(stream, err) != 0) return 1;
+  if (launch_layers(stream, begin, end, err) != 0) return 1;
+  cudaError_t e = cudaEventRecord(last_done_, stream);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    *err = cuda_message("cudaEventRecord after the run", e);
+    return 1;
+  }
+  last_stream_ = stream;
+  has_run_ = true;
+  return 0;
+}
+
+int Engine::launch_layers(cudaStream_t stream, const std::vector<cudaEvent_t>* begin,
+                          const std::vector<cudaEvent_t>* end, std::string* err) {
   // Clear an error left by unrelated work of this thread, so it is not blamed on our first layer.
   cudaGetLastError();
   LaunchContext ctx;
@@ -445,14 +465,98 @@ int Engine::launch_all(cudaStream_t stream, const std::vector<cudaEvent_t>* begi
     }
     if (end != nullptr) cudaEventRecord((*end)[li], stream);
   }
-  cudaError_t e = cudaEventRecord(last_done_, stream);
+  return 0;
+}
+
+namespace {
+constexpr size_t kMaxGraphs = 4;        // pointer sets kept per engine
+constexpr uint64_t kMinHitsPerCapture = 2;  // after 16 captures, at least this many replays per capture
+}  // namespace
+
+void Engine::set_cuda_graph_enabled(bool enabled) {
+  std::lock_guard<std::mutex> lock(run_mutex_);
+  graph_enabled_ = enabled;
+  if (!enabled) drop_graphs();
+}
+
+void Engine::drop_graphs() {
+  for (auto& g : graphs_)
+    if (g.exec != nullptr) cudaGraphExecDestroy(g.exec);
+  graphs_.clear();
+}
+
+// Replays the graph captured for these pointers, or captures one. *done is false when the caller must launch
+// layer by layer (first run, graphs off, or a capture that failed: then graphs stay off for this engine).
+int Engine::replay_or_capture(const void* const* inputs, void* const* outputs, cudaStream_t stream, bool* done,
+                              std::string* err) {
+  *done = false;
+  if (!graph_enabled_ || !has_run_) return 0;  // the first run is direct: libraries finish lazy setup there
+  std::vector<const void*> key;
+  key.reserve(static_cast<size_t>(n_inputs_ + n_outputs_));
+  for (int i = 0; i < n_inputs_; ++i) key.push_back(inputs[i]);
+  for (int i = 0; i < n_outputs_; ++i) key.push_back(outputs[i]);
+  ++graph_clock_;
+  GraphEntry* hit = nullptr;
+  for (auto& g : graphs_)
+    if (g.key == key) hit = &g;
+  if (hit == nullptr) {
+    if (graph_captures_ >= 16 && graph_replays_ < kMinHitsPerCapture * graph_captures_) {
+      graph_enabled_ = false;
+      graph_off_reason_ = "input/output pointers change between runs (capturing would cost more than it saves)";
+      drop_graphs();
+      return 0;
+    }
+    if (order_after_previous_run(stream, err) != 0) return 1;
+    cudaGetLastError();
+    cudaError_t e = cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      graph_enabled_ = false;
+      graph_off_reason_ = cuda_message("cudaStreamBeginCapture", e);
+      return 0;
+    }
+    std::string launch_err;
+    int rc = launch_layers(stream, nullptr, nullptr, &launch_err);
+    cudaGraph_t graph = nullptr;
+    e = cudaStreamEndCapture(stream, &graph);
+    cudaGraphExec_t exec = nullptr;
+    if (rc == 0 && e == cudaSuccess && graph != nullptr) e = cudaGraphInstantiate(&exec, graph, 0);
+    if (graph != nullptr) cudaGraphDestroy(graph);
+    if (rc != 0 || e != cudaSuccess || exec == nullptr) {
+      cudaGetLastError();
+      graph_enabled_ = false;
+      graph_off_reason_ = rc != 0 ? "a layer could not be captured: " + launch_err
+                                  : cuda_message("capturing the launch list", e);
+      if (exec != nullptr) cudaGraphExecDestroy(exec);
+      drop_graphs();
+      return 0;  // nothing ran: the caller launches layer by layer
+    }
+    if (graphs_.size() >= kMaxGraphs) {
+      auto oldest = graphs_.begin();
+      for (auto it = graphs_.begin(); it != graphs_.end(); ++it)
+        if (it->last_use < oldest->last_use) oldest = it;
+      cudaGraphExecDestroy(oldest->exec);
+      graphs_.erase(oldest);
+    }
+    graphs_.push_back(GraphEntry{std::move(key), exec, graph_clock_});
+    hit = &graphs_.back();
+    ++graph_captures_;
+    tp_counter_add(TP_COUNTER_GRAPH_CAPTURES, 1);
+  } else {
+    if (order_after_previous_run(stream, err) != 0) return 1;
+    ++graph_replays_;
+    tp_counter_add(TP_COUNTER_GRAPH_REPLAYS, 1);
+  }
+  hit->last_use = graph_clock_;
+  cudaError_t e = cudaGraphLaunch(hit->exec, stream);
+  if (e == cudaSuccess) e = cudaEventRecord(last_done_, stream);
   if (e != cudaSuccess) {
     cudaGetLastError();
-    *err = cuda_message("cudaEventRecord after the run", e);
+    *err = cuda_message("cudaGraphLaunch", e);
     return 1;
   }
   last_stream_ = stream;
-  has_run_ = true;
+  *done = true;
   return 0;
 }
 
@@ -472,6 +576,9 @@ int Engine::run(const void* const* inputs, void* const* outputs, cudaStream_t st
     return 1;
   }
   if (resolve(inputs, outputs, &ptr_cache_, err) != 0) return 1;
+  bool done = false;
+  if (replay_or_capture(inputs, outputs, stream, &done, err) != 0) return 1;
+  if (done) return 0;
   return launch_all(stream, nullptr, nullptr, err);
 }
 

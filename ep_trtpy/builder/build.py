@@ -120,7 +120,7 @@ def _annotate(plan: Plan, graph: Graph, ctx: PassContext) -> None:
             layer.meta.setdefault("precision", dtype_name(plan.tensors[layer.outputs[0]].dtype))
 
 
-def instantiate(artifact: EngineArtifact, device: Device) -> Any:
+def instantiate(artifact: EngineArtifact, device: Device, options: Any = None) -> Any:
     """The native engine of a cuda artifact (built from its plan and weights; tactics as stored)."""
     if artifact.backend != "cuda":
         return None
@@ -130,6 +130,8 @@ def instantiate(artifact: EngineArtifact, device: Device) -> Any:
 
     engine = runtime.build_engine(artifact.plan, artifact.weights, device.ordinal)
     _write_back(artifact.plan, engine)
+    if options is not None and hasattr(engine, "cuda_graph") and hasattr(options, "cuda_graph_enable"):
+        engine.cuda_graph = bool(options.cuda_graph_enable)
     return engine
 
 
@@ -166,7 +168,7 @@ def build(subgraph: Graph, input_shapes: InputShapes | None, options: Any, backe
         t_lower = time.perf_counter() - t1
         art.plan, art.weights = plan, weights
         t2 = time.perf_counter()
-        art.engine = instantiate(art, device)
+        art.engine = instantiate(art, device, options)
         t_fin = time.perf_counter() - t2
     art.build_seconds = time.perf_counter() - t0
     n_layers = len(art.plan.layers) if art.plan is not None else len(graph.nodes)

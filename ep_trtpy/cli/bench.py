@@ -144,27 +144,28 @@ def _timed_binding(sess: Any, io: Any, args: argparse.Namespace) -> harness.Timi
     return harness.time_calls(call, args.iters, args.warmup, args.max_seconds)
 
 
-def _memory_stats() -> dict[str, Any] | None:
+def _memory_stats(device: int = 0) -> dict[str, Any] | None:
+    """The EP's device memory (its caching allocator: engines' weights, arenas and workspaces, and every tensor
+    ORT allocates on the EP's device); None without a GPU."""
     from ep_trtpy import _kernels
 
-    fn = getattr(_kernels, "device_memory_stats", None)
-    if fn is None:
+    if not ep_trtpy_has_gpu():
         return None
-    try:
-        return dict(fn())
-    except Exception:  # noqa: BLE001 - memory statistics are optional in a report
-        return None
+    in_use, peak, reserved = _kernels.device_memory_stats(device)
+    return {"in_use_bytes": in_use, "peak_bytes": peak, "reserved_bytes": reserved}
 
 
-def _reset_memory_stats() -> None:
+def _reset_memory_stats(device: int = 0) -> None:
     from ep_trtpy import _kernels
 
-    fn = getattr(_kernels, "reset_device_memory_stats", None)
-    if fn is not None:
-        try:
-            fn()
-        except Exception:  # noqa: BLE001
-            pass
+    if ep_trtpy_has_gpu():
+        _kernels.reset_device_memory_stats(device)
+
+
+def ep_trtpy_has_gpu() -> bool:
+    import ep_trtpy
+
+    return ep_trtpy.has_gpu()
 
 
 def _peak_mb(stats: dict[str, Any] | None) -> float | None:
@@ -200,7 +201,7 @@ def bench_trtpy(data: bytes, feeds: dict[str, np.ndarray], batch: int, precision
         opts["device_id"] = str(args.device_id)
     try:
         ep_trtpy.reset_runtime_stats()
-        _reset_memory_stats()
+        _reset_memory_stats(args.device_id)
         t0 = time.perf_counter()
         sess = harness.create_session(data, "trtpy", ep_options=opts)
         row.create_cold_s = time.perf_counter() - t0
@@ -229,7 +230,7 @@ def bench_trtpy(data: bytes, feeds: dict[str, np.ndarray], batch: int, precision
             row.io = "host"
             row.note = f"device IOBinding unavailable ({type(e).__name__}); "
         row.set_timing(_timed_binding(sess, io, args))
-        row.peak_gpu_mb = _peak_mb(_memory_stats())
+        row.peak_gpu_mb = _peak_mb(_memory_stats(args.device_id))
         if not ep_trtpy.has_gpu():
             row.note += "reference backend (no GPU)"
         del io, keep, sess

@@ -227,7 +227,7 @@ def get_or_build(graph: Graph, input_shapes: InputShapes, options: Any, backend:
         art, status = load(path, key)
         if art is not None:
             try:
-                art.engine = instantiate(art, device)
+                art.engine = instantiate(art, device, options)
             except Exception as e:  # a plan the runtime cannot prepare is a reject, not a crash
                 art, status = None, f"reject: the native runtime cannot load it ({e})"
         if art is not None:

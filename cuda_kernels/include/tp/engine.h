@@ -121,7 +121,14 @@ class TP_API Engine final : public tp_engine {
 
   // ---- execution ---------------------------------------------------------------------------------------
   // inputs/outputs: device pointers in engine order. Enqueues on `stream`; never synchronizes.
+  // With CUDA graphs enabled (the default), the launch list is captured once per set of input/output pointers
+  // (after a first direct run) and replayed afterwards: one launch instead of one per layer. Pointer sets are
+  // kept in a small LRU; an engine whose capture fails, or whose pointers keep changing, runs layer by layer.
   int run(const void* const* inputs, void* const* outputs, cudaStream_t stream, std::string* err);
+  void set_cuda_graph_enabled(bool enabled);
+  bool cuda_graph_enabled() const { return graph_enabled_; }
+  // Why graphs are off for this engine ("" while they are on or were never tried).
+  const std::string& cuda_graph_disabled_reason() const { return graph_off_reason_; }
 
   // ---- queries -------------------------------------------------------------------------------------------
   int device() const { return device_; }
@@ -183,6 +190,23 @@ class TP_API Engine final : public tp_engine {
   std::vector<const void*> in_ptrs_;
   std::vector<void*> out_ptrs_;
   std::string deferred_error_;
+  // CUDA graph replay (see run()).
+  struct GraphEntry {
+    std::vector<const void*> key;  // input then output pointers
+    cudaGraphExec_t exec = nullptr;
+    uint64_t last_use = 0;
+  };
+  bool graph_enabled_ = true;
+  std::string graph_off_reason_;
+  std::vector<GraphEntry> graphs_;
+  uint64_t graph_clock_ = 0;
+  uint64_t graph_captures_ = 0, graph_replays_ = 0;
+  int replay_or_capture(const void* const* inputs, void* const* outputs, cudaStream_t stream, bool* done,
+                        std::string* err);
+  void drop_graphs();
+  int order_after_previous_run(cudaStream_t stream, std::string* err);
+  int launch_layers(cudaStream_t stream, const std::vector<cudaEvent_t>* begin, const std::vector<cudaEvent_t>* end,
+                    std::string* err);
   int launch_all(cudaStream_t stream, const std::vector<cudaEvent_t>* begin, const std::vector<cudaEvent_t>* end,
                  std::string* err);
 };

@@ -58,6 +58,8 @@ TP_API void* tp_cuda_malloc(int device, size_t bytes);
 TP_API void tp_cuda_free(int device, void* ptr);
 /* Bytes currently allocated / peak allocated / held by the pool, per device. */
 TP_API int tp_cuda_memory_stats(int device, size_t* in_use, size_t* peak_in_use, size_t* reserved);
+/* Start a new peak measurement: the peak becomes the bytes in use now. */
+TP_API int tp_cuda_memory_reset_peak(int device);
 
 /* Copy; stream may be NULL for a synchronous copy. */
 TP_API int tp_cuda_memcpy(void* dst, const void* src, size_t bytes, tp_copy_kind kind, void* stream);
@@ -174,7 +176,9 @@ typedef enum tp_counter {
   TP_COUNTER_COPIES_D2H = 5,
   TP_COUNTER_COPIES_D2D = 6,
   TP_COUNTER_COMPUTE_CALLS = 7,        /* OrtNodeComputeInfo::Compute calls */
-  TP_COUNTER_COUNT = 8
+  TP_COUNTER_GRAPH_CAPTURES = 8,       /* engine runs that captured a CUDA graph */
+  TP_COUNTER_GRAPH_REPLAYS = 9,        /* engine runs served by replaying a captured CUDA graph */
+  TP_COUNTER_COUNT = 10
 } tp_counter;
 
 TP_API void tp_counter_add(tp_counter counter, uint64_t n);
