@@ -333,15 +333,20 @@ __device__ __forceinline__ void reg_write(T (&regs)[NREG][V], int r, const T (&x
 }
 
 // ------------------------------------------------------------------------------------------------- kernel --
-// V == 1: any collapsed shape with broadcast strides. V == 4: 1-D, every input stride 0 or 1, 16-byte aligned.
+// V == 1: any collapsed shape with broadcast strides. V == 4: four consecutive elements of the innermost dim per
+// thread, vector loads and stores: either 1-D, or N-D with the innermost dim a multiple of 4 and every input either
+// broadcast along it (stride 0: one scalar load) or contiguous along it with outer strides multiples of 4 (so each
+// group of 4 starts 4-aligned); pointers 16-byte aligned (vector_ok checks all of this at launch).
 template <typename T, int NREG, int V>
 __global__ void __launch_bounds__(256) pointwise_kernel(const __grid_constant__ Params<T> p) {
   const ll step = static_cast<ll>(gridDim.x) * blockDim.x * V;
+  const int last = p.ndim - 1;
+  (void)last;
   for (ll base = (static_cast<ll>(blockIdx.x) * blockDim.x + threadIdx.x) * V; base < p.n; base += step) {
     ll coord[kMaxDims];
 #pragma unroll
     for (int d = 0; d < kMaxDims; ++d) coord[d] = 0;
-    if constexpr (V == 1) {
+    if (V == 1 || p.ndim > 1) {
       if (p.n <= 0x7fffffffLL) {
         unsigned rem = static_cast<unsigned>(base);
 #pragma unroll
@@ -383,12 +388,20 @@ __global__ void __launch_bounds__(256) pointwise_kernel(const __grid_constant__ 
             if (d < p.ndim) off += coord[d] * p.strides[k][d];
           a[0] = load_elem<T>(p.in_dtype[k], p.in[k], off);
         } else {
-          if (p.strides[k][0] == 0) {
-            const T s = load_elem<T>(p.in_dtype[k], p.in[k], 0);
+          ll off = 0;
+          if (p.ndim == 1) {
+            off = base * p.strides[k][0];
+          } else {
+#pragma unroll
+            for (int d = 0; d < kMaxDims; ++d)
+              if (d < p.ndim) off += coord[d] * p.strides[k][d];
+          }
+          if (p.strides[k][last] == 0) {
+            const T s = load_elem<T>(p.in_dtype[k], p.in[k], off);
 #pragma unroll
             for (int v = 0; v < V; ++v) a[v] = s;
           } else {
-            load4<T>(p.in_dtype[k], p.in[k], base, p.n, a);
+            load4<T>(p.in_dtype[k], p.in[k], off, p.ndim == 1 ? p.n : off + 4, a);
           }
         }
         reg_write<T, NREG, V>(regs, ins.dst, a);
@@ -425,10 +438,17 @@ bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u
 
 template <typename T>
 bool vector_ok(const Params<T>& p) {
-  if (p.ndim != 1) return false;
+  if (p.ndim < 1) return false;
+  const int last = p.ndim - 1;
+  if (p.ndim > 1 && p.dims[last] % 4 != 0) return false;
   for (int k = 0; k < p.n_in; ++k) {
-    if (p.strides[k][0] != 0 && p.strides[k][0] != 1) return false;
-    if (p.strides[k][0] == 1 && !aligned16(p.in[k])) return false;
+    const long long inner = p.strides[k][last];
+    if (inner != 0 && inner != 1) return false;
+    if (inner == 1) {
+      if (!aligned16(p.in[k])) return false;
+      for (int d = 0; d < last; ++d)
+        if (p.strides[k][d] % 4 != 0) return false;
+    }
   }
   for (int o = 0; o < p.n_out; ++o)
     if (!aligned16(p.out[o])) return false;
