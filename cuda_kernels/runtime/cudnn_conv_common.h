@@ -57,5 +57,42 @@ int set_conv_nd(cudnnConvolutionDescriptor_t* d, const std::vector<int>& pads, c
 
 std::string join(const std::vector<int64_t>& v);
 
+// Picks, from cuDNN's timed candidates (cudnnFind*AlgorithmEx results, fastest first), the first that succeeded,
+// fits `max_workspace` and uses an allowed math type. float32 keeps FMA math whatever cuDNN reports; float16 takes
+// the math type that was timed (set on `conv`). Shared by "conv" (forward) and "conv_transpose" (backward data).
+template <typename Perf, typename Algo, typename WorkspaceFn>
+int pick_timed_algo(const Perf* perf, int returned, int onnx_dtype, cudnnConvolutionDescriptor_t conv,
+                    size_t max_workspace, WorkspaceFn workspace_for, const char* what, Algo* algo,
+                    size_t* workspace, std::string* err) {
+  const cudnnMathType_t policy = math_policy(onnx_dtype);
+  std::string skipped;
+  for (int i = 0; i < returned; ++i) {
+    const Perf& r = perf[i];
+    const std::string label = " [algo " + std::to_string(static_cast<int>(r.algo)) + ": ";
+    if (r.status != CUDNN_STATUS_SUCCESS || r.memory > max_workspace || !math_allowed(onnx_dtype, r.mathType)) {
+      skipped += label + (r.status != CUDNN_STATUS_SUCCESS ? cudnnGetErrorString(r.status) : "math type or workspace") +
+                 "]";
+      continue;
+    }
+    cudnnStatus_t st = cudnnSetConvolutionMathType(conv, onnx_dtype == 10 ? r.mathType : policy);
+    if (st != CUDNN_STATUS_SUCCESS) {
+      *err = std::string("cudnnSetConvolutionMathType: ") + cudnnGetErrorString(st);
+      return 1;
+    }
+    size_t ws = 0;
+    if (workspace_for(r.algo, &ws) != CUDNN_STATUS_SUCCESS || ws > max_workspace) {
+      cudnnSetConvolutionMathType(conv, policy);
+      skipped += label + "no workspace size]";
+      continue;
+    }
+    *algo = r.algo;
+    *workspace = ws;
+    return 0;
+  }
+  *err = std::string("cuDNN found no usable ") + what + " algorithm (" + std::to_string(returned) + " tried:" +
+         skipped + ")";
+  return 1;
+}
+
 }  // namespace lib
 }  // namespace tp

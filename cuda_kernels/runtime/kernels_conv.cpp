@@ -83,7 +83,6 @@ int run_epilogue(const ConvState& s, void* y, const void* bias, const void* z, c
 // Choose s.algo (and the math type on the descriptor) and s.cudnn_ws.
 int choose_algorithm(Engine& engine, Layer& layer, ConvState& s, cudnnHandle_t h, size_t x_bytes, size_t w_bytes,
                      size_t y_bytes, std::string* err) {
-  const cudnnMathType_t policy = math_policy(s.dtype);
   auto workspace_for = [&](cudnnConvolutionFwdAlgo_t a, size_t* ws) {
     return cudnnGetConvolutionForwardWorkspaceSize(h, s.d.x, s.d.w, s.d.conv, s.d.y, a, ws);
   };
@@ -116,28 +115,8 @@ int choose_algorithm(Engine& engine, Layer& layer, ConvState& s, cudnnHandle_t h
   int returned = 0;
   TP_TRY_CUDNN(cudnnFindConvolutionForwardAlgorithmEx(h, s.d.x, X, s.d.w, W, s.d.conv, s.d.y, Y,
                                                       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf, WS, ws_max));
-  std::string skipped;
-  for (int i = 0; i < returned; ++i) {
-    const auto& r = perf[i];
-    if (r.status != CUDNN_STATUS_SUCCESS || r.memory > kMaxWorkspace || !math_allowed(s.dtype, r.mathType)) {
-      skipped += " [algo " + std::to_string(int(r.algo)) + ": " +
-                 (r.status != CUDNN_STATUS_SUCCESS ? cudnnGetErrorString(r.status) : "math type or workspace") + "]";
-      continue;
-    }
-    // float32 keeps FMA math whatever cuDNN reports; float16 takes the math type that was timed.
-    TP_TRY_CUDNN(cudnnSetConvolutionMathType(s.d.conv, s.dtype == 10 ? r.mathType : policy));
-    size_t ws = 0;
-    if (workspace_for(r.algo, &ws) != CUDNN_STATUS_SUCCESS || ws > kMaxWorkspace) {
-      TP_TRY_CUDNN(cudnnSetConvolutionMathType(s.d.conv, policy));
-      skipped += " [algo " + std::to_string(int(r.algo)) + ": no workspace size]";
-      continue;
-    }
-    s.algo = r.algo;
-    s.cudnn_ws = ws;
-    return 0;
-  }
-  *err = "cuDNN found no usable forward algorithm (" + std::to_string(returned) + " tried:" + skipped + ")";
-  return 1;
+  return pick_timed_algo(perf, returned, s.dtype, s.d.conv, kMaxWorkspace, workspace_for, "forward", &s.algo,
+                         &s.cudnn_ws, err);
 }
 
 int conv_prepare(Engine& engine, Layer& layer, std::string* err) {

@@ -59,7 +59,6 @@ void convt_release(Layer& layer) {
 
 int choose_algorithm(Engine& engine, Layer& layer, ConvTState& s, cudnnHandle_t h, size_t x_bytes, size_t w_bytes,
                      size_t dx_bytes, std::string* err) {
-  const cudnnMathType_t policy = math_policy(s.dtype);
   auto workspace_for = [&](cudnnConvolutionBwdDataAlgo_t a, size_t* ws) {
     return cudnnGetConvolutionBackwardDataWorkspaceSize(h, s.d.w, s.d.y, s.d.conv, s.d.x, a, ws);
   };
@@ -93,27 +92,8 @@ int choose_algorithm(Engine& engine, Layer& layer, ConvTState& s, cudnnHandle_t 
   TP_TRY_CUDNN(cudnnFindConvolutionBackwardDataAlgorithmEx(h, s.d.w, W, s.d.y, X, s.d.conv, s.d.x, DX,
                                                            CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &returned, perf,
                                                            WS, ws_max));
-  std::string skipped;
-  for (int i = 0; i < returned; ++i) {
-    const auto& r = perf[i];
-    if (r.status != CUDNN_STATUS_SUCCESS || r.memory > kMaxWorkspace || !math_allowed(s.dtype, r.mathType)) {
-      skipped += " [algo " + std::to_string(int(r.algo)) + ": " +
-                 (r.status != CUDNN_STATUS_SUCCESS ? cudnnGetErrorString(r.status) : "math type or workspace") + "]";
-      continue;
-    }
-    TP_TRY_CUDNN(cudnnSetConvolutionMathType(s.d.conv, s.dtype == 10 ? r.mathType : policy));
-    size_t ws = 0;
-    if (workspace_for(r.algo, &ws) != CUDNN_STATUS_SUCCESS || ws > kMaxWorkspace) {
-      TP_TRY_CUDNN(cudnnSetConvolutionMathType(s.d.conv, policy));
-      skipped += " [algo " + std::to_string(int(r.algo)) + ": no workspace size]";
-      continue;
-    }
-    s.algo = r.algo;
-    s.cudnn_ws = ws;
-    return 0;
-  }
-  *err = "cuDNN found no usable backward-data algorithm (" + std::to_string(returned) + " tried:" + skipped + ")";
-  return 1;
+  return pick_timed_algo(perf, returned, s.dtype, s.d.conv, kMaxWorkspace, workspace_for, "backward-data", &s.algo,
+                         &s.cudnn_ws, err);
 }
 
 int convt_prepare(Engine& engine, Layer& layer, std::string* err) {
