@@ -24,6 +24,12 @@ VARIANTS = [
 ]
 IDS = ["resnet50", "mobilenetv2", "bert-fused", "bert-decomposed", "bert-einsum", "yolo"]
 
+# FP32 max |ours - cpu| / max |cpu|. The reduced random YOLO is unusually sensitive to summation order: against a
+# float64 evaluation of the same model, ORT's own CPU result is off by 4.6e-5 and ours by 7e-5 (measured), so the
+# two differ by up to 1.2e-4; it gets 2e-4. The full-size architectures meet 1e-4 on the GPU
+# (test_architectures_gpu.py: YOLO 2e-5 to 4e-5).
+TOLERANCE = {"yolo": 2e-4}
+
 
 def max_rel(a: np.ndarray, e: np.ndarray) -> float:
     """max |a - e| / max |e|: the error relative to the output's scale (elementwise relative error is meaningless
@@ -51,7 +57,7 @@ def test_reduced_architecture_runs_as_one_engine_and_matches_cpu_in_fp32(name: s
     assert after[ran] > before[ran], f"no {ran} recorded: the engine did not run"
     for g, r in zip(got, ref):
         assert g.shape == r.shape and g.dtype == r.dtype
-        assert max_rel(g, r) <= 1e-4
+        assert max_rel(g, r) <= TOLERANCE.get(name, 1e-4)
 
 
 @pytest.mark.parametrize("name, overrides", [("resnet50", {}), ("bert", {"form": "decomposed"})],
