@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-import builder_fallbacks
+import graph_runner
 from ep_trtpy.builder.pipeline import PassContext, run_pass
 from graph_partitioner.ir import FLOAT, Graph, Value
 
@@ -72,7 +72,7 @@ def feeds_for(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def run(graph: Graph, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    return builder_fallbacks.run(graph, feeds)
+    return graph_runner.run(graph, feeds)
 
 
 def check_same(before: Graph, after: Graph, feeds: dict[str, np.ndarray], rtol: float = 1e-5,

@@ -12,7 +12,7 @@ import types
 import numpy as np
 import pytest
 
-import builder_fallbacks
+import graph_runner
 from builder_testutil import GB, check_same, feeds_for, ops
 from ep_trtpy.builder import lowering as lowering_mod
 from ep_trtpy.builder.build import CPU, BuildError, Device, build, optimize, optimize_with_context
@@ -214,6 +214,6 @@ def test_zero_size_and_scalar_values(fp16):
     g = gb.output(y, z)
     out = optimize(g, {"x": (0, 8)}, parse({"fp16_enable": fp16}))
     assert "FusedMatMul" in ops(out)
-    y0, z0 = builder_fallbacks.run(out, {"x": np.zeros((0, 8), np.float32), "s": np.float32(2.0)})
+    y0, z0 = graph_runner.run(out, {"x": np.zeros((0, 8), np.float32), "s": np.float32(2.0)})
     assert y0.shape == (0, 3) and y0.dtype == np.float32
     assert z0.shape == () and abs(float(z0) - 1 / (1 + np.exp(-4.0))) < 1e-3

@@ -14,7 +14,7 @@ from ep_trtpy.builder.build import optimize_with_context
 from ep_trtpy.options import parse
 from graph_partitioner.ir import Graph
 
-import builder_fallbacks
+import graph_runner
 
 
 class M:
@@ -150,7 +150,7 @@ def test_bert_layer(fp16):
     ffn1 = [n for n in g.nodes if n.op_type == "FusedMatMul" and n.attrs.get("activation") == "Gelu"]
     assert len(ffn1) == 1
     (want,) = _ort(model, {"x": x, "mask": mask})
-    (got,) = builder_fallbacks.run(g, {"x": x, "mask": mask})
+    (got,) = graph_runner.run(g, {"x": x, "mask": mask})
     assert got.dtype == np.float32 and got.shape == want.shape
     tol = 3e-2 if fp16 else 1e-4
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
@@ -170,6 +170,6 @@ def test_resnet_block(fp16):
     assert len(convs[2].inputs) == 4  # the residual rides in the last conv
     assert "FusedMatMul" in kinds
     (want,) = _ort(model, {"x": x})
-    (got,) = builder_fallbacks.run(g, {"x": x})
+    (got,) = graph_runner.run(g, {"x": x})
     tol = 3e-2 if fp16 else 1e-4
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)

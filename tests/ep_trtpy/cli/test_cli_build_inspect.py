@@ -50,10 +50,10 @@ def test_build_then_cache_hit_then_inspect(model_path, tmp_path, capsys):
     assert "cache hit" in out and "builds 0, cache hits 1" in out
     # the engine is what the session would run: check its numbers against numpy
     art = to_artifact(decode((cache / files[0]).read_bytes()))
-    import builder_fallbacks
+    import graph_runner
 
     x = np.random.default_rng(1).standard_normal((3, 8)).astype(np.float32)
-    (z,) = builder_fallbacks.run(art.graph, {art.input_names[0]: x})
+    (z,) = graph_runner.run(art.graph, {art.input_names[0]: x})
     np.testing.assert_allclose(z, 1 / (1 + np.exp(-np.maximum(x @ w + b, 0))), rtol=1e-5, atol=1e-6)
 
     assert main(["inspect", str(cache / files[0])]) == 0

@@ -123,10 +123,10 @@ def test_bad_cache_file_is_rejected_and_replaced(tmp_path, damage):
         assert any("key mismatch" in r.getMessage() for r in records.records)
     decode(open(first.path, "rb").read(), expect_key=again.key)  # replaced by a valid file
     x = np.ones((2, 8), np.float32)
-    import builder_fallbacks
+    import graph_runner
 
-    np.testing.assert_array_equal(builder_fallbacks.run(first.artifact.graph, {"x": x})[0],
-                                  builder_fallbacks.run(again.artifact.graph, {"x": x})[0])
+    np.testing.assert_array_equal(graph_runner.run(first.artifact.graph, {"x": x})[0],
+                                  graph_runner.run(again.artifact.graph, {"x": x})[0])
 
 
 class _LogList(logging.Handler):

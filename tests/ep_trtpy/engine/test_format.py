@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-import builder_fallbacks
+import graph_runner
 from engine_testutil import cuda_like_artifact, reference_artifact
 from ep_trtpy.engine import format as fmt
 from ep_trtpy.engine.format import EngineFormatError, decode, encode, to_artifact
@@ -43,8 +43,8 @@ def test_reference_round_trip_runs_the_same():
     assert back.input_shapes == [(2, 8)] and back.outputs == art.outputs
     assert back.header["producers"] == PRODUCERS and back.header["key"] == KEY
     x = np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32)
-    a = builder_fallbacks.run(art.graph, {"x": x})
-    b = builder_fallbacks.run(back.graph, {back.input_names[0]: x})
+    a = graph_runner.run(art.graph, {"x": x})
+    b = graph_runner.run(back.graph, {back.input_names[0]: x})
     np.testing.assert_array_equal(a[0], b[0])
 
 
