@@ -370,10 +370,21 @@ _NP_OF_ORT = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tenso
 
 
 def parse_shapes(text: str | None) -> dict[str, tuple[int, ...]]:
-    """``"input_ids:1x128,attention_mask:1x128"`` -> {name: shape}; a name of ``*`` sets every input."""
+    """``"input_ids:1x128,attention_mask:1x128"`` -> {name: shape}; ``"s:"`` is a scalar. Shared by every command
+    that takes ``--shapes``."""
     out: dict[str, tuple[int, ...]] = {}
-    if not text:
-        return out
+    for item in filter(None, (s.strip() for s in (text or "").split(","))):
+        name, sep, dims = item.rpartition(":")
+        if not sep or not name:
+            raise ValueError(f"bad --shapes entry {item!r}; expected name:dims, i.e. NAME:D0xD1x... "
+                             "(e.g. input:1x3x224x224)")
+        try:
+            out[name] = tuple(int(d) for d in dims.lower().split("x")) if dims else ()
+        except ValueError:
+            raise ValueError(f"bad dimensions in --shapes entry {item!r}: integers separated by 'x'") from None
+        if any(d < 0 for d in out[name]):
+            raise ValueError(f"negative dimension in --shapes entry {item!r}")
+    return out
     for item in text.split(","):
         item = item.strip()
         if not item:

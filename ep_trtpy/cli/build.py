@@ -17,6 +17,8 @@ import argparse
 import os
 from typing import Any
 
+from ep_trtpy.harness import parse_shapes  # noqa: F401  (re-exported: `--shapes` parsing for build/profile)
+
 NAME = "build"
 HELP = "Build (or load from the engine cache) the engine of every subgraph the EP would claim in MODEL."
 
@@ -32,22 +34,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="log every build step (detailed_build_log)")
     p.add_argument("--dump-passes", default="", metavar="DIR",
                    help="write the graph after every pass that changed it as DIR/<engine>/<nnn>_<pass>.onnx")
-
-
-def parse_shapes(text: str) -> dict[str, tuple[int, ...]]:
-    """'a:1x3x224x224,b:1x128' -> {'a': (1, 3, 224, 224), 'b': (1, 128)}; a scalar is 'name:' ."""
-    out: dict[str, tuple[int, ...]] = {}
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        name, sep, dims = item.rpartition(":")
-        if not sep or not name:
-            raise ValueError(f"bad --shapes entry {item!r}; expected name:1x3x224x224")
-        try:
-            out[name] = tuple(int(d) for d in dims.lower().split("x")) if dims else ()
-        except ValueError:
-            raise ValueError(f"bad dimensions in --shapes entry {item!r}") from None
-        if any(d < 0 for d in out[name]):
-            raise ValueError(f"negative dimension in --shapes entry {item!r}")
-    return out
 
 
 def concrete_shapes(graph: Any, shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
