@@ -29,18 +29,8 @@ OrtStatus* copy_tensors(OrtDataTransferImpl*, const OrtValue** src, OrtValue** d
                         size_t count) noexcept {
   return guard("CopyTensors", [&]() -> OrtStatus* {
     for (size_t i = 0; i < count; ++i) {
-      Placement s = value_placement(src[i]), d = value_placement(dst[i]);
-      tp_copy_kind kind;
-      tp_counter counter;
-      if (s.on_device && d.on_device) {
-        kind = TP_COPY_DEVICE_TO_DEVICE, counter = TP_COUNTER_COPIES_D2D;
-      } else if (s.on_device) {
-        kind = TP_COPY_DEVICE_TO_HOST, counter = TP_COUNTER_COPIES_D2H;
-      } else if (d.on_device) {
-        kind = TP_COPY_HOST_TO_DEVICE, counter = TP_COUNTER_COPIES_H2D;
-      } else {
-        fail("CopyTensors was asked to copy host memory to host memory");
-      }
+      const CopyDirection dir = copy_direction(value_placement(src[i]), value_placement(dst[i]));
+      if (dir.kind == TP_COPY_HOST_TO_HOST) fail("CopyTensors was asked to copy host memory to host memory");
       const size_t bytes = tensor_bytes(src[i]);
       const size_t dst_bytes = tensor_bytes(dst[i]);
       if (bytes != dst_bytes)
@@ -49,9 +39,9 @@ OrtStatus* copy_tensors(OrtDataTransferImpl*, const OrtValue** src, OrtValue** d
       void* stream = nullptr;
       if (streams != nullptr && streams[i] != nullptr) stream = api<ort::api::SyncStream_GetHandle>()(streams[i]);
       if (bytes != 0 &&
-          tp_cuda_memcpy(tensor_mutable_data(dst[i]), tensor_data(src[i]), bytes, kind, stream) != 0)
+          tp_cuda_memcpy(tensor_mutable_data(dst[i]), tensor_data(src[i]), bytes, dir.kind, stream) != 0)
         fail("CopyTensors: " + runtime_error_message());
-      tp_counter_add(counter, 1);
+      tp_counter_add(dir.counter, 1);
     }
     return nullptr;
   });

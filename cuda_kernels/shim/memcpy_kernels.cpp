@@ -35,23 +35,12 @@ OrtStatus* memcpy_compute(OrtKernelImpl*, OrtKernelContext* ctx) noexcept {
           "KernelContext_GetOutput");
     const size_t bytes = tensor_bytes(input);
     if (bytes == 0) return nullptr;
-    Placement s = value_placement(input), d = value_placement(output);
-    tp_copy_kind kind;
-    tp_counter counter;
-    if (s.on_device && d.on_device) {
-      kind = TP_COPY_DEVICE_TO_DEVICE, counter = TP_COUNTER_COPIES_D2D;
-    } else if (s.on_device) {
-      kind = TP_COPY_DEVICE_TO_HOST, counter = TP_COUNTER_COPIES_D2H;
-    } else if (d.on_device) {
-      kind = TP_COPY_HOST_TO_DEVICE, counter = TP_COUNTER_COPIES_H2D;
-    } else {
-      kind = TP_COPY_HOST_TO_HOST, counter = TP_COUNTER_COUNT;
-    }
+    const CopyDirection dir = copy_direction(value_placement(input), value_placement(output));
     void* stream = nullptr;
     check(api<ort::api::KernelContext_GetGPUComputeStream>()(ctx, &stream), "KernelContext_GetGPUComputeStream");
-    if (tp_cuda_memcpy(tensor_mutable_data(output), tensor_data(input), bytes, kind, stream) != 0)
+    if (tp_cuda_memcpy(tensor_mutable_data(output), tensor_data(input), bytes, dir.kind, stream) != 0)
       fail("Memcpy kernel: " + runtime_error_message());
-    if (counter != TP_COUNTER_COUNT) tp_counter_add(counter, 1);
+    if (dir.counter != TP_COUNTER_COUNT) tp_counter_add(dir.counter, 1);
     return nullptr;
   });
 }

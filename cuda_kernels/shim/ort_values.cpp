@@ -59,6 +59,13 @@ Placement value_placement(const OrtValue* value) {
   return placement_of(api<ort::ep_api::Value_GetMemoryDevice>()(value));
 }
 
+CopyDirection copy_direction(const Placement& src, const Placement& dst) {
+  if (src.on_device && dst.on_device) return {TP_COPY_DEVICE_TO_DEVICE, TP_COUNTER_COPIES_D2D};
+  if (src.on_device) return {TP_COPY_DEVICE_TO_HOST, TP_COUNTER_COPIES_D2H};
+  if (dst.on_device) return {TP_COPY_HOST_TO_DEVICE, TP_COUNTER_COPIES_H2D};
+  return {TP_COPY_HOST_TO_HOST, TP_COUNTER_COUNT};
+}
+
 const void* tensor_data(const OrtValue* value) {
   const void* p = nullptr;
   check(api<ort::api::GetTensorData>()(value, &p), "GetTensorData");

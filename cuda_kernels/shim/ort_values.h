@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "shim_common.h"
+#include "tp/runtime_api.h"
 
 namespace tp::shim {
 
@@ -33,6 +34,14 @@ struct Placement {
 };
 Placement placement_of(const OrtMemoryDevice* device);
 Placement value_placement(const OrtValue* value);
+
+// How to copy between two placements: the tp_cuda_memcpy kind and the copy counter it bumps (TP_COUNTER_COUNT for
+// host to host, which no counter tracks). Shared by the data transfer and the Memcpy kernels.
+struct CopyDirection {
+  tp_copy_kind kind;
+  tp_counter counter;
+};
+CopyDirection copy_direction(const Placement& src, const Placement& dst);
 
 // Readable data pointer and size of a tensor value.
 const void* tensor_data(const OrtValue* value);
