@@ -4,10 +4,25 @@
 #include <algorithm>
 #include <limits>
 
+#include "tp/engine.h"
 #include "tp/library_support.h"
 
 namespace tp {
 namespace lib {
+
+int search_buffers(Engine& engine, cudnnHandle_t h, size_t in0_bytes, size_t in1_bytes, size_t out_bytes,
+                   size_t workspace_bytes, SearchBuffers* b, std::string* err) {
+  b->in0 = engine.scratch_buffer(0, in0_bytes);
+  b->in1 = engine.scratch_buffer(1, in1_bytes);
+  b->out = engine.scratch_buffer(2, out_bytes);
+  b->workspace = workspace_bytes ? engine.scratch_buffer(3, workspace_bytes) : nullptr;
+  TP_REQUIRE(b->in0 && b->in1 && b->out && (b->workspace || !workspace_bytes),
+             std::string("cannot allocate scratch buffers for algorithm search: ") + tp_last_error());
+  TP_TRY_CUDA(cudaMemset(b->in0, 0, in0_bytes));
+  TP_TRY_CUDA(cudaMemset(b->in1, 0, in1_bytes));
+  TP_TRY_CUDNN(cudnnSetStream(h, nullptr));
+  return 0;
+}
 
 CudnnConvDescs::~CudnnConvDescs() {
   if (x) cudnnDestroyTensorDescriptor(x);

@@ -8,11 +8,13 @@
 
 #include <cudnn.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 namespace tp {
+class Engine;
 namespace lib {
 
 struct CudnnConvDescs {
@@ -56,6 +58,43 @@ int set_conv_nd(cudnnConvolutionDescriptor_t* d, const std::vector<int>& pads, c
                 const std::vector<int>& dilations, int group, cudnnMathType_t math, std::string* err);
 
 std::string join(const std::vector<int64_t>& v);
+
+// A tactic stored in the engine file is reused when cuDNN still accepts it within `max_workspace` (it may come from
+// another cuDNN or GPU: then the caller searches again). True when *algo / *workspace were set.
+template <typename Algo, typename WorkspaceFn>
+bool reuse_tactic(int64_t tactic, int algo_count, size_t max_workspace, WorkspaceFn workspace_for, Algo* algo,
+                  size_t* workspace) {
+  if (tactic < 0 || tactic >= algo_count) return false;
+  const auto a = static_cast<Algo>(tactic);
+  size_t ws = 0;
+  if (workspace_for(a, &ws) != CUDNN_STATUS_SUCCESS || ws > max_workspace) return false;
+  *algo = a;
+  *workspace = ws;
+  return true;
+}
+
+// The largest workspace any algorithm needs, among those within `max_workspace` (the timed search gets that much).
+template <typename Algo, typename WorkspaceFn>
+size_t max_search_workspace(int algo_count, size_t max_workspace, WorkspaceFn workspace_for) {
+  size_t ws_max = 0;
+  for (int a = 0; a < algo_count; ++a) {
+    size_t ws = 0;
+    if (workspace_for(static_cast<Algo>(a), &ws) == CUDNN_STATUS_SUCCESS && ws <= max_workspace)
+      ws_max = std::max(ws_max, ws);
+  }
+  return ws_max;
+}
+
+// Scratch buffers of a timed algorithm search: two inputs (zero-filled), one output and the workspace, from the
+// engine's scratch pool; also puts `h` on the default stream for the search. Returns 0 or sets *err.
+struct SearchBuffers {
+  void* in0 = nullptr;
+  void* in1 = nullptr;
+  void* out = nullptr;
+  void* workspace = nullptr;
+};
+int search_buffers(Engine& engine, cudnnHandle_t h, size_t in0_bytes, size_t in1_bytes, size_t out_bytes,
+                   size_t workspace_bytes, SearchBuffers* b, std::string* err);
 
 // Picks, from cuDNN's timed candidates (cudnnFind*AlgorithmEx results, fastest first), the first that succeeded,
 // fits `max_workspace` and uses an allowed math type. float32 keeps FMA math whatever cuDNN reports; float16 takes

@@ -86,35 +86,18 @@ int choose_algorithm(Engine& engine, Layer& layer, ConvState& s, cudnnHandle_t h
   auto workspace_for = [&](cudnnConvolutionFwdAlgo_t a, size_t* ws) {
     return cudnnGetConvolutionForwardWorkspaceSize(h, s.d.x, s.d.w, s.d.conv, s.d.y, a, ws);
   };
-  if (layer.tactic >= 0 && layer.tactic < CUDNN_CONVOLUTION_FWD_ALGO_COUNT) {
-    const auto a = static_cast<cudnnConvolutionFwdAlgo_t>(layer.tactic);
-    size_t ws = 0;
-    if (workspace_for(a, &ws) == CUDNN_STATUS_SUCCESS && ws <= kMaxWorkspace) {
-      s.algo = a;
-      s.cudnn_ws = ws;
-      return 0;
-    }
-    // A stale tactic (other cuDNN or GPU): choose again below.
-  }
-  size_t ws_max = 0;
-  for (int a = 0; a < CUDNN_CONVOLUTION_FWD_ALGO_COUNT; ++a) {
-    size_t ws = 0;
-    if (workspace_for(static_cast<cudnnConvolutionFwdAlgo_t>(a), &ws) == CUDNN_STATUS_SUCCESS && ws <= kMaxWorkspace)
-      ws_max = std::max(ws_max, ws);
-  }
-  void* X = engine.scratch_buffer(0, x_bytes);
-  void* W = engine.scratch_buffer(1, w_bytes);
-  void* Y = engine.scratch_buffer(2, y_bytes);
-  void* WS = ws_max ? engine.scratch_buffer(3, ws_max) : nullptr;
-  TP_REQUIRE(X && W && Y && (WS || !ws_max),
-             std::string("cannot allocate scratch buffers for algorithm search: ") + tp_last_error());
-  TP_TRY_CUDA(cudaMemset(X, 0, x_bytes));
-  TP_TRY_CUDA(cudaMemset(W, 0, w_bytes));
-  TP_TRY_CUDNN(cudnnSetStream(h, nullptr));
+  if (reuse_tactic(layer.tactic, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, kMaxWorkspace, workspace_for, &s.algo,
+                   &s.cudnn_ws))
+    return 0;
+  const size_t ws_max =
+      max_search_workspace<cudnnConvolutionFwdAlgo_t>(CUDNN_CONVOLUTION_FWD_ALGO_COUNT, kMaxWorkspace, workspace_for);
+  SearchBuffers b;
+  if (search_buffers(engine, h, x_bytes, w_bytes, y_bytes, ws_max, &b, err) != 0) return 1;
   cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   int returned = 0;
-  TP_TRY_CUDNN(cudnnFindConvolutionForwardAlgorithmEx(h, s.d.x, X, s.d.w, W, s.d.conv, s.d.y, Y,
-                                                      CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf, WS, ws_max));
+  TP_TRY_CUDNN(cudnnFindConvolutionForwardAlgorithmEx(h, s.d.x, b.in0, s.d.w, b.in1, s.d.conv, s.d.y, b.out,
+                                                      CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &returned, perf, b.workspace,
+                                                      ws_max));
   return pick_timed_algo(perf, returned, s.dtype, s.d.conv, kMaxWorkspace, workspace_for, "forward", &s.algo,
                          &s.cudnn_ws, err);
 }

@@ -62,36 +62,19 @@ int choose_algorithm(Engine& engine, Layer& layer, ConvTState& s, cudnnHandle_t 
   auto workspace_for = [&](cudnnConvolutionBwdDataAlgo_t a, size_t* ws) {
     return cudnnGetConvolutionBackwardDataWorkspaceSize(h, s.d.w, s.d.y, s.d.conv, s.d.x, a, ws);
   };
-  if (layer.tactic >= 0 && layer.tactic < CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT) {
-    const auto a = static_cast<cudnnConvolutionBwdDataAlgo_t>(layer.tactic);
-    size_t ws = 0;
-    if (workspace_for(a, &ws) == CUDNN_STATUS_SUCCESS && ws <= kMaxWorkspace) {
-      s.algo = a;
-      s.cudnn_ws = ws;
-      return 0;
-    }
-  }
-  size_t ws_max = 0;
-  for (int a = 0; a < CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT; ++a) {
-    size_t ws = 0;
-    if (workspace_for(static_cast<cudnnConvolutionBwdDataAlgo_t>(a), &ws) == CUDNN_STATUS_SUCCESS &&
-        ws <= kMaxWorkspace)
-      ws_max = std::max(ws_max, ws);
-  }
-  void* X = engine.scratch_buffer(0, x_bytes);
-  void* W = engine.scratch_buffer(1, w_bytes);
-  void* DX = engine.scratch_buffer(2, dx_bytes);
-  void* WS = ws_max ? engine.scratch_buffer(3, ws_max) : nullptr;
-  TP_REQUIRE(X && W && DX && (WS || !ws_max),
-             std::string("cannot allocate scratch buffers for algorithm search: ") + tp_last_error());
-  TP_TRY_CUDA(cudaMemset(X, 0, x_bytes));
-  TP_TRY_CUDA(cudaMemset(W, 0, w_bytes));
-  TP_TRY_CUDNN(cudnnSetStream(h, nullptr));
+  if (reuse_tactic(layer.tactic, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, kMaxWorkspace, workspace_for, &s.algo,
+                   &s.cudnn_ws))
+    return 0;
+  const size_t ws_max = max_search_workspace<cudnnConvolutionBwdDataAlgo_t>(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                                                                            kMaxWorkspace, workspace_for);
+  // the timed search reads dy (the layer's X) and W, and writes dx (the layer's output before any crop)
+  SearchBuffers b;
+  if (search_buffers(engine, h, x_bytes, w_bytes, dx_bytes, ws_max, &b, err) != 0) return 1;
   cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
   int returned = 0;
-  TP_TRY_CUDNN(cudnnFindConvolutionBackwardDataAlgorithmEx(h, s.d.w, W, s.d.y, X, s.d.conv, s.d.x, DX,
+  TP_TRY_CUDNN(cudnnFindConvolutionBackwardDataAlgorithmEx(h, s.d.w, b.in1, s.d.y, b.in0, s.d.conv, s.d.x, b.out,
                                                            CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &returned, perf,
-                                                           WS, ws_max));
+                                                           b.workspace, ws_max));
   return pick_timed_algo(perf, returned, s.dtype, s.d.conv, kMaxWorkspace, workspace_for, "backward-data", &s.algo,
                          &s.cudnn_ws, err);
 }
