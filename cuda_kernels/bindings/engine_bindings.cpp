@@ -1,7 +1,7 @@
 // Python face of the native engine: ep_trtpy._kernels.Engine and a few runtime queries.
 //
-// The API is specified in /work/notes/engine_api.md (and used by ep_trtpy/runtime.py). Every failure raises
-// RuntimeError with the runtime's message. finalize, run and profile_layers release the GIL.
+// Used by ep_trtpy/runtime.py and the tuner (ep_trtpy/tuner/). Every failure raises RuntimeError with the runtime's
+// message. finalize, run and profile_layers release the GIL (finalize takes it back to call `progress`).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -66,7 +66,7 @@ void init_engine_bindings(py::module_& m) {
           "add_layer",
           [](tp::Engine& e, const std::string& kernel, const std::vector<int>& inputs, const std::vector<int>& outputs,
              const std::vector<int64_t>& ints, const std::vector<double>& floats, int64_t tactic, int64_t workspace,
-             const std::string& name) {
+             const std::string& name, const std::string& tactic_name) {
             tp::Layer l;
             l.kernel = kernel;
             l.inputs = inputs;
@@ -74,6 +74,7 @@ void init_engine_bindings(py::module_& m) {
             l.ints = ints;
             l.floats = floats;
             l.tactic = tactic;
+            l.tactic_name = tactic_name;
             l.workspace = workspace > 0 ? static_cast<size_t>(workspace) : 0;
             l.name = name;
             int id = e.add_layer(std::move(l));
@@ -81,7 +82,8 @@ void init_engine_bindings(py::module_& m) {
             return id;
           },
           py::arg("kernel"), py::arg("inputs"), py::arg("outputs"), py::arg("ints"), py::arg("floats"),
-          py::arg("tactic"), py::arg("workspace"), py::arg("name"), "Append a layer to the launch list.")
+          py::arg("tactic"), py::arg("workspace"), py::arg("name"), py::arg("tactic_name") = "",
+          "Append a layer to the launch list (tactic_name: a tactic to use instead of searching).")
       .def(
           "set_weights",
           [](tp::Engine& e, py::buffer data) {
@@ -100,16 +102,49 @@ void init_engine_bindings(py::module_& m) {
           py::arg("n"))
       .def(
           "finalize",
-          [](tp::Engine& e) {
+          [](tp::Engine& e, py::object progress) {
             std::string err;
             int rc;
+            tp::Engine::ProgressFn fn;
+            std::string callback_error;
+            if (!progress.is_none())
+              fn = [&progress, &callback_error](int layer, int n, const std::string& label) {
+                py::gil_scoped_acquire acquire;
+                if (!callback_error.empty()) return;
+                try {
+                  progress(layer, n, label);
+                } catch (py::error_already_set& ex) {
+                  callback_error = ex.what();  // reported after finalize; never crosses the runtime
+                }
+              };
             {
               py::gil_scoped_release release;
-              rc = e.finalize(&err);
+              rc = e.finalize(&err, fn);
             }
             if (rc != 0) throw std::runtime_error(err);
+            if (!callback_error.empty()) throw std::runtime_error("finalize progress callback: " + callback_error);
           },
-          "Validate, prepare every layer (tactic choice), allocate the arena and the workspace.")
+          py::arg("progress") = py::none(),
+          "Validate, prepare every layer (tactic choice), allocate the arena and the workspace. progress(layer, "
+          "n_layers, label) is called before each layer's prepare.")
+      .def(
+          "set_tuning_level", [](tp::Engine& e, int level) { e.set_tuning_level(level); }, py::arg("level"),
+          "0 = heuristics only; 1-4 = time the first 2, 4, 8, 16 candidates; 5 = every candidate (default 3).")
+      .def_property_readonly("tuning_level", &tp::Engine::tuning_level)
+      .def("tactic_names",
+           [](const tp::Engine& e) {
+             std::vector<std::string> t;
+             for (const auto& l : e.layers()) t.push_back(l.tactic_name);
+             return t;
+           })
+      .def(
+          "layer_timings",
+          [](const tp::Engine& e) {
+            std::vector<std::vector<std::pair<std::string, double>>> t;
+            for (const auto& l : e.layers()) t.push_back(l.timings);
+            return t;
+          },
+          "Per layer, the tactic candidates timed during finalize: [(name, ms)] (inf for a failure).")
       .def("tactics",
            [](const tp::Engine& e) {
              std::vector<int64_t> t;

@@ -1,4 +1,5 @@
-// LayerNormalization over the trailing `cols` elements of each of `rows` rows:
+// LayerNormalization over the trailing `cols` elements of each of `rows` rows, of x or of x + residual (then the
+// sum may also be written out, for pre-LN blocks that reuse it):
 //   mean = sum(x) / cols,  var = sum((x - mean)^2) / cols   (two passes, float32: no cancellation, and fp16
 //   inputs of magnitude 1e4 square to 1e8, far inside float32's range),
 //   y = (x - mean) * (1 / sqrt(var + epsilon)) * scale + bias.
@@ -19,23 +20,33 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// The row element x + residual, rounded to T as the unfused Add would store it.
+template <typename T>
+__device__ __forceinline__ float row_value(const T* x, const T* res, T* sum, ll i) {
+  if (res == nullptr) return k::to_float(x[i]);
+  const T v = k::from_float<T>(k::to_float(x[i]) + k::to_float(res[i]));
+  if (sum != nullptr) sum[i] = v;
+  return k::to_float(v);
+}
+
 template <typename T, int ELEMS>
-__global__ void __launch_bounds__(256) ln_warp(const T* __restrict__ x, const T* __restrict__ scale,
-                                               const T* __restrict__ bias, T* __restrict__ y, ll rows, int cols,
+__global__ void __launch_bounds__(256) ln_warp(const T* __restrict__ x, const T* __restrict__ res,
+                                               const T* __restrict__ scale, const T* __restrict__ bias,
+                                               T* __restrict__ y, T* __restrict__ sum, ll rows, int cols,
                                                float eps) {
   const int lane = threadIdx.x & 31;
   const ll nwarps = (static_cast<ll>(gridDim.x) * blockDim.x) >> 5;
   for (ll row = (static_cast<ll>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; row < rows; row += nwarps) {
-    const T* p = x + row * cols;
+    const ll base = row * cols;
     float v[ELEMS];
-    float sum = 0.0f;
+    float total = 0.0f;
 #pragma unroll
     for (int t = 0; t < ELEMS; ++t) {
       const int j = lane + t * 32;
-      v[t] = j < cols ? k::to_float(p[j]) : 0.0f;
-      sum += v[t];
+      v[t] = j < cols ? row_value(x, res, sum, base + j) : 0.0f;
+      total += v[t];
     }
-    const float mean = warp_sum(sum) / static_cast<float>(cols);
+    const float mean = warp_sum(total) / static_cast<float>(cols);
     float sq = 0.0f;
 #pragma unroll
     for (int t = 0; t < ELEMS; ++t) {
@@ -72,23 +83,28 @@ __device__ __forceinline__ float block_sum(float v, float* smem /* 33 */) {
   return smem[32];
 }
 
+// With a residual, the first pass writes x + residual into `sum` (or into y when the sum is not wanted) and the
+// later passes read it back from there.
 template <typename T>
-__global__ void __launch_bounds__(512) ln_block(const T* __restrict__ x, const T* __restrict__ scale,
-                                                const T* __restrict__ bias, T* __restrict__ y, ll rows, ll cols,
+__global__ void __launch_bounds__(512) ln_block(const T* __restrict__ x, const T* __restrict__ res,
+                                                const T* __restrict__ scale, const T* __restrict__ bias,
+                                                T* __restrict__ y, T* __restrict__ sum, ll rows, ll cols,
                                                 float eps) {
   __shared__ float smem[33];
+  T* stash = sum != nullptr ? sum : y;
   for (ll row = blockIdx.x; row < rows; row += gridDim.x) {
-    const T* p = x + row * cols;
-    float sum = 0.0f;
-    for (ll j = threadIdx.x; j < cols; j += blockDim.x) sum += k::to_float(p[j]);
-    const float mean = block_sum(sum, smem) / static_cast<float>(cols);
+    const ll base = row * cols;
+    float total = 0.0f;
+    for (ll j = threadIdx.x; j < cols; j += blockDim.x) total += row_value(x, res, res ? stash : sum, base + j);
+    const T* p = (res ? stash : x) + base;
+    const float mean = block_sum(total, smem) / static_cast<float>(cols);
     float sq = 0.0f;
     for (ll j = threadIdx.x; j < cols; j += blockDim.x) {
       const float d = k::to_float(p[j]) - mean;
       sq += d * d;
     }
     const float inv = 1.0f / sqrtf(block_sum(sq, smem) / static_cast<float>(cols) + eps);
-    T* q = y + row * cols;
+    T* q = y + base;
     for (ll j = threadIdx.x; j < cols; j += blockDim.x) {
       float o = (k::to_float(p[j]) - mean) * inv * k::to_float(scale[j]);
       if (bias) o += k::to_float(bias[j]);
@@ -100,22 +116,24 @@ __global__ void __launch_bounds__(512) ln_block(const T* __restrict__ x, const T
 template <typename T>
 cudaError_t run(const LayerNormArgs& a, cudaStream_t stream, ll max_blocks) {
   const T* x = static_cast<const T*>(a.x);
+  const T* res = static_cast<const T*>(a.residual);
+  T* sum = static_cast<T*>(a.sum);
   const T* scale = static_cast<const T*>(a.scale);
   const T* bias = static_cast<const T*>(a.bias);
   T* y = static_cast<T*>(a.y);
   const unsigned warp_grid = k::grid_1d(a.rows * 32, 256, max_blocks);
   const int cols = static_cast<int>(a.cols);
   if (a.cols <= 128)
-    ln_warp<T, 4><<<warp_grid, 256, 0, stream>>>(x, scale, bias, y, a.rows, cols, a.epsilon);
+    ln_warp<T, 4><<<warp_grid, 256, 0, stream>>>(x, res, scale, bias, y, sum, a.rows, cols, a.epsilon);
   else if (a.cols <= 256)
-    ln_warp<T, 8><<<warp_grid, 256, 0, stream>>>(x, scale, bias, y, a.rows, cols, a.epsilon);
+    ln_warp<T, 8><<<warp_grid, 256, 0, stream>>>(x, res, scale, bias, y, sum, a.rows, cols, a.epsilon);
   else if (a.cols <= 512)
-    ln_warp<T, 16><<<warp_grid, 256, 0, stream>>>(x, scale, bias, y, a.rows, cols, a.epsilon);
+    ln_warp<T, 16><<<warp_grid, 256, 0, stream>>>(x, res, scale, bias, y, sum, a.rows, cols, a.epsilon);
   else if (a.cols <= 1024)
-    ln_warp<T, 32><<<warp_grid, 256, 0, stream>>>(x, scale, bias, y, a.rows, cols, a.epsilon);
+    ln_warp<T, 32><<<warp_grid, 256, 0, stream>>>(x, res, scale, bias, y, sum, a.rows, cols, a.epsilon);
   else
-    ln_block<T><<<k::grid_1d(a.rows, 1, max_blocks), 512, 0, stream>>>(x, scale, bias, y, a.rows, a.cols,
-                                                                         a.epsilon);
+    ln_block<T><<<k::grid_1d(a.rows, 1, max_blocks), 512, 0, stream>>>(x, res, scale, bias, y, sum, a.rows,
+                                                                         a.cols, a.epsilon);
   return cudaGetLastError();
 }
 
@@ -125,6 +143,7 @@ cudaError_t layernorm(const LayerNormArgs& a, cudaStream_t stream, long long max
   if (a.rows <= 0 || a.cols <= 0) return cudaSuccess;
   if (a.dtype == k::kFloat) return run<float>(a, stream, max_blocks);
   if (a.dtype == k::kHalf) return run<__half>(a, stream, max_blocks);
+  if (a.dtype == k::kBFloat16) return run<__nv_bfloat16>(a, stream, max_blocks);
   return cudaErrorInvalidValue;
 }
 

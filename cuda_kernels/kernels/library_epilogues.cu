@@ -1,8 +1,8 @@
 // Epilogue and window-copy kernels for the library-backed kernels (see tp/library_epilogues.h for the math).
-#include <cuda_fp16.h>
-
 #include <cstdint>
 
+#include "activation.cuh"
+#include "common.cuh"
 #include "tp/library_epilogues.h"
 
 namespace tp {
@@ -13,45 +13,19 @@ constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 65535 * 8;
 
 template <typename T>
-__device__ __forceinline__ float load(const T* p, int64_t i);
-template <>
-__device__ __forceinline__ float load<float>(const float* p, int64_t i) {
-  return p[i];
-}
-template <>
-__device__ __forceinline__ float load<__half>(const __half* p, int64_t i) {
-  return __half2float(p[i]);
+__device__ __forceinline__ float load(const T* p, int64_t i) {
+  return k::to_float(p[i]);
 }
 
 template <typename T>
-__device__ __forceinline__ void store(T* p, int64_t i, float v);
-template <>
-__device__ __forceinline__ void store<float>(float* p, int64_t i, float v) {
-  p[i] = v;
-}
-template <>
-__device__ __forceinline__ void store<__half>(__half* p, int64_t i, float v) {
-  p[i] = __float2half_rn(v);
-}
-
-__device__ __forceinline__ float activate(float v, int act) {
-  switch (act) {
-    case kActRelu:
-      return v > 0.f ? v : (v == v ? 0.f : v);  // NaN propagates, as max(NaN, 0) does in numpy
-    case kActGelu:
-      return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
-    case kActGeluTanh: {
-      const float k = 0.7978845608028654f;  // sqrt(2 / pi)
-      return 0.5f * v * (1.f + tanhf(k * (v + 0.044715f * v * v * v)));
-    }
-    default:
-      return v;
-  }
+__device__ __forceinline__ void store(T* p, int64_t i, float v) {
+  p[i] = k::from_float<T>(v);
 }
 
 template <typename T>
 __global__ void epilogue_kernel(T* y, int64_t total, int64_t rows, int64_t cols, const T* add, int64_t add_sb,
-                                int64_t add_sr, int64_t add_sc, float add_scale, const T* residual, int act) {
+                                int64_t add_sr, int64_t add_sc, float add_scale, const T* residual, int act,
+                                float alpha, float beta) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     float v = load(y, i);
     if (add != nullptr) {
@@ -62,7 +36,7 @@ __global__ void epilogue_kernel(T* y, int64_t total, int64_t rows, int64_t cols,
       v += add_scale * load(add, b * add_sb + r * add_sr + c * add_sc);
     }
     if (residual != nullptr) v += load(residual, i);
-    store(y, i, activate(v, act));
+    store(y, i, activate(v, act, alpha, beta));
   }
 }
 
@@ -111,18 +85,13 @@ cudaError_t launch_epilogue(const EpilogueArgs& a, cudaStream_t stream) {
   const int64_t total = a.batch * a.rows * a.cols;
   if (total <= 0) return cudaSuccess;
   if (a.rows <= 0 || a.cols <= 0) return cudaErrorInvalidValue;
-  if (a.dtype == 1) {
-    epilogue_kernel<float><<<grid_for(total), kThreads, 0, stream>>>(
-        static_cast<float*>(a.y), total, a.rows, a.cols, static_cast<const float*>(a.add), a.add_sb, a.add_sr,
-        a.add_sc, a.add_scale, static_cast<const float*>(a.residual), a.act);
-  } else if (a.dtype == 10) {
-    epilogue_kernel<__half><<<grid_for(total), kThreads, 0, stream>>>(
-        static_cast<__half*>(a.y), total, a.rows, a.cols, static_cast<const __half*>(a.add), a.add_sb, a.add_sr,
-        a.add_sc, a.add_scale, static_cast<const __half*>(a.residual), a.act);
-  } else {
-    return cudaErrorInvalidValue;
-  }
-  return cudaGetLastError();
+  const bool ok = k::dispatch_float(a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    epilogue_kernel<T><<<grid_for(total), kThreads, 0, stream>>>(
+        static_cast<T*>(a.y), total, a.rows, a.cols, static_cast<const T*>(a.add), a.add_sb, a.add_sr, a.add_sc,
+        a.add_scale, static_cast<const T*>(a.residual), a.act, a.act_alpha, a.act_beta);
+  });
+  return ok ? cudaGetLastError() : cudaErrorInvalidValue;
 }
 
 cudaError_t launch_window_copy(const WindowCopyArgs& a, cudaStream_t stream) {
@@ -137,17 +106,13 @@ cudaError_t launch_window_copy(const WindowCopyArgs& a, cudaStream_t stream) {
   for (int d = 0; d < a.nsp; ++d) total *= out_dims.v[d];
   if (total <= 0) return cudaSuccess;
   if (a.c <= 0) return cudaErrorInvalidValue;
-  if (a.dtype == 1) {
-    window_copy_kernel<float><<<grid_for(total), kThreads, 0, stream>>>(
-        static_cast<const float*>(a.in), static_cast<float*>(a.out), total, a.nsp, a.c, in_dims, out_dims, shift,
-        static_cast<const float*>(a.bias));
-  } else if (a.dtype == 10) {
-    window_copy_kernel<__half><<<grid_for(total), kThreads, 0, stream>>>(
-        static_cast<const __half*>(a.in), static_cast<__half*>(a.out), total, a.nsp, a.c, in_dims, out_dims, shift,
-        static_cast<const __half*>(a.bias));
-  } else {
-    return cudaErrorInvalidValue;
-  }
+  const bool ok = k::dispatch_float(a.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    window_copy_kernel<T><<<grid_for(total), kThreads, 0, stream>>>(
+        static_cast<const T*>(a.in), static_cast<T*>(a.out), total, a.nsp, a.c, in_dims, out_dims, shift,
+        static_cast<const T*>(a.bias));
+  });
+  if (!ok) return cudaErrorInvalidValue;
   return cudaGetLastError();
 }
 

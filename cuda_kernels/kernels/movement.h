@@ -65,5 +65,19 @@ struct GatherArgs {
 };
 cudaError_t gather(const GatherArgs& a, cudaStream_t stream, long long max_blocks);
 
+// GatherElements: out[c] = data[c with c[axis] replaced by idx[c]] for every coordinate c of the index tensor.
+constexpr int kMaxGatherRank = 8;
+struct GatherElementsArgs {
+  const void* data = nullptr;
+  const void* indices = nullptr;
+  void* out = nullptr;
+  int esize = 4;
+  int idx64 = 1;
+  int rank = 1, axis = 0;
+  long long data_dims[kMaxGatherRank] = {};
+  long long idx_dims[kMaxGatherRank] = {};
+};
+cudaError_t gather_elements(const GatherElementsArgs& a, cudaStream_t stream, long long max_blocks);
+
 }  // namespace mv
 }  // namespace tp

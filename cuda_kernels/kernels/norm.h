@@ -1,5 +1,5 @@
 // Softmax / LogSoftmax over the middle axis of [outer, R, inner] (softmax.cu) and LayerNormalization over the
-// trailing `cols` elements of each row (layernorm.cu). float32 / float16 data, float32 arithmetic.
+// trailing `cols` elements of each row (layernorm.cu). float32 / float16 / bfloat16 data, float32 arithmetic.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -20,7 +20,9 @@ struct LayerNormArgs {
   const void* x = nullptr;
   const void* scale = nullptr;  // [cols], X's dtype
   const void* bias = nullptr;   // [cols] or nullptr
+  const void* residual = nullptr;  // X's shape or nullptr: the row normalized is x + residual
   void* y = nullptr;
+  void* sum = nullptr;          // X's shape or nullptr: receives x + residual
   int dtype = 1;
   long long rows = 0, cols = 0;
   float epsilon = 1e-5f;

@@ -146,6 +146,7 @@ cudaError_t softmax(const SoftmaxArgs& a, cudaStream_t stream, long long max_blo
   if (a.outer <= 0 || a.r <= 0 || a.inner <= 0) return cudaSuccess;
   if (a.dtype == k::kFloat) return run<float>(a, stream, max_blocks);
   if (a.dtype == k::kHalf) return run<__half>(a, stream, max_blocks);
+  if (a.dtype == k::kBFloat16) return run<__nv_bfloat16>(a, stream, max_blocks);
   return cudaErrorInvalidValue;
 }
 

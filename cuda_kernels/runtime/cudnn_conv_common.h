@@ -2,8 +2,9 @@
 // mapping, checked int conversion and the math type policy.
 //
 // Math type policy: float32 convolutions use CUDNN_FMA_MATH (FMA kernels only: no TF32 tensor cores, so float32
-// results match a float64 reference to ~1e-5 relative); float16 convolutions allow tensor cores
-// (CUDNN_TENSOR_OP_MATH, float32 accumulation through a float compute type).
+// results match a float64 reference to ~1e-5 relative) unless TF32 is allowed (the layer's math flag, from the
+// tf32_enable option: then CUDNN_DEFAULT_MATH, which lets cuDNN use TF32 tensor cores); float16 and bfloat16
+// convolutions allow tensor cores (CUDNN_TENSOR_OP_MATH, float32 accumulation through a float compute type).
 #pragma once
 
 #include <cudnn.h>
@@ -28,15 +29,20 @@ struct CudnnConvDescs {
   ~CudnnConvDescs();
 };
 
-inline cudnnDataType_t cudnn_type(int onnx_dtype) { return onnx_dtype == 10 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT; }
-
-inline cudnnMathType_t math_policy(int onnx_dtype) {
-  return onnx_dtype == 10 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+inline cudnnDataType_t cudnn_type(int onnx_dtype) {
+  return onnx_dtype == 10 ? CUDNN_DATA_HALF : (onnx_dtype == 16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT);
 }
 
-// True when cuDNN reported math type `m` is acceptable for this dtype (float32: no tensor-core math).
-inline bool math_allowed(int onnx_dtype, cudnnMathType_t m) {
-  return onnx_dtype == 10 || m == CUDNN_FMA_MATH || m == CUDNN_DEFAULT_MATH;
+inline bool is_16bit(int onnx_dtype) { return onnx_dtype == 10 || onnx_dtype == 16; }
+
+inline cudnnMathType_t math_policy(int onnx_dtype, bool tf32 = false) {
+  if (is_16bit(onnx_dtype)) return CUDNN_TENSOR_OP_MATH;
+  return tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+}
+
+// True when cuDNN reported math type `m` is acceptable for this dtype (strict float32: no tensor-core math).
+inline bool math_allowed(int onnx_dtype, cudnnMathType_t m, bool tf32 = false) {
+  return is_16bit(onnx_dtype) || tf32 || m == CUDNN_FMA_MATH || m == CUDNN_DEFAULT_MATH;
 }
 
 // Spatial geometry with 1-D lifted to 2-D (a leading unit dimension): cuDNN's Nd API wants 4-D or 5-D tensors.
@@ -102,18 +108,18 @@ int search_buffers(Engine& engine, cudnnHandle_t h, size_t in0_bytes, size_t in1
 template <typename Perf, typename Algo, typename WorkspaceFn>
 int pick_timed_algo(const Perf* perf, int returned, int onnx_dtype, cudnnConvolutionDescriptor_t conv,
                     size_t max_workspace, WorkspaceFn workspace_for, const char* what, Algo* algo,
-                    size_t* workspace, std::string* err) {
-  const cudnnMathType_t policy = math_policy(onnx_dtype);
+                    size_t* workspace, std::string* err, bool tf32 = false) {
+  const cudnnMathType_t policy = math_policy(onnx_dtype, tf32);
   std::string skipped;
   for (int i = 0; i < returned; ++i) {
     const Perf& r = perf[i];
     const std::string label = " [algo " + std::to_string(static_cast<int>(r.algo)) + ": ";
-    if (r.status != CUDNN_STATUS_SUCCESS || r.memory > max_workspace || !math_allowed(onnx_dtype, r.mathType)) {
+    if (r.status != CUDNN_STATUS_SUCCESS || r.memory > max_workspace || !math_allowed(onnx_dtype, r.mathType, tf32)) {
       skipped += label + (r.status != CUDNN_STATUS_SUCCESS ? cudnnGetErrorString(r.status) : "math type or workspace") +
                  "]";
       continue;
     }
-    cudnnStatus_t st = cudnnSetConvolutionMathType(conv, onnx_dtype == 10 ? r.mathType : policy);
+    cudnnStatus_t st = cudnnSetConvolutionMathType(conv, (is_16bit(onnx_dtype) || tf32) ? r.mathType : policy);
     if (st != CUDNN_STATUS_SUCCESS) {
       *err = std::string("cudnnSetConvolutionMathType: ") + cudnnGetErrorString(st);
       return 1;

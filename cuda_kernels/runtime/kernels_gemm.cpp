@@ -3,28 +3,33 @@
 //   Y[b] = act(alpha * op(A[b]) @ op(B[b]) + beta * C[b])          b in [0, batch)
 //
 // Parameter layout (mirrored by ep_trtpy/builder/lowering/linalg.py):
-//   inputs  [A, B, C]      C optional (-1). All float32 or all float16 (ONNX dtypes 1, 10).
+//   inputs  [A, B, C]      C optional (-1). All float32, all float16 or all bfloat16 (ONNX dtypes 1, 10, 16).
 //   outputs [Y]            contiguous [batch, M, N] (row-major), batch * M * N elements.
-//   ints    [M, N, K, batch, transA, transB, strideA, strideB, act, c_sb, c_sr, c_sc]
+//   ints    [M, N, K, batch, transA, transB, strideA, strideB, act, c_sb, c_sr, c_sc (, math)]
 //             A[b]: row-major [M, K] (transA = 0) or [K, M] (transA = 1), starting at element b * strideA of A;
 //             B[b]: row-major [K, N] (transB = 0) or [N, K] (transB = 1), starting at element b * strideB of B;
 //             stride 0 broadcasts one matrix over the batch.
 //             act: 0 none, 1 relu, 2 gelu (erf), 3 gelu (tanh approximation).
 //             C[b, m, n] is element b * c_sb + m * c_sr + n * c_sc of C (strides in elements, 0 = broadcast):
 //             a bias vector over N is (0, 0, 1); a full [M, N] matrix per batch is (M * N, N, 1).
+//             math (optional, default 0): 1 lets float32 use TF32 tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32).
 //   floats  [alpha, beta]
-//   tactic  index into the cuBLASLt heuristic's candidate list (up to 8) for the primary plan; < 0 = time the
-//           candidates at prepare and keep the fastest. workspace: set by prepare (at most 32 MiB).
+//   tactic  index into the cuBLASLt heuristic's candidate list (up to 8) for the primary plan, also named "lt:<i>"
+//           in tactic_name; none = the first candidate at tuning level 0, else the fastest of the first
+//           candidates_to_time(level) (tactics.h). workspace: set by prepare (at most 32 MiB).
 //
-// Float32 uses CUBLAS_COMPUTE_32F (no TF32); float16 uses fp16 operands with float32 accumulation and scaling.
+// Float32 uses CUBLAS_COMPUTE_32F (no TF32 unless the math flag allows it); float16 and bfloat16 use 16-bit
+// operands with float32 accumulation and scaling.
 //
 // Row-major Y = op(A) op(B) is computed as the column-major product Y^T = op(B)^T op(A)^T, i.e. cuBLASLt's "A" is
 // our B and its "B" is our A, and D is column-major N x M with leading dimension N.
 //
-// Epilogues: ReLU and a bias vector (C of strides (0, 0, 1) with beta = 1) are fused into cuBLASLt's epilogue;
-// a full C matrix with no activation goes through cuBLASLt's C operand; everything else (GELU -- cuBLASLt's
-// GELU epilogue is not documented to be the erf form -- and other C broadcasts) runs as one extra pass of our
-// epilogue kernel (tp/library_epilogues.h) over Y.
+// Epilogues: ReLU, GELU and a bias vector (C of strides (0, 0, 1) with beta = 1) are fused into cuBLASLt's
+// epilogue; a full C matrix with no activation goes through cuBLASLt's C operand; everything else (other C
+// broadcasts) runs as one extra pass of our epilogue kernel (tp/library_epilogues.h) over Y. cuBLASLt's GELU
+// epilogue is the tanh approximation: it serves act 3 always, and act 2 (the erf form) in 16-bit GEMMs, where the
+// two forms differ by at most 5e-4 (below float16's resolution for |x| >= 0.5); float32 keeps the erf form in
+// our epilogue kernel.
 //
 // Alignment: the primary plan assumes the operand base pointers are aligned as the batch strides allow (at most
 // 256 bytes); a launch whose pointers are less aligned (views at odd offsets) runs a fallback plan that assumes
@@ -35,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "tactics.h"
 #include "tp/engine.h"
 #include "tp/library_epilogues.h"
 #include "tp/library_support.h"
@@ -78,7 +84,7 @@ struct GemmState {
   int dtype = 1;
   size_t esize = 4;
   int64_t M = 0, N = 0, K = 0, batch = 0, strideA = 0, strideB = 0;
-  bool transA = false, transB = false;
+  bool transA = false, transB = false, tf32 = false;
   int act = kActNone;
   bool has_c = false;
   int64_t c_sb = 0, c_sr = 0, c_sc = 0;
@@ -123,8 +129,9 @@ int make_layout(cublasLtMatrixLayout_t* out, cudaDataType_t type, uint64_t rows,
 
 // Build descriptors and layouts of a plan; `epilogue` and use_c/use_bias are already set in p.
 int build_plan(const GemmState& s, LtPlan& p, cublasLtEpilogue_t epilogue, const void* bias_probe, std::string* err) {
-  const cudaDataType_t type = s.dtype == 1 ? CUDA_R_32F : CUDA_R_16F;
-  TP_TRY_CUBLAS(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cudaDataType_t type = s.dtype == 1 ? CUDA_R_32F : (s.dtype == 16 ? CUDA_R_16BF : CUDA_R_16F);
+  TP_TRY_CUBLAS(cublasLtMatmulDescCreate(&p.desc, s.tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
+                                         CUDA_R_32F));
   const int32_t op_a = s.transB ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLASLt A = our B
   const int32_t op_b = s.transA ? CUBLAS_OP_T : CUBLAS_OP_N;  // cuBLASLt B = our A
   TP_TRY_CUBLAS(set_desc(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, op_a));
@@ -203,7 +210,8 @@ int64_t c_extent(const GemmState& s) {
 
 // Time each candidate of plan `p` on scratch buffers and return the index of the fastest (or -1 with *err).
 int time_candidates(Engine& engine, cublasLtHandle_t lt, GemmState& s, LtPlan& p,
-                    const std::vector<cublasLtMatmulHeuristicResult_t>& cands, int* best, std::string* err) {
+                    const std::vector<cublasLtMatmulHeuristicResult_t>& cands, size_t n_time, Layer& layer,
+                    int* best, std::string* err) {
   const size_t es = s.esize;
   auto al = [](size_t n) { return (n + 255) / 256 * 256; };
   const size_t a_bytes = static_cast<size_t>(extent(s.batch, s.strideA, s.M * s.K)) * es;
@@ -235,27 +243,31 @@ int time_candidates(Engine& engine, cublasLtHandle_t lt, GemmState& s, LtPlan& p
   } cleanup{stream, &e0, &e1};
   TP_TRY_CUDA(cudaEventCreate(&e0));
   TP_TRY_CUDA(cudaEventCreate(&e1));
-  // Zeros (finite values) in every operand; on the timing stream, which does not order with the legacy stream.
-  TP_TRY_CUDA(cudaMemsetAsync(A, 0, a_bytes, stream));
-  TP_TRY_CUDA(cudaMemsetAsync(B, 0, b_bytes, stream));
-  TP_TRY_CUDA(cudaMemsetAsync(Y, 0, al(y_bytes) + al(c_bytes), stream));
+  // Finite, non-zero operands (0x3C3C: 1.06 in float16, 0.0115 in bfloat16 and float32), on the timing stream,
+  // which does not order with the legacy stream.
+  TP_TRY_CUDA(cudaMemsetAsync(A, 0x3C, a_bytes, stream));
+  TP_TRY_CUDA(cudaMemsetAsync(B, 0x3C, b_bytes, stream));
+  TP_TRY_CUDA(cudaMemsetAsync(Y, 0x3C, al(y_bytes) + al(c_bytes), stream));
 
   const float alpha = s.alpha, beta = p.use_c ? s.beta : 0.f;
   const void* Cop = p.use_c ? C : Y;
   float best_ms = std::numeric_limits<float>::infinity();
   *best = -1;
   std::string failures;
-  for (size_t i = 0; i < cands.size(); ++i) {
+  for (size_t i = 0; i < cands.size() && i < n_time; ++i) {
+    const std::string name = "lt:" + std::to_string(i);
     auto run = [&]() {
       return cublasLtMatmul(lt, p.desc, &alpha, B, p.a, A, p.b, &beta, Cop, p.c, Y, p.d, &cands[i].algo, W,
                             cands[i].workspaceSize, stream);
     };
+    tp_counter_add(TP_COUNTER_TACTICS_TIMED, 1);
     cublasStatus_t st = run();  // warm-up; also rejects candidates that cannot run
     cudaError_t ce = st == CUBLAS_STATUS_SUCCESS ? cudaStreamSynchronize(stream) : cudaSuccess;
     if (st != CUBLAS_STATUS_SUCCESS || ce != cudaSuccess) {
       cudaGetLastError();
       failures += " [" + std::to_string(i) + ": " +
                   (st != CUBLAS_STATUS_SUCCESS ? cublasLtGetStatusName(st) : cudaGetErrorName(ce)) + "]";
+      layer.timings.emplace_back(name, std::numeric_limits<double>::infinity());
       continue;
     }
     TP_TRY_CUDA(cudaEventRecord(e0, stream));
@@ -266,8 +278,10 @@ int time_candidates(Engine& engine, cublasLtHandle_t lt, GemmState& s, LtPlan& p
     if (st != CUBLAS_STATUS_SUCCESS || ce != cudaSuccess || cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess) {
       cudaGetLastError();
       failures += " [" + std::to_string(i) + ": failed while timing]";
+      layer.timings.emplace_back(name, std::numeric_limits<double>::infinity());
       continue;
     }
+    layer.timings.emplace_back(name, ms / kTimingReps);
     if (ms < best_ms) {
       best_ms = ms;
       *best = static_cast<int>(i);
@@ -285,8 +299,8 @@ void gemm_release(Layer& layer) {
 int gemm_prepare(Engine& engine, Layer& layer, std::string* err) {
   TP_REQUIRE(layer.inputs.size() >= 2 && layer.inputs.size() <= 3 && layer.outputs.size() == 1,
              "expects inputs [A, B, C?] and outputs [Y]");
-  TP_REQUIRE(layer.ints.size() == 12,
-             "expects ints [M, N, K, batch, transA, transB, strideA, strideB, act, c_sb, c_sr, c_sc], got " +
+  TP_REQUIRE(layer.ints.size() == 12 || layer.ints.size() == 13,
+             "expects ints [M, N, K, batch, transA, transB, strideA, strideB, act, c_sb, c_sr, c_sc (, math)], got " +
                  std::to_string(layer.ints.size()) + " values");
   TP_REQUIRE(layer.floats.size() == 2, "expects floats [alpha, beta]");
   TP_REQUIRE(layer.inputs[0] >= 0 && layer.inputs[1] >= 0, "A and B are required");
@@ -306,6 +320,7 @@ int gemm_prepare(Engine& engine, Layer& layer, std::string* err) {
   s->c_sb = I[9];
   s->c_sr = I[10];
   s->c_sc = I[11];
+  TP_REQUIRE(I.size() == 12 || I[12] == 0 || I[12] == 1, "math must be 0 or 1");
   s->alpha = static_cast<float>(layer.floats[0]);
   s->beta = static_cast<float>(layer.floats[1]);
   s->has_c = layer.inputs.size() == 3 && layer.inputs[2] >= 0;
@@ -317,7 +332,9 @@ int gemm_prepare(Engine& engine, Layer& layer, std::string* err) {
   const TensorDesc& B = engine.tensor(layer.inputs[1]);
   const TensorDesc& Y = engine.tensor(layer.outputs[0]);
   s->dtype = Y.dtype;
-  TP_REQUIRE(s->dtype == 1 || s->dtype == 10, "Y must be float32 or float16, got ONNX type " + std::to_string(s->dtype));
+  TP_REQUIRE(s->dtype == 1 || s->dtype == 10 || s->dtype == 16,
+             "Y must be float32, float16 or bfloat16, got ONNX type " + std::to_string(s->dtype));
+  s->tf32 = s->dtype == 1 && I.size() == 13 && I[12] == 1;
   TP_REQUIRE(A.dtype == s->dtype && B.dtype == s->dtype, "A, B and Y must have the same dtype");
   s->esize = dtype_size(s->dtype);
   TP_REQUIRE(Y.numel() == s->batch * s->M * s->N,
@@ -355,17 +372,20 @@ int gemm_prepare(Engine& engine, Layer& layer, std::string* err) {
 
   // ---- primary plan -------------------------------------------------------------------------------------
   LtPlan& p = s->primary;
-  const bool gelu = s->act == kActGelu || s->act == kActGeluTanh;
+  // cuBLASLt's GELU epilogue is the tanh form: exact for act 3, within float16/bfloat16 resolution for act 2.
+  const bool lt_gelu = s->act == kActGeluTanh || (s->act == kActGelu && s->dtype != 1);
+  const bool gelu = (s->act == kActGelu || s->act == kActGeluTanh) && !lt_gelu;
   const bool bias_like = s->has_c && s->c_sb == 0 && s->c_sr == 0 && s->c_sc == 1 && s->beta == 1.f;
   const bool matrix_like =
       s->has_c && s->c_sc == 1 && s->c_sr == s->N && (s->c_sb == s->M * s->N || s->batch == 1) && s->act == kActNone;
   cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_DEFAULT;
   if (!s->has_c) {
-    epi = s->act == kActRelu ? CUBLASLT_EPILOGUE_RELU : CUBLASLT_EPILOGUE_DEFAULT;
+    epi = s->act == kActRelu ? CUBLASLT_EPILOGUE_RELU : (lt_gelu ? CUBLASLT_EPILOGUE_GELU : CUBLASLT_EPILOGUE_DEFAULT);
     p.own_act = gelu ? s->act : kActNone;
   } else if (bias_like) {
     p.use_bias = true;
-    epi = s->act == kActRelu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+    epi = s->act == kActRelu ? CUBLASLT_EPILOGUE_RELU_BIAS
+                             : (lt_gelu ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_BIAS);
     p.own_act = gelu ? s->act : kActNone;
   } else if (matrix_like) {
     p.use_c = true;
@@ -403,18 +423,30 @@ int gemm_prepare(Engine& engine, Layer& layer, std::string* err) {
     // No candidate for the fused plan: run everything through the fallback plan.
     TP_REQUIRE(f.ready, "cuBLASLt has no algorithm for M=" + std::to_string(s->M) + " N=" + std::to_string(s->N) +
                             " K=" + std::to_string(s->K) + " batch=" + std::to_string(s->batch) +
-                            (s->dtype == 1 ? " float32" : " float16"));
+                            " (ONNX dtype " + std::to_string(s->dtype) + ")");
     p.destroy();
     layer.tactic = 0;
+    layer.tactic_name = "lt-fallback";
     layer.workspace = f.ws;
     return 0;
   }
   int chosen = static_cast<int>(layer.tactic);
+  if (!layer.tactic_name.empty()) {
+    chosen = -1;
+    if (layer.tactic_name.compare(0, 3, "lt:") == 0) {
+      try {
+        chosen = std::stoi(layer.tactic_name.substr(3));
+      } catch (...) {
+        chosen = -1;
+      }
+    }
+  }
   if (chosen < 0 || chosen >= static_cast<int>(cands.size())) {
-    // No (or a stale) tactic: time the candidates.
-    if (cands.size() == 1) {
+    // No (or a stale) tactic: the heuristic's first, or the fastest of the first few.
+    const int n_time = candidates_to_time(engine.tuning_level(), static_cast<int>(cands.size()));
+    if (n_time <= 1) {
       chosen = 0;
-    } else if (time_candidates(engine, lt, *s, p, cands, &chosen, err)) {
+    } else if (time_candidates(engine, lt, *s, p, cands, static_cast<size_t>(n_time), layer, &chosen, err)) {
       return 1;
     }
   }
@@ -422,6 +454,7 @@ int gemm_prepare(Engine& engine, Layer& layer, std::string* err) {
   p.ws = cands[static_cast<size_t>(chosen)].workspaceSize;
   p.ready = true;
   layer.tactic = chosen;
+  layer.tactic_name = "lt:" + std::to_string(chosen);
   layer.workspace = std::max(p.ws, f.ready ? f.ws : 0);
   return 0;
 }

@@ -1,4 +1,5 @@
-// KernelDefs "copy", "fill", "transpose", "pad", "gather" (kernels/copy.cu, transpose.cu, pad.cu, gather.cu).
+// KernelDefs "copy", "fill", "transpose", "pad", "gather", "gather_elements" (kernels/copy.cu, transpose.cu, pad.cu,
+// gather.cu).
 // Lowering: ep_trtpy/builder/lowering/movement.py. Elements are moved as raw 1, 2, 4 or 8 byte words; input and
 // output element sizes must match (the dtypes may differ only by name, e.g. a view).
 //
@@ -229,6 +230,52 @@ int launch_gather(const Engine&, const Layer& layer, const void* const* in, void
   return kutil::launch_status(mv::gather(a, ctx.stream, st.max_blocks), kGather, err);
 }
 
+// ------------------------------------------------------------------------------------------- gather_elements --
+// "gather_elements"  inputs [data, indices (int32 or int64)], outputs [Y] (indices' shape, data's dtype)
+//                    ints [rank (1..8), axis, data_dims[rank], index_dims[rank]]; an index outside the axis
+//                    (after one wrap of a negative value) gives 0, as "gather" does
+constexpr const char* kGatherElements = "gather_elements";
+
+int prepare_gather_elements(Engine& e, Layer& layer, std::string* err) {
+  if (!kutil::check_arity(layer, kGatherElements, 2, 2, 1, err)) return 1;
+  mv::GatherElementsArgs a;
+  if (int rc = element_size(e, layer, kGatherElements, &a.esize, err)) return rc;
+  kutil::IntReader r(layer.ints, kGatherElements);
+  a.rank = static_cast<int>(r.next_in("rank", 1, mv::kMaxGatherRank));
+  a.axis = static_cast<int>(r.next_in("axis", 0, a.rank - 1));
+  long long nd = 1, ni = 1;
+  for (int d = 0; d < a.rank; ++d) nd *= (a.data_dims[d] = r.next_in("data_dims", 0, INT64_MAX));
+  for (int d = 0; d < a.rank; ++d) ni *= (a.idx_dims[d] = r.next_in("index_dims", 0, INT64_MAX));
+  if (!r.done()) return fail(err, r.error());
+  for (int d = 0; d < a.rank; ++d)
+    if (d != a.axis && a.idx_dims[d] > a.data_dims[d])
+      return fail(err, std::string(kGatherElements) + ": index dim " + std::to_string(d) + " (" +
+                           std::to_string(a.idx_dims[d]) + ") exceeds the data's (" + std::to_string(a.data_dims[d]) +
+                           ")");
+  const TensorDesc& x = kutil::in_tensor(e, layer, 0);
+  const TensorDesc& idx = kutil::in_tensor(e, layer, 1);
+  const TensorDesc& y = kutil::out_tensor(e, layer, 0);
+  if (idx.dtype != 6 && idx.dtype != 7)
+    return fail(err, std::string(kGatherElements) + ": indices '" + idx.name + "' are " +
+                         kutil::dtype_name(idx.dtype) + ", not int32/int64");
+  a.idx64 = idx.dtype == 7;
+  if (x.numel() != nd || idx.numel() != ni || y.numel() != ni)
+    return fail(err, std::string(kGatherElements) + ": data " + kutil::dims_str(x.dims) + ", indices " +
+                         kutil::dims_str(idx.dims) + " and output " + kutil::dims_str(y.dims) +
+                         " do not match the parameters");
+  return kutil::keep_args(e, layer, a);
+}
+
+int launch_gather_elements(const Engine&, const Layer& layer, const void* const* in, void* const* out,
+                           const LaunchContext& ctx, std::string* err) {
+  const auto& st = kutil::args_of<mv::GatherElementsArgs>(layer);
+  mv::GatherElementsArgs a = st.args;
+  a.data = in[0];
+  a.indices = in[1];
+  a.out = out[0];
+  return kutil::launch_status(mv::gather_elements(a, ctx.stream, st.max_blocks), kGatherElements, err);
+}
+
 const KernelDef kCopyDef = {kCopy, &prepare_copy, &launch_copy, &kutil::release_args<mv::CopyArgs>};
 const KernelDef kFillDef = {kFill, &prepare_fill, &launch_fill, &kutil::release_args<FillArgs>};
 const KernelDef kTransposeDef = {kTranspose, &prepare_transpose, &launch_transpose,
@@ -240,6 +287,9 @@ TP_REGISTER_KERNEL(kFillDef);
 TP_REGISTER_KERNEL(kTransposeDef);
 TP_REGISTER_KERNEL(kPadDef);
 TP_REGISTER_KERNEL(kGatherDef);
+const KernelDef kGatherElementsDef = {kGatherElements, &prepare_gather_elements, &launch_gather_elements,
+                                      &kutil::release_args<mv::GatherElementsArgs>};
+TP_REGISTER_KERNEL(kGatherElementsDef);
 
 }  // namespace
 }  // namespace tp

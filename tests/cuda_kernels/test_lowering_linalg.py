@@ -38,8 +38,8 @@ def test_conv_2d_asymmetric_pads_layout() -> None:
                        {"pads": [1, 0, 2, 1], "strides": [2, 1], "dilations": [1, 2], "group": 2})
     plan, weights = lower(g)
     lay = _layer(plan, "conv")
-    assert lay.ints == [2, 2, 0, 1, 0, 2, 1, 2, 1, 1, 2]
-    assert lay.floats == [] and lay.tactic == -1
+    assert lay.ints == [2, 2, 0, 0, 0, 1, 0, 2, 1, 2, 1, 1, 2]
+    assert lay.floats == [0.0, 0.0] and lay.tactic == -1
     x, wt, bt, z = lay.inputs
     assert z == -1
     assert _t(plan, x).kind == "input" and _t(plan, x).index == 0
@@ -58,7 +58,7 @@ def test_conv_auto_pad_resolution(auto_pad: str, begin: int, end: int) -> None:
     g = one_node_graph("Conv", [In(F, (1, 1, 5)), np.ones((1, 1, 2), np.float32)], [(F, (1, 1, out))],
                        {"auto_pad": auto_pad, "strides": [2]})
     lay = _layer(lower(g)[0], "conv")
-    assert lay.ints == [1, 1, 0, begin, end, 2, 1]
+    assert lay.ints == [1, 1, 0, 0, 0, begin, end, 2, 1]
 
 
 def test_fused_conv_with_residual_and_relu() -> None:
@@ -75,7 +75,7 @@ def test_conv_3d_depthwise_layout() -> None:
     g = one_node_graph("Conv", [In(F, (1, 4, 5, 6, 7)), np.ones((4, 1, 3, 3, 3), np.float32)],
                        [(F, (1, 4, 5, 6, 7))], {"pads": [1, 1, 1, 1, 1, 1], "group": 4})
     lay = _layer(lower(g)[0], "conv")
-    assert lay.ints == [3, 4, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+    assert lay.ints == [3, 4, 0, 0, 0] + [1] * 12
 
 
 def test_conv_rejects_wrong_output_shape_and_activation() -> None:

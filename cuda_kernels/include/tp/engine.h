@@ -13,6 +13,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -59,6 +60,11 @@ struct Layer {
   std::vector<int64_t> ints;
   std::vector<double> floats;
   int64_t tactic = -1;       // kernel-specific; prepare() may choose one when < 0 and write it back
+  // Kernel-specific name of the tactic (a cuDNN engine configuration, a cuBLASLt algorithm, one of our kernels).
+  // prepare() uses it when it is not empty (then `tactic` is ignored), and writes back the name it chose.
+  std::string tactic_name;
+  // The candidates prepare() timed (name, ms; +inf for a failure), in order; empty when it timed nothing.
+  std::vector<std::pair<std::string, double>> timings;
   size_t workspace = 0;      // scratch bytes; prepare() may raise it
   std::string name;
   // Kernel-owned state created by prepare() and destroyed by release().
@@ -116,8 +122,14 @@ class TP_API Engine final : public tp_engine {
   // Upload the weights blob (host bytes) to the device.
   void set_weights(const void* data, size_t bytes);
   void set_arena_bytes(size_t bytes);
-  // Validate, prepare every layer, allocate arena and workspace. Returns 0 or sets *err.
-  int finalize(std::string* err);
+  // Validate, prepare every layer, allocate arena and workspace. Returns 0 or sets *err. `progress` (optional) is
+  // called before each layer's prepare with (layer index, number of layers, layer label).
+  using ProgressFn = std::function<void(int, int, const std::string&)>;
+  int finalize(std::string* err, const ProgressFn& progress = nullptr);
+  // How hard prepare() searches for tactics of layers without a tactic name: 0 = the libraries' heuristic choice,
+  // no timing; 1..4 = time the best 2, 4, 8, 16 candidates; 5 = time every candidate. Default 3.
+  void set_tuning_level(int level) { tuning_level_ = level < 0 ? 0 : (level > 5 ? 5 : level); }
+  int tuning_level() const { return tuning_level_; }
 
   // ---- execution ---------------------------------------------------------------------------------------
   // inputs/outputs: device pointers in engine order. Enqueues on `stream`; never synchronizes.
@@ -176,6 +188,7 @@ class TP_API Engine final : public tp_engine {
   void* scratch_[4] = {nullptr, nullptr, nullptr, nullptr};
   size_t scratch_bytes_[4] = {0, 0, 0, 0};
   bool finalized_ = false;
+  int tuning_level_ = 3;
   std::unique_ptr<Handles> handles_;
   std::mutex run_mutex_;
   cudaStream_t last_stream_ = nullptr;

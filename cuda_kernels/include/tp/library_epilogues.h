@@ -1,7 +1,7 @@
 // Small CUDA kernels used around the library calls of the "gemm", "conv" and "conv_transpose" kernels
 // (cuda_kernels/kernels/library_epilogues.cu): epilogues cuBLASLt/cuDNN cannot fuse exactly, and the zero-padded /
-// cropped window copies that turn asymmetric padding into what cuDNN accepts. float32 and float16 (ONNX dtypes
-// 1 and 10); arithmetic in float32. Launchers return the launch status and never synchronize.
+// cropped window copies that turn asymmetric padding into what cuDNN accepts. float32, float16 and bfloat16 (ONNX
+// dtypes 1, 10 and 16); arithmetic in float32. Launchers return the launch status and never synchronize.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -11,8 +11,19 @@
 namespace tp {
 namespace lib {
 
-// Activation codes shared by the gemm and conv parameter layouts.
-enum EpilogueAct : int { kActNone = 0, kActRelu = 1, kActGelu = 2, kActGeluTanh = 3 };
+// Activation codes of the epilogue (the gemm layout uses 0-3 directly; the conv layout maps its own codes).
+enum EpilogueAct : int {
+  kActNone = 0,
+  kActRelu = 1,
+  kActGelu = 2,
+  kActGeluTanh = 3,
+  kActClip = 4,       // min(max(v, alpha), beta)
+  kActSigmoid = 5,
+  kActSilu = 6,       // v * sigmoid(v)
+  kActLeakyRelu = 7,  // v >= 0 ? v : alpha * v
+  kActHardSwish = 8,  // v * clip(v + 3, 0, 6) / 6
+  kActTanh = 9,
+};
 
 // y is contiguous [batch, rows, cols]. For every element (b, r, c):
 //   v = y[b, r, c]
@@ -20,7 +31,8 @@ enum EpilogueAct : int { kActNone = 0, kActRelu = 1, kActGelu = 2, kActGeluTanh 
 //                                                                   broadcast: bias vectors, Gemm's C, ...)
 //   v += residual[b, r, c]                                          if residual != nullptr (same layout as y)
 //   y[b, r, c] = act(v)                 relu: max(v, 0) (NaN stays NaN); gelu: 0.5 v (1 + erf(v / sqrt 2));
-//                                       gelu_tanh: 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3)))
+//                                       gelu_tanh: 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))); the others as
+//                                       EpilogueAct says, with act_alpha / act_beta
 struct EpilogueArgs {
   void* y = nullptr;
   int dtype = 1;
@@ -30,6 +42,7 @@ struct EpilogueArgs {
   float add_scale = 1.f;
   const void* residual = nullptr;
   int act = kActNone;
+  float act_alpha = 0.f, act_beta = 0.f;
 };
 cudaError_t launch_epilogue(const EpilogueArgs& a, cudaStream_t stream);
 

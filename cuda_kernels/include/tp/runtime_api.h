@@ -178,7 +178,8 @@ typedef enum tp_counter {
   TP_COUNTER_COMPUTE_CALLS = 7,        /* OrtNodeComputeInfo::Compute calls */
   TP_COUNTER_GRAPH_CAPTURES = 8,       /* engine runs that captured a CUDA graph */
   TP_COUNTER_GRAPH_REPLAYS = 9,        /* engine runs served by replaying a captured CUDA graph */
-  TP_COUNTER_COUNT = 10
+  TP_COUNTER_TACTICS_TIMED = 10,       /* tactic candidates timed while engines were prepared */
+  TP_COUNTER_COUNT = 11
 } tp_counter;
 
 TP_API void tp_counter_add(tp_counter counter, uint64_t n);

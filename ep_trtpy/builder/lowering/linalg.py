@@ -2,12 +2,15 @@
 
 Kernel parameter layouts (the native ``prepare`` in cuda_kernels/runtime/kernels_*.cpp checks them):
 
-``conv`` -- Y = act(conv(X, W) + B + Z), NCHW, 1-D/2-D/3-D (kernels_conv.cpp)
+``conv`` -- Y = act(conv(X, W) + B + Z), NCHW or NHWC, 1-D/2-D/3-D (kernels_conv.cpp)
     inputs  [X, W, B or -1, Z or -1]   X [N, C, D...], W [Cout, C/group, K...], B [Cout], Z of Y's shape
     outputs [Y]                        [N, Cout, O...], O = floor((D + pb + pe - dil*(K-1) - 1) / s) + 1
-    ints    [k, group, act, pb_1..pb_k, pe_1..pe_k, s_1..s_k, dil_1..dil_k]      act: 0 none, 1 relu
-    floats  []
-    tactic  cudnnConvolutionFwdAlgo_t (-1: found by timing at engine build)
+    ints    [k, group, act, layout, math, pb_1..pb_k, pe_1..pe_k, s_1..s_k, dil_1..dil_k]
+              act: 0 none, 1 relu, 2 clip, 3 sigmoid, 4 silu, 5 leaky_relu, 6 hardswish, 7 tanh;
+              layout: 0 NCHW, 1 NHWC (X [N, D.., C], W [K, R.., C/group], Y, Z [N, O.., K]);
+              math: 1 lets float32 use TF32
+    floats  [alpha, beta]              activation parameters
+    tactic  chosen at engine build (tactic_name "legacy:<algo>", "fused:<cuDNN plan>", ..., "depthwise")
     Asymmetric pads are handled inside the kernel (the input is zero-padded into the workspace first).
 
 ``conv_transpose`` -- Y = conv_transpose(X, W) + B (kernels_conv_transpose.cpp)
@@ -151,8 +154,8 @@ def _lower_conv(ctx: LowerCtx, node: Node, activation: str, z: Value | None) -> 
         raise LoweringError(f"node '{node.name}' ({node.key}): residual '{z.name}' must have the output's shape")
     inputs = [ctx.tensor(x), ctx.tensor(w), ctx.tensor(b) if b is not None else -1,  # type: ignore[arg-type]
               ctx.tensor(z) if z is not None else -1]
-    ints = [k, group, _CONV_ACTS[activation], *pb, *pe, *strides, *dilations]
-    ctx.emit("conv", inputs, [ctx.tensor(node.outputs[0])], ints=ints, name=node.name,
+    ints = [k, group, _CONV_ACTS[activation], 0, 0, *pb, *pe, *strides, *dilations]
+    ctx.emit("conv", inputs, [ctx.tensor(node.outputs[0])], ints=ints, floats=[0.0, 0.0], name=node.name,
              meta={"op": node.key, "activation": activation, "residual": z is not None})
 
 

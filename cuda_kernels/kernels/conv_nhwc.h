@@ -1,0 +1,51 @@
+// Our channels-last (NHWC) kernels: depthwise convolution with a fused epilogue, 2-D pooling, and the weight
+// reorder the depthwise kernel reads (conv_nhwc.cu). float32 / float16 / bfloat16, float32 arithmetic.
+// Every thread computes V consecutive channels of one output pixel (V = 16 bytes of elements when C allows it),
+// so loads and stores are 16 bytes wide and coalesced along C.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace tp {
+namespace nhwc {
+
+// 2-D geometry of a sliding window over [N, H, W, C] giving [N, P, Q, C].
+struct Window {
+  int64_t n = 0, c = 0, h = 0, w = 0, p = 0, q = 0;
+  int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;  // ph/pw: pads at the beginning
+};
+
+// y[n,p,q,c] = act(sum_{r,s} x[n, p*sh-ph+r*dh, q*sw-pw+s*dw, c] * w_rsc[r, s, c] + bias[c] + z[n,p,q,c])
+// w_rsc: the weights as [R, S, C] (see reorder_depthwise_weights); bias, z may be null; act: EpilogueAct.
+struct DepthwiseArgs {
+  Window g;
+  const void* x = nullptr;
+  const void* w_rsc = nullptr;
+  const void* bias = nullptr;
+  const void* z = nullptr;
+  void* y = nullptr;
+  int dtype = 10;
+  int act = 0;
+  float alpha = 0.f, beta = 0.f;
+};
+cudaError_t depthwise(const DepthwiseArgs& a, cudaStream_t stream, long long max_blocks);
+
+// [C, R, S] (the KRSC weights of a depthwise convolution, K = C) -> [R, S, C].
+cudaError_t reorder_depthwise_weights(const void* w_crs, void* w_rsc, int dtype, int64_t c, int64_t rs,
+                                      cudaStream_t stream);
+
+// Max or average pooling; max ignores padding, average divides by the count of window positions inside the
+// input, or by kh*kw with count_include_pad.
+struct PoolArgs {
+  Window g;
+  const void* x = nullptr;
+  void* y = nullptr;
+  int dtype = 10;
+  bool average = false, count_include_pad = false;
+};
+cudaError_t pool(const PoolArgs& a, cudaStream_t stream, long long max_blocks);
+
+}  // namespace nhwc
+}  // namespace tp

@@ -1,0 +1,99 @@
+"""GPU tests of the "attention" kernel from hand-written layers (direct_plan.py) against a float64 numpy
+reference: Q, K, V as views of one packed QKV tensor or separate tensors, masks broadcast in every way an exporter
+makes them, float16 / bfloat16 (cuDNN flash attention, and the unfused path by name) and float32 (unfused)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from direct_plan import Input, View, run_layer
+from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, np_dtype
+from lib_kernel_helpers import GPU_SKIP_REASON, gpu_available
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not gpu_available(), reason=GPU_SKIP_REASON)]
+
+TOL = {FLOAT16: 2e-2, BFLOAT16: 6e-2, FLOAT: 1e-4}
+
+
+def reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, m: np.ndarray | None, scale: float) -> np.ndarray:
+    """q [B, Sq, H, D], k [B, Skv, H, D], v [B, Skv, H, Dv], m broadcastable to [B, H, Sq, Skv] -> [B, Sq, H*Dv]."""
+    s = np.einsum("bihd,bjhd->bhij", q.astype(np.float64), k.astype(np.float64)) * scale
+    if m is not None:
+        s = s + m.astype(np.float64)
+    s = s - s.max(axis=-1, keepdims=True)
+    p = np.exp(s)
+    p /= p.sum(axis=-1, keepdims=True)
+    o = np.einsum("bhij,bjhd->bihd", p, v.astype(np.float64))
+    return o.reshape(o.shape[0], o.shape[1], -1)
+
+
+def _mask(rng: np.random.Generator, kind: str, b: int, h: int, sq: int, skv: int, dtype) -> tuple:
+    """(array or None, strides (m_sb, m_sh, m_sq, m_sk), broadcast view for the reference)."""
+    if kind == "none":
+        return None, (0, 0, 0, 0), None
+    if kind == "b11s":  # HF padding mask: (1 - mask) * min, per batch row
+        keep = np.ones((b, skv))
+        keep[-1, skv // 2:] = 0
+        m = ((1 - keep) * -10000.0).astype(dtype).reshape(b, 1, 1, skv)
+        return m, (skv, 0, 0, 1), m
+    if kind == "b1ss":
+        m = rng.uniform(-3, 0, (b, 1, sq, skv)).astype(dtype)
+        return m, (sq * skv, 0, skv, 1), m
+    if kind == "11ss":
+        m = rng.uniform(-3, 0, (1, 1, sq, skv)).astype(dtype)
+        return m, (0, 0, skv, 1), m
+    if kind == "bhss":
+        m = rng.uniform(-3, 0, (b, h, sq, skv)).astype(dtype)
+        return m, (h * sq * skv, sq * skv, skv, 1), m
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("tactic", ["", "unfused"], ids=["auto", "unfused"])
+@pytest.mark.parametrize("dtype", [FLOAT16, BFLOAT16, FLOAT], ids=["fp16", "bf16", "fp32"])
+@pytest.mark.parametrize("mask_kind", ["none", "b11s", "b1ss", "11ss", "bhss"])
+@pytest.mark.parametrize("b, h, s, d", [(2, 4, 64, 64), (3, 2, 77, 32)])
+def test_attention_packed_qkv(b: int, h: int, s: int, d: int, mask_kind: str, dtype: int, tactic: str) -> None:
+    rng = np.random.default_rng(b * 100 + s)
+    npd = np_dtype(dtype)
+    qkv = rng.uniform(-1, 1, (b, s, 3, h, d)).astype(npd)
+    m, (msb, msh, msq, msk), mref = _mask(rng, mask_kind, b, h, s, s, npd if dtype != FLOAT else np.float32)
+    es = npd.itemsize
+    n = qkv.size
+    specs = [Input(qkv.reshape(b, s, 3 * h * d)), View(0, 0, (n,)), View(0, h * d * es, (n - h * d,)),
+             View(0, 2 * h * d * es, (n - 2 * h * d,)), Input(m) if m is not None else None]
+    scale = 1 / math.sqrt(d)
+    ints = [b, h, s, s, d, d, 3 * h * d, 3 * h * d, 3 * h * d, msb, msh, msq, msk]
+    (o,), eng = run_layer("attention", specs, [(dtype, (b, s, h * d))], ints, [scale], tactic_name=tactic)
+    ref = reference(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], mref, scale)
+    err = float(np.max(np.abs(o.astype(np.float64) - ref)))
+    assert err <= TOL[dtype], f"max |err| {err:.3g} (tactic {eng.tactic_names()[0]})"
+    if tactic:
+        assert eng.tactic_names()[0] == tactic
+
+
+@pytest.mark.parametrize("dtype", [FLOAT16, FLOAT], ids=["fp16", "fp32"])
+def test_attention_separate_inputs_cross(dtype: int) -> None:
+    """Sq != Skv, Dv != D, separate Q/K/V tensors with their own row strides, a float32 mask in a 16-bit run."""
+    rng = np.random.default_rng(5)
+    npd = np_dtype(dtype)
+    b, h, sq, skv, d, dv = 2, 3, 16, 40, 32, 64
+    q = rng.uniform(-1, 1, (b, sq, h, d)).astype(npd)
+    k = rng.uniform(-1, 1, (b, skv, h, d)).astype(npd)
+    v = rng.uniform(-1, 1, (b, skv, h, dv)).astype(npd)
+    m = rng.uniform(-2, 0, (b, 1, 1, skv)).astype(np.float32)
+    ints = [b, h, sq, skv, d, dv, h * d, h * d, h * dv, skv, 0, 0, 1]
+    (o,), eng = run_layer("attention", [Input(q), Input(k), Input(v), Input(m)], [(dtype, (b, sq, h * dv))], ints,
+                          [0.2])
+    ref = reference(q, k, v, m, 0.2)
+    err = float(np.max(np.abs(o.astype(np.float64) - ref)))
+    assert err <= TOL[dtype], f"max |err| {err:.3g} (tactic {eng.tactic_names()[0]})"
+
+
+def test_attention_refuses_short_tensors() -> None:
+    q = np.zeros((1, 4, 8), np.float16)
+    with pytest.raises(RuntimeError, match="smaller than its strides reach"):
+        run_layer("attention", [Input(q), Input(q), Input(q[:, :2]), None], [(FLOAT16, (1, 4, 8))],
+                  [1, 1, 4, 4, 8, 8, 8, 8, 8, 0, 0, 0, 0], [1.0])

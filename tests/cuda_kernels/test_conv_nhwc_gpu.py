@@ -1,0 +1,143 @@
+"""GPU tests of the channels-last convolution ("conv", layout 1) and pooling ("pool_nhwc") kernels, run from a
+hand-written layer (direct_plan.py) against float64 numpy references: every activation, bias and residual, the
+depthwise kernel and the cuDNN graph-API plans, tuning levels 0 and 3, and the replay of a tactic name."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from direct_plan import Input, Weight, run_layer
+from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, np_dtype
+from lib_kernel_helpers import GPU_SKIP_REASON, conv_ref, gpu_available
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not gpu_available(), reason=GPU_SKIP_REASON)]
+
+ACTS = {"none": 0, "relu": 1, "clip": 2, "sigmoid": 3, "silu": 4, "leaky_relu": 5, "hardswish": 6, "tanh": 7}
+
+
+def act_ref(v: np.ndarray, act: str, alpha: float, beta: float) -> np.ndarray:
+    if act == "relu":
+        return np.maximum(v, 0)
+    if act == "clip":
+        return np.clip(v, alpha, beta)
+    if act == "sigmoid":
+        return 1 / (1 + np.exp(-v))
+    if act == "silu":
+        return v / (1 + np.exp(-v))
+    if act == "leaky_relu":
+        return np.where(v >= 0, v, alpha * v)
+    if act == "hardswish":
+        return v * np.clip(v + 3, 0, 6) / 6
+    if act == "tanh":
+        return np.tanh(v)
+    return v
+
+
+def _case(rng: np.random.Generator, dtype: int, n: int, c: int, h: int, w: int, k: int, r: int, stride: int, pad: int,
+          group: int, bias: bool, residual: bool, act: str, alpha: float = 0.0, beta: float = 0.0,
+          level: int = 3, tactic_name: str = "") -> tuple[np.ndarray, np.ndarray, list]:
+    npd = np_dtype(dtype)
+    x = rng.uniform(-1, 1, (n, c, h, w)).astype(np.float32)
+    wt = (rng.uniform(-1, 1, (k, c // group, r, r)) / math.sqrt(c // group * r * r)).astype(np.float32)
+    b = rng.uniform(-0.5, 0.5, k).astype(np.float32) if bias else None
+    p = (h + 2 * pad - r) // stride + 1
+    q = (w + 2 * pad - r) // stride + 1
+    z = rng.uniform(-1, 1, (n, k, p, q)).astype(np.float32) if residual else None
+    # round the operands to the kernel's dtype first, so the reference sees what the kernel sees
+    x, wt = x.astype(npd).astype(np.float32), wt.astype(npd).astype(np.float32)
+    ref = conv_ref(x, wt, None if b is None else b.astype(npd).astype(np.float32), [pad, pad], [pad, pad],
+                   [stride, stride], [1, 1], group)
+    if z is not None:
+        z = z.astype(npd).astype(np.float32)
+        ref = ref + z
+    ref = act_ref(ref, act, alpha, beta).transpose(0, 2, 3, 1)
+    specs = [Input(x.transpose(0, 2, 3, 1).astype(npd).copy()), Weight(wt.transpose(0, 2, 3, 1).astype(npd).copy()),
+             Weight(b.astype(npd)) if b is not None else None,
+             Input(z.transpose(0, 2, 3, 1).astype(npd).copy()) if z is not None else None]
+    ints = [2, group, ACTS[act], 1, 1 if dtype == FLOAT else 0, pad, pad, pad, pad, stride, stride, 1, 1]
+    (y,), eng = run_layer("conv", specs, [(dtype, (n, p, q, k))], ints, [alpha, beta], tactic_name=tactic_name,
+                          tuning_level=level)
+    return y, ref, [eng, specs, ints]
+
+
+def _check(y: np.ndarray, ref: np.ndarray, dtype: int, what: str) -> None:
+    tol = {FLOAT16: 1e-2, BFLOAT16: 4e-2, FLOAT: 3e-3}[dtype]  # FLOAT: TF32 math
+    scale = float(np.max(np.abs(ref))) or 1.0
+    err = float(np.max(np.abs(y.astype(np.float64) - ref)))
+    assert np.isfinite(y.astype(np.float64)).all(), f"{what}: non-finite outputs"
+    assert err <= tol * scale, f"{what}: max |err| {err:.3g} > {tol} * {scale:.3g}"
+
+
+CONV_CASES = [  # n, c, h, w, k, r, stride, pad, group, bias, residual, act, alpha, beta
+    ("resnet_3x3_bias_relu", 2, 64, 14, 14, 64, 3, 1, 1, 1, True, False, "relu", 0, 0),
+    ("resnet_1x1_residual_relu", 2, 64, 14, 14, 256, 1, 1, 0, 1, True, True, "relu", 0, 0),
+    ("stem_7x7_s2", 1, 3, 32, 32, 64, 7, 2, 3, 1, True, False, "relu", 0, 0),
+    ("mobilenet_1x1_relu6", 2, 32, 16, 16, 96, 1, 1, 0, 1, True, False, "clip", 0, 6),
+    ("mobilenet_1x1_linear_residual", 2, 96, 8, 8, 96, 1, 1, 0, 1, True, True, "none", 0, 0),
+    ("depthwise_3x3_relu6", 2, 144, 14, 14, 144, 3, 1, 1, 144, True, False, "clip", 0, 6),
+    ("depthwise_3x3_s2_odd_c", 1, 37, 11, 9, 37, 3, 2, 1, 37, True, False, "relu", 0, 0),
+    ("yolo_3x3_silu", 2, 32, 16, 16, 64, 3, 1, 1, 1, True, False, "silu", 0, 0),
+    ("grouped_3x3_leaky", 1, 32, 10, 10, 32, 3, 1, 1, 4, True, False, "leaky_relu", 0.1, 0),
+    ("hardswish", 1, 16, 8, 8, 32, 3, 1, 1, 1, True, False, "hardswish", 0, 0),
+    ("sigmoid_no_bias", 1, 16, 8, 8, 16, 3, 1, 1, 1, False, False, "sigmoid", 0, 0),
+    ("tanh_residual_no_bias", 1, 16, 8, 8, 16, 1, 1, 0, 1, False, True, "tanh", 0, 0),
+]
+
+
+@pytest.mark.parametrize("dtype", [FLOAT16, BFLOAT16, FLOAT], ids=["fp16", "bf16", "tf32"])
+@pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: c[0])
+def test_conv_nhwc(case: tuple, dtype: int) -> None:
+    name, *args = case
+    rng = np.random.default_rng(abs(hash(name)) % 1000)
+    y, ref, (eng, _, _) = _case(rng, dtype, *args)
+    _check(y, ref, dtype, f"{name} {dtype}")
+    assert eng.tactic_names()[0], "the chosen tactic is named"
+
+
+@pytest.mark.parametrize("case", [CONV_CASES[1], CONV_CASES[5], CONV_CASES[3]], ids=lambda c: c[0])
+def test_conv_nhwc_level0_and_named_tactic_replay(case: tuple) -> None:
+    """Level 0 times nothing; the name chosen by a timed build rebuilds the same tactic without timing."""
+    name, *args = case
+    rng = np.random.default_rng(3)
+    y0, ref, (eng0, _, _) = _case(rng, FLOAT16, *args, level=0)
+    _check(y0, ref, FLOAT16, f"{name} level 0")
+    assert eng0.layer_timings() == [[]], "level 0 times no candidate"
+    y3, ref3, (eng3, _, _) = _case(np.random.default_rng(4), FLOAT16, *args, level=3)
+    _check(y3, ref3, FLOAT16, f"{name} level 3")
+    timings = eng3.layer_timings()[0]
+    chosen = eng3.tactic_names()[0]
+    if timings:  # identical layers of this process may reuse an earlier choice without timing
+        finite = [t for t in timings if math.isfinite(t[1])]
+        assert finite and chosen == min(finite, key=lambda t: t[1])[0]
+    y4, ref4, (eng4, _, _) = _case(np.random.default_rng(5), FLOAT16, *args, level=3, tactic_name=chosen)
+    _check(y4, ref4, FLOAT16, f"{name} replayed {chosen}")
+    assert eng4.tactic_names()[0] == chosen and eng4.layer_timings() == [[]]
+
+
+@pytest.mark.parametrize("dtype", [FLOAT16, FLOAT], ids=["fp16", "fp32"])
+@pytest.mark.parametrize("average, count_pad, k, s, pad, c", [(False, False, 3, 2, 1, 64), (True, False, 3, 1, 1, 24),
+                                                            (True, True, 2, 2, 0, 5), (False, False, 7, 7, 0, 128)])
+def test_pool_nhwc(dtype: int, average: bool, count_pad: bool, k: int, s: int, pad: int, c: int) -> None:
+    rng = np.random.default_rng(7)
+    n, h, w = 2, 14, 13
+    x = rng.uniform(-1, 1, (n, h, w, c)).astype(np_dtype(dtype))
+    p, q = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
+    xf = x.astype(np.float64)
+    padv = 0.0 if average else -np.inf
+    xp = np.pad(xf, [(0, 0), (pad, pad), (pad, pad), (0, 0)], constant_values=padv)
+    ones = np.pad(np.ones((h, w)), [(pad, pad), (pad, pad)])
+    ref = np.zeros((n, p, q, c))
+    for i in range(p):
+        for j in range(q):
+            win = xp[:, i * s:i * s + k, j * s:j * s + k, :]
+            if average:
+                cnt = k * k if count_pad else ones[i * s:i * s + k, j * s:j * s + k].sum()
+                ref[:, i, j, :] = win.sum(axis=(1, 2)) / cnt
+            else:
+                ref[:, i, j, :] = win.max(axis=(1, 2))
+    ints = [int(average), int(count_pad), n, c, h, w, p, q, k, k, s, s, pad, pad, pad, pad, 1, 1]
+    (y,), _ = run_layer("pool_nhwc", [Input(x)], [(dtype, (n, p, q, c))], ints)
+    np.testing.assert_allclose(y.astype(np.float64), ref, rtol=2e-3 if dtype == FLOAT16 else 1e-6, atol=1e-3)
