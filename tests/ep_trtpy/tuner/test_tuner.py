@@ -179,3 +179,30 @@ def test_runtime_stats_carry_the_tuner_counters(native, tmp_path):
     assert (stats["timing_cache_misses"], stats["timing_cache_hits"], stats["timing_cache_writes"]) == (2, 2, 2)
     ep_trtpy.reset_runtime_stats()
     assert ep_trtpy.runtime_stats()["timing_cache_hits"] == 0
+
+
+def test_inspect_shows_each_layers_tactic_name_and_time(native, tmp_path, capsys):
+    from ep_trtpy.cli import main
+    from ep_trtpy.engine.cache import get_or_build
+
+    raw = {"engine_cache_enable": "1", "engine_cache_path": str(tmp_path / "e"), "timing_cache_enable": "1",
+           "timing_cache_path": str(tmp_path / "t")}
+    first = get_or_build(mlp(), {"x": (4, 8)}, parse(raw), "cuda", H200)
+    assert native() > 0
+    assert main(["inspect", first.path, "--json"]) == 0
+    shown = [lay for lay in json.loads(capsys.readouterr().out)["layers"] if lay["kernel"] == "gemm"]
+    want = _tunable(first.artifact)
+    assert [(s["tactic_name"], s["tactic_ms"], s["tactic_source"]) for s in shown] == \
+        [(w.tactic_name, w.meta["tactic_ms"], "timed") for w in want]
+    assert main(["inspect", first.path]) == 0
+    text = capsys.readouterr().out
+    for w in want:
+        row = next(line for line in text.splitlines() if f" {w.name}" in line and " gemm " in line)
+        assert f" {w.tactic_name} " in row and f" {w.meta['tactic_ms']:.4f} " in row
+    # the same engine built again elsewhere takes its tactics from the timing cache, and says so
+    second = get_or_build(mlp(), {"x": (4, 8)}, parse({**raw, "engine_cache_path": str(tmp_path / "e2")}), "cuda",
+                          H200)
+    assert second.source == "built" and native() == 0
+    assert main(["inspect", second.path]) == 0
+    text = capsys.readouterr().out
+    assert f"*{want[0].tactic_name}" in text and "tactic from the timing cache" in text
