@@ -65,7 +65,10 @@ class BuildProgress:
         if now - self.started < DELAY_S:
             return
         if self.bar and now - self._last >= REDRAW_S:
-            self._draw(*self._state)
+            try:
+                self._draw(*self._state)
+            except (OSError, ValueError):  # stderr went away: the build must not fail for its progress bar
+                self.bar = self.drawn = False
             self._last = now
         elif self.lines and now - self._last >= LOG_EVERY_S:
             log.info("building '%s': layer %d/%d: %s", self.label, layer_index + 1, n_layers, text)
@@ -83,7 +86,10 @@ class BuildProgress:
         """Finish the bar (all layers done) if one was drawn."""
         if self.drawn:
             _, total, _ = self._state
-            self._draw(total, total, f"done in {self.clock() - self.started:.1f} s")
-            self.stream.write("\n")
-            self.stream.flush()
+            try:
+                self._draw(total, total, f"done in {self.clock() - self.started:.1f} s")
+                self.stream.write("\n")
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass
             self.drawn = False

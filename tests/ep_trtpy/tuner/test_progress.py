@@ -62,3 +62,15 @@ def test_not_a_terminal_prints_nothing_and_logs_only_when_detailed(caplog):
             assert lines[0] == "building 'g': layer 5/10: layer4: timing 8 candidates" and len(lines) == 3
         else:
             assert lines == []
+
+
+class Broken(Terminal):
+    def write(self, text: str) -> int:
+        raise OSError("stderr is gone")
+
+
+def test_a_broken_stderr_never_fails_the_build():
+    clock = Clock()
+    progress = BuildProgress("g", stream=Broken(), clock=clock)
+    _drive(progress, clock, n=10, step=0.5)  # raises nothing
+    assert not progress.bar and not progress.drawn
