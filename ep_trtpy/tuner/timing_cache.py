@@ -134,9 +134,10 @@ class TimingCache:
 
     # --------------------------------------------------------------------------------------- reading --
     def load(self) -> TimingCache:
-        """Read the file (a bad one: one warning, and an empty cache). Returns self."""
+        """Read the file (a bad one: an empty cache, and one warning per process for each state of the file).
+        Returns self."""
         entries, problem = self._read()
-        if problem:
+        if problem and _first_time(self.path):
             log.warning("timing cache: ignoring %s: %s; it is replaced at the next write", self.path, problem)
         self.entries = entries
         return self
@@ -212,6 +213,22 @@ class TimingCache:
     def _document(self, entries: Mapping[str, Entry]) -> dict[str, Any]:
         return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "environment": self.env.to_dict(),
                 "entries": {k: entries[k].to_dict() for k in sorted(entries)}}
+
+
+_warned: set[tuple[str, int, int]] = set()
+
+
+def _first_time(path: str) -> bool:
+    """Whether this state (modification time, size) of the file at `path` has not been warned about yet."""
+    try:
+        st = os.stat(path)
+        state = (path, st.st_mtime_ns, st.st_size)
+    except OSError:
+        state = (path, -1, -1)
+    if state in _warned:
+        return False
+    _warned.add(state)
+    return True
 
 
 def _atomic_write_json(path: str, doc: Any) -> None:

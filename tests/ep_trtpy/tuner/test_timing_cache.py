@@ -123,6 +123,9 @@ def test_a_bad_file_is_one_warning_and_a_miss_then_replaced(tmp_path, caplog, ki
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and ENV.file_name in warnings[0].getMessage()
     assert len(cache) == 0 and cache.get("x") is None
+    with caplog.at_level(logging.WARNING, logger="ep_trtpy.tuner"):
+        TimingCache(str(tmp_path), ENV).load()  # the same bad file again: no second warning
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
     cache.put("y", entry(2))
     assert cache.save() == 1
     assert set(TimingCache(str(tmp_path), ENV).load().entries) == {"y"}
