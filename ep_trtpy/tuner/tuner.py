@@ -122,8 +122,8 @@ class Tuner:
         cache (written at once); returns how many entries were written."""
         tactics = [int(t) for t in engine.tactics()] if hasattr(engine, "tactics") else []
         names = [str(n) for n in engine.tactic_names()] if hasattr(engine, "tactic_names") else []
-        misses = 0
         timings = list(engine.layer_timings()) if hasattr(engine, "layer_timings") else []
+        misses = 0
         for i, layer in enumerate(plan.layers):
             if i < len(tactics):
                 layer.tactic = tactics[i]
