@@ -94,19 +94,22 @@ def has_gpu() -> bool:
 
 
 def runtime_stats() -> dict[str, int]:
-    """Process-wide counters of the native runtime and the builder (which path ran, cache hits, builds)."""
-    from ep_trtpy import _host, _kernels
+    """Process-wide counters of the native runtime, the builder and the tuner (which path ran, cache hits, builds,
+    tactics timed)."""
+    from ep_trtpy import _host, _kernels, tuner
 
     stats = dict(_kernels.counters())
     stats.update(_host.stats())
+    stats.update(tuner.stats())
     return stats
 
 
 def reset_runtime_stats() -> None:
-    from ep_trtpy import _host, _kernels
+    from ep_trtpy import _host, _kernels, tuner
 
     _kernels.reset_counters()
     _host.reset_stats()
+    tuner.reset_stats()
 
 
 register()

@@ -43,6 +43,13 @@ def _pos_int(text: str) -> int:
     return v
 
 
+def _level(text: str) -> int:
+    v = int(str(text).strip())
+    if not 0 <= v <= 5:
+        raise ValueError("expected an integer from 0 to 5")
+    return v
+
+
 def _str_list(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in str(text).split(",") if s.strip())
 
@@ -73,6 +80,25 @@ SPECS: tuple[Spec, ...] = (
     Spec("fp16_enable", _bool, False,
          "Build FP16 engines: float32 activations and weights run in float16 (LayerNorm, Softmax and reductions "
          "accumulate in float32). The model's inputs and outputs keep their types.", "bool", ("trt_fp16_enable",)),
+    Spec("bf16_enable", _bool, False,
+         "Build BF16 engines: float32 activations and weights run in bfloat16, with the same float32 accumulation "
+         "as fp16_enable (bfloat16 has float32's range, so nothing overflows, at 3 significant digits). The model's "
+         "inputs and outputs keep their types. With fp16_enable also on, FP16 wins.", "bool", ("trt_bf16_enable",)),
+    Spec("tf32_enable", _bool, True,
+         "Let float32 matrix multiplications and convolutions use TF32 tensor cores (inputs rounded to 10 mantissa "
+         "bits, float32 accumulation), as TensorRT and ORT's CUDA EP do by default. Turn it off for strict float32 "
+         "(results within 1e-4 of the CPU provider).", "bool"),
+    Spec("builder_optimization_level", _level, 3,
+         "How hard the builder searches for each layer's fastest tactic: 0 = library heuristics only, nothing "
+         "timed; 1-4 = time the heuristics' top 2, 4, 8 or 16 candidates (3: the top 8); 5 = time every "
+         "candidate.", "int", ("trt_builder_optimization_level",)),
+    Spec("timing_cache_enable", _bool, False,
+         "Keep every tactic timing in a timing cache file (timing_cache_path) and reuse it: a layer already timed "
+         "on this GPU with these library versions is not timed again, by any engine or process.", "bool",
+         ("trt_timing_cache_enable",), affects_engine=False),
+    Spec("timing_cache_path", _path, "",
+         "Folder of the timing cache files (created if missing). Default: the engine cache folder.", "path",
+         ("trt_timing_cache_path",), affects_engine=False),
     Spec("cuda_graph_enable", _bool, True,
          "Replay each engine's launch list as a CUDA graph (captured once per set of input/output addresses, after "
          "a first direct run): one launch per run instead of one per layer. Engines whose capture fails, or whose "
@@ -93,7 +119,8 @@ SPECS: tuple[Spec, ...] = (
          "Write each claimed subgraph as an ONNX model (<engine_cache_path>/subgraphs/) for debugging.", "bool",
          ("trt_dump_subgraphs",), affects_engine=False),
     Spec("detailed_build_log", _bool, False,
-         "Log every build step (passes, fusions, lowering, timing) at INFO level.", "bool",
+         "Log every build step at INFO level: passes, fusions, lowering, each layer's timed tactic candidates with "
+         "their times and the winner, and (when stderr is not a terminal) build progress as log lines.", "bool",
          ("trt_detailed_build_log",), affects_engine=False),
 )
 
@@ -113,6 +140,11 @@ class Options:
 
     device_id: int = 0
     fp16_enable: bool = False
+    bf16_enable: bool = False
+    tf32_enable: bool = True
+    builder_optimization_level: int = 3
+    timing_cache_enable: bool = False
+    timing_cache_path: str = ""
     cuda_graph_enable: bool = True
     engine_cache_enable: bool = False
     engine_cache_path: str = ""
@@ -125,6 +157,10 @@ class Options:
     @property
     def cache_dir(self) -> str:
         return self.engine_cache_path or _default_cache_path()
+
+    @property
+    def timing_cache_dir(self) -> str:
+        return self.timing_cache_path or self.cache_dir
 
     def engine_key_items(self) -> dict[str, Any]:
         """The options that change what an engine computes or how (part of the engine cache key)."""

@@ -7,13 +7,15 @@
 The engine (``ep_trtpy._kernels.Engine``, see cuda_kernels/include/tp/engine.h) executes the plan's launch list on
 one device without Python. ``build_engine`` mirrors the plan into it one tensor and one layer at a time, uploads
 the weights and calls ``finalize()``, which validates the tensor table, asks each kernel to prepare (descriptors,
-library plans, tactic choice by timing when ``tactic < 0``) and allocates the arena and one shared workspace.
-The chosen tactics and workspaces are then stored back into ``plan.layers`` so an engine file can replay them.
+library plans, tactic choice: the layer's ``tactic_name`` when set, else its ``tactic`` when >= 0, else timed
+candidates, as many as the tuning level asks for) and allocates the arena and one shared workspace. The chosen
+tactics, their names and the workspaces are then stored back into ``plan.layers`` so an engine file can replay
+them. The tuner (ep_trtpy/tuner/) supplies the tuning level, the progress callback and cached tactics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ep_trtpy.builder.plan import Plan
@@ -22,12 +24,26 @@ from graph_partitioner.ir import dtype_name, np_dtype
 __all__ = ["build_engine", "run_engine", "profile_engine"]
 
 
-def build_engine(plan: Plan, weights: bytes, device: int = 0) -> Any:
+Progress = Callable[[int, int, str], None]
+
+
+def _has_tuner_api(engine: Any) -> bool:
+    """Whether the native engine takes tactic names, a tuning level and a progress callback (perf-design.md,
+    "Tactics and the tuner"). Compatibility with a native module built before them; remove once they are merged."""
+    return hasattr(engine, "set_tuning_level")
+
+
+def build_engine(plan: Plan, weights: bytes, device: int = 0, tuning_level: int | None = None,
+                 progress: Progress | None = None) -> Any:
     """A finalized native engine for `plan` on CUDA device `device`.
+
+    `tuning_level` (builder_optimization_level, 0-5; None: the runtime's default) bounds how many tactic
+    candidates each layer times; `progress(layer_index, n_layers, text)` is called before each layer's prepare.
 
     Raises ValueError when the plan is malformed (tensor ids not dense, an engine input or output slot without a
     tensor) and RuntimeError with the runtime's sentence when the native side refuses (e.g. "layer 'conv_3'
-    (conv): ...", no GPU). On success, ``plan.layers[i].tactic`` and ``.workspace`` hold what the kernels chose.
+    (conv): ...", no GPU). On success, ``plan.layers[i].tactic``, ``.tactic_name`` and ``.workspace`` hold what the
+    kernels chose.
     """
     from ep_trtpy import _kernels
 
@@ -46,16 +62,26 @@ def build_engine(plan: Plan, weights: bytes, device: int = 0) -> Any:
                                 int(t.nbytes))
         if tid != t.id:
             raise ValueError(f"engine assigned id {tid} to plan tensor '{t.name}' (id {t.id})")
+    tuner_api = _has_tuner_api(engine)
     for i, layer in enumerate(plan.layers):
+        named = {"tactic_name": layer.tactic_name} if tuner_api else {}
         engine.add_layer(layer.kernel, [int(x) for x in layer.inputs], [int(x) for x in layer.outputs],
                          [int(x) for x in layer.ints], [float(x) for x in layer.floats], int(layer.tactic),
-                         int(layer.workspace), layer.name or f"layer{i}")
+                         int(layer.workspace), layer.name or f"layer{i}", **named)
     engine.set_weights(weights if isinstance(weights, (bytes, bytearray, memoryview)) else bytes(weights))
     engine.set_arena_bytes(int(plan.arena_bytes))
-    engine.finalize()
+    if tuner_api:
+        if tuning_level is not None:
+            engine.set_tuning_level(int(tuning_level))
+        engine.finalize(progress=progress)
+    else:
+        engine.finalize()
     for layer, tactic, workspace in zip(plan.layers, engine.tactics(), engine.workspaces()):
         layer.tactic = int(tactic)
         layer.workspace = int(workspace)
+    if tuner_api:
+        for layer, name in zip(plan.layers, engine.tactic_names()):
+            layer.tactic_name = str(name)
     return engine
 
 

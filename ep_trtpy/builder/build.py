@@ -120,15 +120,27 @@ def _annotate(plan: Plan, graph: Graph, ctx: PassContext) -> None:
             layer.meta.setdefault("precision", dtype_name(plan.tensors[layer.outputs[0]].dtype))
 
 
-def instantiate(artifact: EngineArtifact, device: Device, options: Any = None) -> Any:
-    """The native engine of a cuda artifact (built from its plan and weights; tactics as stored)."""
+def instantiate(artifact: EngineArtifact, device: Device, options: Any = None, started: float | None = None) -> Any:
+    """The native engine of a cuda artifact, built from its plan and weights. Layers keep the tactics they carry
+    (an engine file's); the others get theirs from the timing cache or are timed (ep_trtpy/tuner/), and the
+    choices are written back into the plan. `started` (time.monotonic()) is when the build began, for the
+    progress bar's two-second rule."""
     if artifact.backend != "cuda":
         return None
     if artifact.plan is None:
         raise BuildError("a cuda engine artifact has no plan")
     from ep_trtpy import runtime
+    from ep_trtpy.tuner import Tuner
 
-    engine = runtime.build_engine(artifact.plan, artifact.weights, device.ordinal)
+    tuner = Tuner.for_build(options, device, artifact.graph.name, started=started)
+    tuner.apply(artifact.plan)
+    try:
+        engine = runtime.build_engine(artifact.plan, artifact.weights, device.ordinal, tuning_level=tuner.level,
+                                      progress=tuner.progress)
+    finally:
+        if tuner.progress is not None:
+            tuner.progress.close()
+    tuner.record(artifact.plan, engine)
     _write_back(artifact.plan, engine)
     if options is not None and hasattr(engine, "cuda_graph") and hasattr(options, "cuda_graph_enable"):
         engine.cuda_graph = bool(options.cuda_graph_enable)
@@ -151,7 +163,7 @@ def build(subgraph: Graph, input_shapes: InputShapes | None, options: Any, backe
     if backend not in BACKENDS:
         raise BuildError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     detailed = bool(getattr(options, "detailed_build_log", False))
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.monotonic()
     graph, ctx = optimize_with_context(subgraph, input_shapes, options, dump=dump)
     t_opt = time.perf_counter() - t0
     art = EngineArtifact(backend=backend, graph=graph, input_names=[v.name for v in graph.inputs],
@@ -168,7 +180,7 @@ def build(subgraph: Graph, input_shapes: InputShapes | None, options: Any, backe
         t_lower = time.perf_counter() - t1
         art.plan, art.weights = plan, weights
         t2 = time.perf_counter()
-        art.engine = instantiate(art, device, options)
+        art.engine = instantiate(art, device, options, started=started)
         t_fin = time.perf_counter() - t2
     art.build_seconds = time.perf_counter() - t0
     n_layers = len(art.plan.layers) if art.plan is not None else len(graph.nodes)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from graph_partitioner.ir import Graph, Node
+from graph_partitioner.ir import BFLOAT16, FLOAT16, Graph, Node
 
 log = logging.getLogger("ep_trtpy.builder")
 
@@ -51,7 +51,7 @@ PIPELINE: tuple[Stage, ...] = (
     Stage("fuse_patterns", ("fuse_layernorm", "fuse_gelu")),
     Stage("fuse_linear", ("fuse_conv", "fuse_matmul")),
     Stage("pointwise", ("canonicalize_pointwise",)),
-    Stage("precision", ("precision_fp16",)),
+    Stage("precision", ("reduce_precision",)),
     Stage("fuse_elementwise", ("fuse_pointwise", "eliminate_dead_nodes")),
 )
 """The optimization pipeline, in order. Lowering, tactic selection and the memory plan follow in build.py."""
@@ -90,6 +90,15 @@ class PassContext:
     @property
     def fp16(self) -> bool:
         return bool(getattr(self.options, "fp16_enable", False))
+
+    @property
+    def bf16(self) -> bool:
+        return bool(getattr(self.options, "bf16_enable", False))
+
+    @property
+    def reduced_precision(self) -> int | None:
+        """The 16-bit type float32 compute runs in: FLOAT16 (fp16_enable wins), BFLOAT16, or None (float32)."""
+        return FLOAT16 if self.fp16 else BFLOAT16 if self.bf16 else None
 
     def info(self, msg: str, *args: Any) -> None:
         """A build-log line: INFO with detailed_build_log, else DEBUG."""

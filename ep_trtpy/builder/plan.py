@@ -8,7 +8,9 @@ A plan is built for one set of concrete input shapes. It holds
   ``alias`` (a view of another tensor at a byte offset: Reshape, Squeeze, Flatten cost nothing).
 * ``layers``: the launch list, in order. Each layer names a native kernel (registered in cuda_kernels/) and
   passes it tensor ids, integer and float parameters, a tactic (kernel-specific; -1 lets the kernel choose when
-  the engine is loaded and the choice is written back) and the scratch bytes it needs.
+  the engine is loaded and the choice is written back), the tactic's name (an opaque string the kernel gives its
+  choice, stable across processes; when set, the kernel's ``prepare`` uses it instead of the number) and the
+  scratch bytes it needs.
 * the graph-level view used by the reference backend and ``ep-trtpy inspect``: the optimized IR nodes.
 
 The parameter layout of each kernel is documented beside its lowering function in ep_trtpy/builder/lowering/
@@ -55,18 +57,20 @@ class LayerSpec:
     tactic: int = -1
     workspace: int = 0  # scratch bytes
     name: str = ""  # the IR node this layer implements
-    meta: dict[str, Any] = field(default_factory=dict)  # for inspect only (fused nodes, precision, ...)
+    meta: dict[str, Any] = field(default_factory=dict)  # for inspect only (fused nodes, precision, tactic_ms, ...)
+    tactic_name: str = ""  # the kernel's name of `tactic` ("" : none chosen yet, or a kernel without names)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kernel": self.kernel, "inputs": self.inputs, "outputs": self.outputs, "ints": self.ints,
-                "floats": self.floats, "tactic": self.tactic, "workspace": self.workspace, "name": self.name,
-                "meta": self.meta}
+                "floats": self.floats, "tactic": self.tactic, "tactic_name": self.tactic_name,
+                "workspace": self.workspace, "name": self.name, "meta": self.meta}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LayerSpec:
         return cls(str(d["kernel"]), [int(x) for x in d["inputs"]], [int(x) for x in d["outputs"]],
                    [int(x) for x in d["ints"]], [float(x) for x in d["floats"]], int(d["tactic"]),
-                   int(d["workspace"]), str(d.get("name", "")), dict(d.get("meta", {})))
+                   int(d["workspace"]), str(d.get("name", "")), dict(d.get("meta", {})),
+                   str(d.get("tactic_name", "")))
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """``ep-trtpy inspect ENGINE``: what an engine file holds.
 
 Prints the header (format, producers, backend, device, key, graph hash, shapes, options, build time), the layers
-(kernel, name, tactic, precision, workspace, and which original ONNX nodes each one implements), the tensor table
+(kernel, name, chosen tactic by name and its time when the build timed it or took it from the timing cache, layout,
+precision, workspace, and which original ONNX nodes each one implements), the tensor table
 and the memory plan (activation arena and weights bytes). For reference-backend engines the layers are the
 optimized graph's nodes. ``--json`` prints the same as one JSON object. A file that is not a valid engine gives a
 one-line error (exit status 1).
@@ -31,9 +32,9 @@ def _graph_layers(model: Any, fusions: dict[str, list[str]]) -> list[dict[str, A
     for n in model.graph.node:
         op = f"{n.domain}::{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
         out_t = types.get(n.output[0]) if n.output else None
-        layers.append({"kernel": op, "name": n.name, "tactic": None,
-                       "precision": dtype_name(out_t) if out_t else "?", "workspace": 0,
-                       "fused": fusions.get(n.name, [n.name])})
+        layers.append({"kernel": op, "name": n.name, "tactic": None, "tactic_name": "", "tactic_ms": None,
+                       "tactic_source": None, "layout": None, "precision": dtype_name(out_t) if out_t else "?",
+                       "workspace": 0, "fused": fusions.get(n.name, [n.name])})
     return layers
 
 
@@ -52,8 +53,10 @@ def describe(path: str) -> dict[str, Any]:
     fusions = h.get("fusions", {})
     if dec.plan is not None:
         plan = dec.plan
-        out["layers"] = [{"kernel": lay.kernel, "name": lay.name, "tactic": lay.tactic,
-                          "precision": lay.meta.get("precision", "?"), "workspace": lay.workspace,
+        out["layers"] = [{"kernel": lay.kernel, "name": lay.name, "tactic": lay.tactic, "tactic_name": lay.tactic_name,
+                          "tactic_ms": lay.meta.get("tactic_ms"), "tactic_source": lay.meta.get("tactic_source"),
+                          "layout": lay.meta.get("layout"), "precision": lay.meta.get("precision", "?"),
+                          "workspace": lay.workspace,
                           "fused": lay.meta.get("fused", fusions.get(lay.name, [lay.name] if lay.name else [])),
                           "inputs": lay.inputs, "outputs": lay.outputs} for lay in plan.layers]
         out["tensors"] = [{"id": t.id, "name": t.name, "dtype": dtype_name(t.dtype), "shape": list(t.shape),
@@ -81,6 +84,18 @@ def _mib(n: int | None) -> str:
     return "-" if n is None else f"{n} B ({n / 2**20:.2f} MiB)"
 
 
+def _tactic(lay: dict[str, Any]) -> str:
+    """The tactic's name, else its number ('-' for a layer without tactics); '*' marks a timing-cache choice."""
+    if lay["tactic"] is None:
+        return "-"
+    text = lay["tactic_name"] or str(lay["tactic"])
+    return f"*{text}" if lay["tactic_source"] == "timing cache" else text
+
+
+def _ms(lay: dict[str, Any]) -> str:
+    return "-" if lay["tactic_ms"] is None else f"{float(lay['tactic_ms']):.4f}"
+
+
 def _print_text(d: dict[str, Any]) -> None:
     from graph_partitioner.ir import dtype_name
 
@@ -97,11 +112,13 @@ def _print_text(d: dict[str, Any]) -> None:
     for what in ("inputs", "outputs"):
         print(f"{what:<11s} " + ", ".join(f"{io['name']} {dtype_name(io['dtype'])}{io['shape']}" for io in h[what]))
     print(f"\nlayers ({len(d['layers'])})")
-    print(f"  {'#':>3s}  {'kernel':<24s} {'name':<32s} {'tactic':>6s} {'precision':<9s} {'workspace':>9s}  fused from")
+    print(f"  {'#':>3s}  {'kernel':<24s} {'name':<32s} {'tactic':<28s} {'ms':>8s} {'layout':<6s} {'precision':<9s} "
+          f"{'workspace':>9s}  fused from")
     for i, lay in enumerate(d["layers"]):
-        tactic = "-" if lay["tactic"] is None else str(lay["tactic"])
-        print(f"  {i:>3d}  {lay['kernel']:<24s} {lay['name'][:32]:<32s} {tactic:>6s} {lay['precision']:<9s} "
-              f"{lay['workspace']:>9d}  {', '.join(lay['fused'])}")
+        print(f"  {i:>3d}  {lay['kernel']:<24s} {lay['name'][:32]:<32s} {_tactic(lay)[:28]:<28s} {_ms(lay):>8s} "
+              f"{lay['layout'] or '-':<6s} {lay['precision']:<9s} {lay['workspace']:>9d}  {', '.join(lay['fused'])}")
+    if any(lay["tactic_source"] == "timing cache" for lay in d["layers"]):
+        print("  (*: tactic from the timing cache; ms: its time when it was timed)")
     if d["tensors"]:
         print(f"\ntensors ({len(d['tensors'])})")
         for t in d["tensors"]:

@@ -66,6 +66,17 @@ def is_float(dtype: int) -> bool:
     return dtype in (FLOAT, FLOAT16, BFLOAT16) or np_dtype(dtype).kind == "f"
 
 
+def is_numeric(dtype: int) -> bool:
+    """A float or integer ONNX type (not bool, not string)."""
+    return is_float(dtype) or np_dtype(dtype).kind in "iu"
+
+
+def is_float_np(dtype: Any) -> bool:
+    """A numpy float dtype, bfloat16 included (ml_dtypes gives it kind 'V', not 'f')."""
+    dt = np.dtype(dtype)
+    return dt.kind == "f" or dt.name == "bfloat16"
+
+
 def compute_np(x: np.ndarray) -> np.ndarray:
     """float16/bfloat16 -> float32 (the compute type); anything else unchanged."""
     if x.dtype == np.float16 or x.dtype.name == "bfloat16":

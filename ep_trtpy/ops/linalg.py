@@ -34,10 +34,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ep_trtpy.ops._common import broadcast, fail, in_name, need_float, numel, same_dtype, spatial_attr, unidirectional
+from ep_trtpy.ops._common import (broadcast, fail, in_name, is_float_np, is_numeric, need_float, numel, same_dtype,
+                                  spatial_attr, unidirectional)
 from ep_trtpy.ops._spatial import conv_params, pad_spatial, window_geometry, windows
 from ep_trtpy.ops.registry import Info, infer, reference
-from graph_partitioner.ir import BOOL, Node, dtype_name, np_dtype
+from graph_partitioner.ir import BOOL, Node, dtype_name
 
 # ------------------------------------------------------------------------------------------------- Conv --
 
@@ -225,8 +226,7 @@ def conv_transpose_infer(node: Node, x: Info, w: Info, b: Info | None = None) ->
 
 def _acc_dtype(*arrays: np.ndarray | None) -> type:
     """Accumulation dtype: float64 for float inputs, int64 for integers."""
-    kinds = {a.dtype.kind for a in arrays if a is not None}
-    if "f" in kinds:
+    if any(is_float_np(a.dtype) for a in arrays if a is not None):
         return _cfloat(*arrays)
     return np.int64
 
@@ -371,7 +371,7 @@ def einsum_ref(node: Node, *xs: np.ndarray) -> np.ndarray:
 @infer("Einsum")
 def einsum_infer(node: Node, *xs: Info) -> Info:
     same_dtype(node, list(xs))
-    if xs[0].dtype == BOOL or np_dtype(xs[0].dtype).kind not in "fiu":
+    if xs[0].dtype == BOOL or not is_numeric(xs[0].dtype):
         raise fail(node, f"Einsum needs numeric inputs, got {dtype_name(xs[0].dtype)}")
     _, shape = _parse_einsum(node, [x.shape for x in xs])
     return Info(xs[0].dtype, shape)

@@ -6,14 +6,15 @@ the numpy interpreter below is the reference (and the reference backend's implem
 
 Op ``ep_trtpy::Pointwise``
     inputs   x_0 .. x_{n-1}: any shapes that broadcast (numpy rules) to the output shape; dtypes float32, float16,
-             int32, int64, bool.
+             bfloat16, int32, int64, bool.
     outputs  y_0 .. y_{m-1}: all of the broadcast shape.
     attr     program (str): JSON ``{"compute": "float" | "int64", "code": [...], "outputs": [[reg, dtype], ...]}``.
 
-Registers ``0 .. n-1`` hold the inputs, converted to the compute type on load (float16 -> float, int -> float,
-bool -> 0/1). Each instruction is a list ``[op, dst, src..., imm...]``: the number of register sources and of
+Registers ``0 .. n-1`` hold the inputs, converted to the compute type on load (float16/bfloat16 -> float,
+int -> float, bool -> 0/1). Each instruction is a list ``[op, dst, src..., imm...]``: the number of register sources and of
 immediates per op is :data:`OPS`. Registers may be overwritten. Each output is ``[register, onnx_dtype]`` and is
-converted on store (to float16 with round-to-nearest-even, to ints by truncation toward zero, to bool as != 0).
+converted on store (to float16 and bfloat16 with round-to-nearest-even, to ints by truncation toward zero, to bool
+as != 0).
 
 Compute types: ``"float"`` does float32 arithmetic; ``"int64"`` does 64-bit integer arithmetic and only allows the
 ops marked integer-capable in :data:`INT_OPS`.
@@ -30,8 +31,8 @@ Semantics (float compute; ``t(x)`` is truthiness ``x != 0``, comparisons and log
     takes the sign of b, like Python); eq lt gt le ge; and or xor; prelu x,s (x<0 ? s*x : x);
     where c,a,b (t(c) ? a : b); leaky_relu x,alpha; elu x,alpha; thresholded_relu x,alpha (x>alpha ? x : 0);
     celu x,alpha; hard_sigmoid x,alpha,beta (clamp(alpha*x+beta,0,1)); selu x,alpha,gamma; clip x,lo,hi
-    (min(max(x,lo),hi)); cast x,to (round to the value set of dtype `to` and back: float16 rounding, integer
-    truncation toward zero, bool as t(x)).
+    (min(max(x,lo),hi)); cast x,to (round to the value set of dtype `to` and back: float16 or bfloat16 rounding,
+    integer truncation toward zero, bool as t(x)).
 In int64 compute, div truncates toward zero (C semantics, as ONNX runtimes do), pow is the exact integer power
 (wrapping on overflow; a negative exponent truncates the real result: 0 unless the base is 1 or -1), and immediates (const, clip bounds) saturate to the int64 range (NaN becomes 0).
 """
@@ -43,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from graph_partitioner.ir import BOOL, FLOAT, FLOAT16, INT32, INT64, np_dtype
+from graph_partitioner.ir import BFLOAT16, BOOL, FLOAT, FLOAT16, INT32, INT64, np_dtype
 
 MAX_INPUTS = 16
 MAX_OUTPUTS = 8
@@ -74,7 +75,7 @@ INT_OPS = frozenset({
 })
 
 COMPUTE_TYPES = ("float", "int64")
-IO_DTYPES = frozenset({FLOAT, FLOAT16, INT32, INT64, BOOL})
+IO_DTYPES = frozenset({FLOAT, FLOAT16, BFLOAT16, INT32, INT64, BOOL})
 
 
 @dataclass
@@ -149,8 +150,8 @@ def _b(x: np.ndarray, ct: type) -> np.ndarray:
 def _cast_to(x: np.ndarray, to: int, ct: type) -> np.ndarray:
     if to == BOOL:
         return (x != 0).astype(ct)
-    if to == FLOAT16:
-        return x.astype(np.float16).astype(ct)
+    if to in (FLOAT16, BFLOAT16):
+        return x.astype(np_dtype(to)).astype(ct)
     if to in (INT32, INT64):
         if _is_float(ct):
             with np.errstate(invalid="ignore"):

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ep_trtpy.ops._common import compute_np, fail, in_name, need_float, numel
+from ep_trtpy.ops._common import compute_np, fail, in_name, is_numeric, need_float, numel
 from ep_trtpy.ops._spatial import conv_params, overhang, pad_spatial, window_geometry, windows
 from ep_trtpy.ops.registry import Info, infer, reference
-from graph_partitioner.ir import INT64, Node, dtype_name, np_dtype
+from graph_partitioner.ir import INT64, Node, dtype_name
 
 
 def pool_plan(node: Node, x_shape: tuple[int, ...]
@@ -91,7 +91,7 @@ def _max_indices(node: Node, x_shape: tuple[int, ...], win: np.ndarray, kernel: 
 
 @infer("MaxPool")
 def max_pool_infer(node: Node, x: Info) -> Info | list[Info]:
-    if np_dtype(x.dtype).kind not in "fiu":
+    if not is_numeric(x.dtype):
         raise fail(node, f"{in_name(node, 0)} is {dtype_name(x.dtype)}; MaxPool needs a numeric type")
     *_, out = pool_plan(node, x.shape)
     y = Info(x.dtype, (x.shape[0], x.shape[1], *out))

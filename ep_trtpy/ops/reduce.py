@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ep_trtpy.ops._common import as_ints, compute_np, fail, in_name, norm_axes, norm_axis, numel
+from ep_trtpy.ops._common import as_ints, compute_np, fail, in_name, is_numeric, norm_axes, norm_axis, numel
 from ep_trtpy.ops.registry import Info, infer, reference
-from graph_partitioner.ir import BOOL, INT64, Node, dtype_name, np_dtype
+from graph_partitioner.ir import BOOL, INT64, Node, dtype_name
 
 REDUCE_OPS = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
               "ReduceSumSquare", "ReduceLogSumExp")
@@ -149,7 +149,7 @@ def arg_ref(node: Node, x: np.ndarray) -> np.ndarray:
 
 @infer("ArgMax", "ArgMin")
 def arg_infer(node: Node, x: Info) -> Info:
-    if x.dtype == BOOL or np_dtype(x.dtype).kind not in "fiu":
+    if x.dtype == BOOL or not is_numeric(x.dtype):
         raise fail(node, f"{in_name(node, 0)} is {dtype_name(x.dtype)}; {node.op_type} needs a numeric type")
     shape = x.shape if x.shape else (1,)
     axis = _arg_axis(node, len(x.shape))

@@ -31,9 +31,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ep_trtpy.ops._common import fail, in_name, norm_axes, opset
+from ep_trtpy.ops._common import fail, in_name, is_float, norm_axes, opset
 from ep_trtpy.ops.registry import Info, infer, reference
-from graph_partitioner.ir import Node, dtype_name, np_dtype
+from graph_partitioner.ir import Node, dtype_name
 
 COORD_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
                "tf_half_pixel_for_nn")
@@ -184,7 +184,7 @@ def resize_ref(node: Node, x: np.ndarray, *operands: np.ndarray | None) -> np.nd
 @infer("Resize")
 def resize_infer(node: Node, x: Info, *operands: Info | None) -> Info:
     mode, _, _ = _check_attrs(node)
-    if mode == "linear" and np_dtype(x.dtype).kind != "f":
+    if mode == "linear" and not is_float(x.dtype):
         raise fail(node, f"{in_name(node, 0)} is {dtype_name(x.dtype)}; linear Resize needs a float type")
     first = 1 if opset(node) < 11 else 2  # index of the scales input
     vals: list[np.ndarray | None] = []

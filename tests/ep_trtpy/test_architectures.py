@@ -102,3 +102,22 @@ def test_fp16_layernorm_does_not_overflow_with_large_activations() -> None:
     assert np.isfinite(got).all(), "float16 LayerNorm overflowed"
     cmp = harness.compare("last_hidden_state", got, ref, network=True, fp16_engine=True)
     assert cmp.cosine >= 0.999, cmp.line()
+
+
+@pytest.mark.parametrize("name, overrides", [("resnet50", {}), ("bert", {"form": "fused"})],
+                         ids=["resnet50", "bert-fused"])
+def test_reduced_architecture_in_bf16_keeps_cosine_and_top1(name: str, overrides: dict) -> None:
+    """bf16_enable: the engine computes in bfloat16 (its error is far above the float32 engine's) and still meets
+    the 16-bit criterion: cosine >= 0.999 and the same top-1 class; the outputs keep float32."""
+    model = models.build(name, ci=True, **overrides)
+    bf16 = harness.create_session(model, "trtpy", ep_options={"bf16_enable": "1"})
+    fp32 = harness.create_session(model, "trtpy", ep_options={"tf32_enable": "0"})
+    cpu = harness.create_session(model, "cpu")
+    assert all(ep == ep_trtpy.EP_NAME for ep in harness.node_assignment(bf16).values())
+    feeds = models.make_feeds(name, batch=4, seed=7, ci=True, **overrides)
+    got, exact, ref = bf16.run(None, feeds), fp32.run(None, feeds), cpu.run(None, feeds)
+    for g, e, r, o in zip(got, exact, ref, bf16.get_outputs()):
+        assert g.dtype == r.dtype == np.float32 and g.shape == r.shape
+        c = harness.compare(o.name, g, r, network=True, fp16_engine=True)
+        assert c.cosine >= 0.999 and (c.top1 is None or c.top1 == 1.0), c.line()
+        assert max_rel(g, r) > 10 * max(max_rel(e, r), 1e-7), "the bf16 engine computed in float32"

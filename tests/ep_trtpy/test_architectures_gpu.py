@@ -1,8 +1,8 @@
 """Full-size architectures on the GPU against ORT's CPU provider (issue: whole architectures in one engine).
 
-FP32 (no TF32 anywhere: cuBLASLt COMPUTE_32F, cuDNN FMA math): max |ours - cpu| / max |cpu| <= 1e-4 on every
-output. FP16 (fp16_enable): cosine similarity >= 0.999 on every output and the same top-1 class on every row of
-classifier logits, over 64 random inputs. Each test asserts that every node ran on our EP, in one engine, on the
+FP32 with tf32_enable=0 (no TF32 anywhere: cuBLASLt COMPUTE_32F, cuDNN FMA math): max |ours - cpu| / max |cpu| <=
+1e-4 on every output. FP16 (fp16_enable) and BF16 (bf16_enable): cosine similarity >= 0.999 on every output and the
+same top-1 class on every row of classifier logits, over 64 random inputs. Each test asserts that every node ran on our EP, in one engine, on the
 GPU (the GPU engine-run counter moved), never only the numbers.
 """
 
@@ -56,7 +56,7 @@ def run_counted(sess, feeds):
 @pytest.mark.parametrize("name, overrides", VARIANTS, ids=IDS)
 def test_fp32_matches_cpu_within_1e4(name: str, overrides: dict, batch: int) -> None:
     model = model_for(name, overrides)
-    ours = harness.create_session(model, "trtpy")
+    ours = harness.create_session(model, "trtpy", ep_options={"tf32_enable": "0"})
     cpu = harness.create_session(model, "cpu")
     one_engine_on_gpu(ours)
     feeds = models.make_feeds(name, batch=batch, seed=batch, **overrides)
@@ -68,10 +68,11 @@ def test_fp32_matches_cpu_within_1e4(name: str, overrides: dict, batch: int) -> 
         assert c.max_rel <= 1e-4, c.line()
 
 
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
 @pytest.mark.parametrize("name, overrides", VARIANTS, ids=IDS)
-def test_fp16_cosine_and_top1_over_64_inputs(name: str, overrides: dict) -> None:
+def test_16bit_cosine_and_top1_over_64_inputs(name: str, overrides: dict, precision: str) -> None:
     model = model_for(name, overrides)
-    ours = harness.create_session(model, "trtpy", ep_options={"fp16_enable": "1"})
+    ours = harness.create_session(model, "trtpy", ep_options={f"{precision}_enable": "1"})
     cpu = harness.create_session(model, "cpu")
     one_engine_on_gpu(ours)
     # 64 random inputs: one batch of 64 images, or 4 batches of 16 sequences / detector images
@@ -80,9 +81,9 @@ def test_fp16_cosine_and_top1_over_64_inputs(name: str, overrides: dict) -> None
         feeds = models.make_feeds(name, batch=batch, seed=100 + seed, **overrides)
         got, ref = run_counted(ours, feeds), cpu.run(None, feeds)
         for g, r, o in zip(got, ref, ours.get_outputs()):
-            assert g.dtype == r.dtype, "the model's output type must not change under fp16_enable"
+            assert g.dtype == r.dtype, f"the model's output type must not change under {precision}_enable"
             c = harness.compare(o.name, g, r, network=True, fp16_engine=True)
-            print(f"{name}{overrides} batch {batch} fp16 {c.line()}")
+            print(f"{name}{overrides} batch {batch} {precision} {c.line()}")
             assert np.isfinite(g).all()
             assert c.cosine >= 0.999, c.line()
             if name in CLASSIFIERS:

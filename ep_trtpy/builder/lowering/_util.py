@@ -7,7 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError
-from graph_partitioner.ir import Node, Value, dtype_name, np_dtype
+from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, Node, Value, dtype_name, np_dtype
+
+FLOATS = (FLOAT, FLOAT16, BFLOAT16)
+"""The float dtypes of the kernels with 16-bit paths (gemm, conv, layernorm, softmax, pointwise, reduce, pool)."""
 
 
 def shape_of(v: Value) -> tuple[int, ...]:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
-from ep_trtpy.builder.lowering._util import check_dtype, check_out_shape, normalize_axis, numel, shape_of
+from ep_trtpy.builder.lowering._util import FLOATS, check_dtype, check_out_shape, normalize_axis, numel, shape_of
 from ep_trtpy.builder.lowering.pointwise import emit_pointwise
 from ep_trtpy.ops import pointwise_program as pp
-from graph_partitioner.ir import FLOAT, FLOAT16, Node, Value, np_dtype
+from graph_partitioner.ir import Node, Value, np_dtype
 
 
 def _param(ctx: LowerCtx, node: Node, v: Value, norm_shape: tuple[int, ...], dtype: int, what: str) -> int:
@@ -52,7 +52,7 @@ def lower_layernorm(ctx: LowerCtx, node: Node) -> None:
     x, y = node.inputs[0], node.outputs[0]
     assert x is not None
     xs = shape_of(x)
-    check_dtype(node, x, (FLOAT, FLOAT16), "input")
+    check_dtype(node, x, FLOATS, "input")
     check_out_shape(node, y, xs)
     if int(node.attr("stash_type", 1)) != 1:
         raise LoweringError(f"node '{node.name}' (LayerNormalization): stash_type must be 1 (float32)")

@@ -48,7 +48,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
-from graph_partitioner.ir import FLOAT, FLOAT16, Node, Value, dtype_name, np_dtype
+from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, Node, Value, dtype_name, np_dtype
 
 ACT_NONE, ACT_RELU, ACT_GELU, ACT_GELU_TANH = 0, 1, 2, 3
 _MATMUL_ACTS = {"": ACT_NONE, "Relu": ACT_RELU, "Gelu": ACT_GELU, "GeluTanh": ACT_GELU_TANH}
@@ -65,15 +65,15 @@ def _static(node: Node, v: Value | None, what: str) -> tuple[int, ...]:
     return tuple(int(d) for d in v.shape)
 
 
-def _float_dtype(node: Node, values: Sequence[Value | None]) -> int:
+def _float_dtype(node: Node, values: Sequence[Value | None], allowed: Sequence[int] = (FLOAT, FLOAT16, BFLOAT16)) -> int:
     dts = {v.dtype for v in values if v is not None}
     if len(dts) != 1:
         names = ", ".join(f"{v.name}: {dtype_name(v.dtype)}" for v in values if v is not None)
         raise LoweringError(f"node '{node.name}' ({node.key}): operands must share one dtype ({names})")
     dt = dts.pop()
-    if dt not in (FLOAT, FLOAT16):
+    if dt not in allowed:
         raise LoweringError(f"node '{node.name}' ({node.key}): {dtype_name(dt)} is not supported on the GPU path "
-                            "(float32 and float16 are)")
+                            f"({', '.join(dtype_name(t) for t in allowed)} are)")
     return int(dt)
 
 
@@ -222,7 +222,7 @@ def lower_conv_transpose(ctx: LowerCtx, node: Node) -> None:
     if len(xs) not in (3, 4, 5) or len(ws) != len(xs):
         raise LoweringError(f"node '{node.name}' ({node.key}): X {list(xs)} and W {list(ws)} must both have rank "
                             "3, 4 or 5")
-    _float_dtype(node, [x, w, b, node.outputs[0]])
+    _float_dtype(node, [x, w, b, node.outputs[0]], allowed=(FLOAT, FLOAT16))  # no bfloat16 conv_transpose
     k = len(xs) - 2
     kernel = list(ws[2:])
     if node.attr("kernel_shape") is not None and _ints(node, "kernel_shape", k, 1) != kernel:

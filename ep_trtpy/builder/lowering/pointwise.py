@@ -4,7 +4,7 @@ inference BatchNormalization, onto the native kernel ``pointwise`` (cuda_kernels
 
 Kernel ``pointwise`` parameter layout (mirrored by cuda_kernels/runtime/kernels_pointwise.cpp)::
 
-    inputs   x_0 .. x_{n_in-1}      1..16 tensors (float32, float16, int32, int64, bool)
+    inputs   x_0 .. x_{n_in-1}      1..16 tensors (float32, float16, bfloat16, int32, int64, bool)
     outputs  y_0 .. y_{n_out-1}     1..8 tensors with the output's element count
     ints     [compute, nreg, ndim, n_code,
               dims[ndim],               collapsed output dims, outermost first
@@ -32,10 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
-from ep_trtpy.builder.lowering._util import broadcast_strides, collapse, foldable, shape_of
+from ep_trtpy.builder.lowering._util import FLOATS, broadcast_strides, collapse, foldable, shape_of
 from ep_trtpy.ops import pointwise_program as pp
 from ep_trtpy.ops.pointwise_ops import ELEMENTWISE_OPS, program_for_node
-from graph_partitioner.ir import FLOAT, FLOAT16, Node, Value, dtype_name
+from graph_partitioner.ir import Node, Value, dtype_name
 
 KERNEL = "pointwise"
 LOAD = 200
@@ -245,8 +245,8 @@ def lower_batchnorm(ctx: LowerCtx, node: Node) -> None:
     if len(node.outputs) != 1 or int(node.attr("training_mode", 0)):
         raise LoweringError(f"node '{node.name}' (BatchNormalization): only inference (one output) is lowered")
     x, y = node.inputs[0], node.outputs[0]
-    if x is None or x.dtype not in (FLOAT, FLOAT16):
-        raise LoweringError(f"node '{node.name}' (BatchNormalization): X must be float32 or float16")
+    if x is None or x.dtype not in FLOATS:
+        raise LoweringError(f"node '{node.name}' (BatchNormalization): X must be float32, float16 or bfloat16")
     xs = shape_of(x)
     if len(xs) < 2:
         raise LoweringError(f"node '{node.name}' (BatchNormalization): X must have rank >= 2")

@@ -21,8 +21,8 @@ import math
 from collections.abc import Sequence
 
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
-from ep_trtpy.builder.lowering._util import check_dtype, shape_of
-from graph_partitioner.ir import FLOAT, FLOAT16, Node
+from ep_trtpy.builder.lowering._util import FLOATS, check_dtype, shape_of
+from graph_partitioner.ir import Node
 
 
 def pool_geometry(in_sp: Sequence[int], kernel: Sequence[int], strides: Sequence[int], pads: Sequence[int],
@@ -61,7 +61,7 @@ def lower_pool(ctx: LowerCtx, node: Node) -> None:
     """MaxPool / AveragePool(kernel_shape, strides, pads, dilations, ceil_mode, auto_pad, count_include_pad)."""
     x, y = node.inputs[0], node.outputs[0]
     assert x is not None
-    check_dtype(node, x, (FLOAT, FLOAT16), "input")
+    check_dtype(node, x, FLOATS, "input")
     xs, ys = shape_of(x), shape_of(y)
     nsp = len(xs) - 2
     if not 1 <= nsp <= 3:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
 from ep_trtpy.builder.lowering._util import (
+    FLOATS,
     check_dtype,
     check_out_shape,
     const_input,
@@ -91,7 +92,7 @@ def lower_reduce(ctx: LowerCtx, node: Node) -> None:
     xs = shape_of(x)
     rank = len(xs)
     float_only = node.op_type not in INT_OK
-    check_dtype(node, x, (FLOAT, FLOAT16) if float_only else (FLOAT, FLOAT16, INT32, INT64), "input")
+    check_dtype(node, x, FLOATS if float_only else FLOATS + (INT32, INT64), "input")
     axes = _axes(ctx, node, rank)
     keep = int(node.attr("keepdims", 1))
     red = list(range(rank)) if axes is None else axes
@@ -117,7 +118,7 @@ def lower_global_pool(ctx: LowerCtx, node: Node) -> None:
     xs = shape_of(x)
     if len(xs) < 3:
         raise LoweringError(f"node '{node.name}' ({node.op_type}): input '{x.name}' must have rank >= 3")
-    check_dtype(node, x, (FLOAT, FLOAT16), "input")
+    check_dtype(node, x, FLOATS, "input")
     check_out_shape(node, y, list(xs[:2]) + [1] * (len(xs) - 2))
     op = 1 if node.op_type == "GlobalAveragePool" else 2
     ctx.emit("reduce", [ctx.tensor(x)], [ctx.tensor(y)], ints=[op, xs[0] * xs[1], numel(xs[2:]), 1],

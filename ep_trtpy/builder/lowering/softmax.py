@@ -11,8 +11,8 @@ dim: outer = prod(dims[:axis]), R = prod(dims[axis:]), inner = 1 (a reshape, no 
 from __future__ import annotations
 
 from ep_trtpy.builder.lowering import LowerCtx, lowering
-from ep_trtpy.builder.lowering._util import check_dtype, check_out_shape, normalize_axis, numel, shape_of
-from graph_partitioner.ir import FLOAT, FLOAT16, Node
+from ep_trtpy.builder.lowering._util import FLOATS, check_dtype, check_out_shape, normalize_axis, numel, shape_of
+from graph_partitioner.ir import Node
 
 
 def op_version(ctx: LowerCtx, node: Node) -> int:
@@ -28,7 +28,7 @@ def lower_softmax(ctx: LowerCtx, node: Node) -> None:
     x, y = node.inputs[0], node.outputs[0]
     assert x is not None
     xs = shape_of(x)
-    check_dtype(node, x, (FLOAT, FLOAT16), "input")
+    check_dtype(node, x, FLOATS, "input")
     check_out_shape(node, y, xs)
     log = 1 if node.op_type == "LogSoftmax" else 0
     rank = len(xs)

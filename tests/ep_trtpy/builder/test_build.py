@@ -138,7 +138,7 @@ def cuda_standins(monkeypatch):
     built: list[FakeEngine] = []
     fake = types.ModuleType("ep_trtpy.runtime")
 
-    def build_engine(plan, weights, device):
+    def build_engine(plan, weights, device, tuning_level=None, progress=None):
         built.append(FakeEngine(plan, weights, device))
         return built[-1]
 

@@ -1,5 +1,6 @@
 """The whole pass pipeline on exporter-style blocks (a BERT encoder layer with dynamic shape arithmetic, a ResNet
-basic block), compared with ONNX Runtime's CPU provider on the original model, in FP32 and FP16."""
+basic block), compared with ONNX Runtime's CPU provider on the original model, in FP32, FP16 and BF16; the 16-bit
+graphs lower to plans of 16-bit tensors."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ep_trtpy.builder.build import optimize_with_context
 from ep_trtpy.options import parse
-from graph_partitioner.ir import Graph
+from graph_partitioner.ir import BFLOAT16, FLOAT16, Graph
 
 import graph_runner
 
@@ -127,22 +128,37 @@ def _ort(model: bytes, feeds: dict) -> list[np.ndarray]:
     return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"]).run(None, feeds)
 
 
-def _optimized(model: bytes, shapes: dict, fp16: bool = False):
+PRECISIONS = {"fp32": ({}, 1e-4, None), "fp16": ({"fp16_enable": "1"}, 3e-2, FLOAT16),
+              "bf16": ({"bf16_enable": "1"}, 8e-2, BFLOAT16)}  # option, tolerance, the 16-bit type
+
+
+def _optimized(model: bytes, shapes: dict, precision: str = "fp32"):
     from graph_partitioner import onnx_io
     import onnx
 
     g: Graph = onnx_io.graph_from_onnx(onnx.load_from_string(model))
-    return optimize_with_context(g, shapes, parse({"fp16_enable": "1" if fp16 else "0"}))
+    return optimize_with_context(g, shapes, parse(PRECISIONS[precision][0]))
 
 
-@pytest.mark.parametrize("fp16", [False, True])
-def test_bert_layer(fp16):
+def _check_16bit_plan(g: Graph, low: int) -> None:
+    """Lowered for the GPU, the library kernels run on 16-bit tensors of this type."""
+    from ep_trtpy.builder.lowering import lower
+
+    plan, _ = lower(g)
+    for layer in plan.layers:
+        if layer.kernel in ("gemm", "conv", "layernorm", "softmax"):
+            assert plan.tensors[layer.inputs[0]].dtype == low, (layer.kernel, layer.name)
+    assert sum(t.dtype == low for t in plan.tensors) > len(plan.tensors) // 2
+
+
+@pytest.mark.parametrize("precision", sorted(PRECISIONS))
+def test_bert_layer(precision):
     model = bert_layer()
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 7, 32)).astype(np.float32)
     mask = np.ones((2, 7), np.int64)
     mask[1, 5:] = 0
-    g, ctx = _optimized(model, {"x": x.shape, "mask": mask.shape}, fp16)
+    g, ctx = _optimized(model, {"x": x.shape, "mask": mask.shape}, precision)
     kinds = [n.op_type for n in g.nodes]
     assert kinds.count("LayerNormalization") == 2
     assert kinds.count("FusedMatMul") == 8  # Q, K, V, out, FFN1 (+Gelu), FFN2, and the two attention products
@@ -152,17 +168,17 @@ def test_bert_layer(fp16):
     (want,) = _ort(model, {"x": x, "mask": mask})
     (got,) = graph_runner.run(g, {"x": x, "mask": mask})
     assert got.dtype == np.float32 and got.shape == want.shape
-    tol = 3e-2 if fp16 else 1e-4
+    _, tol, low = PRECISIONS[precision]
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
-    if fp16:
-        assert any(v.dtype == 10 for v in g.values.values())
+    if low is not None:
+        _check_16bit_plan(g, low)
 
 
-@pytest.mark.parametrize("fp16", [False, True])
-def test_resnet_block(fp16):
+@pytest.mark.parametrize("precision", sorted(PRECISIONS))
+def test_resnet_block(precision):
     model = resnet_block()
     x = np.random.default_rng(6).standard_normal((2, 3, 16, 16)).astype(np.float32)
-    g, ctx = _optimized(model, {"x": x.shape}, fp16)
+    g, ctx = _optimized(model, {"x": x.shape}, precision)
     kinds = [n.op_type for n in g.nodes]
     assert "BatchNormalization" not in kinds and "Conv" not in kinds
     convs = [n for n in g.nodes if n.op_type == "FusedConv"]
@@ -171,5 +187,7 @@ def test_resnet_block(fp16):
     assert "FusedMatMul" in kinds
     (want,) = _ort(model, {"x": x})
     (got,) = graph_runner.run(g, {"x": x})
-    tol = 3e-2 if fp16 else 1e-4
+    _, tol, low = PRECISIONS[precision]
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    if low is not None:
+        _check_16bit_plan(g, low)

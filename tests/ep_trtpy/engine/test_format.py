@@ -63,6 +63,19 @@ def test_cuda_round_trip_keeps_plan_weights_and_strips_graph_constants():
     assert len(data) < len(art.weights) + 9600 + 8192  # the stripped graph does not double the weights
 
 
+def test_tactic_names_and_times_travel_and_old_plans_without_them_load():
+    art = cuda_like_artifact()
+    art.plan.layers[0].tactic_name = "cublaslt:algo=21,tile=18"
+    art.plan.layers[0].meta.update(tactic_ms=0.0123, tactic_source="timed")
+    dec = decode(_encode(art), expect_key=KEY)
+    assert dec.plan.layers[0].tactic_name == "cublaslt:algo=21,tile=18"
+    assert dec.plan.layers[0].meta["tactic_ms"] == 0.0123 and dec.plan.layers[1].tactic_name == ""
+    old = art.plan.to_dict()
+    for layer in old["layers"]:
+        del layer["tactic_name"]
+    assert [lay.tactic_name for lay in type(art.plan).from_dict(old).layers] == [""] * len(old["layers"])
+
+
 @pytest.mark.parametrize("cut", [0, 4, 8, 20, 31, 32, 40, -200, -33, -1])
 def test_truncated(cut):
     data = _encode(reference_artifact())

@@ -1,0 +1,64 @@
+"""Options of this round: precision, optimization level and timing cache (parsing, aliases, defaults, engine key)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ep_trtpy.options import SPECS, OptionError, markdown_table, parse
+
+NEW = {  # name -> (ORT TensorRT EP alias or None, default, a non-default value as text, parsed)
+    "timing_cache_enable": ("trt_timing_cache_enable", False, "1", True),
+    "timing_cache_path": ("trt_timing_cache_path", "", "/tmp/tc", "/tmp/tc"),
+    "builder_optimization_level": ("trt_builder_optimization_level", 3, "5", 5),
+    "tf32_enable": (None, True, "0", False),
+    "bf16_enable": ("trt_bf16_enable", False, "1", True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEW))
+def test_defaults_names_and_aliases(name):
+    alias, default, text, value = NEW[name]
+    spec = next(s for s in SPECS if s.name == name)
+    assert spec.default == default and getattr(parse({}), name) == default
+    assert getattr(parse({name: text}), name) == value
+    if alias is None:
+        assert spec.aliases == ()
+    else:
+        assert spec.aliases == (alias,) and getattr(parse({alias: text}), name) == value
+        with pytest.raises(OptionError, match="given twice"):
+            parse({name: text, alias: text})
+
+
+def test_which_options_change_the_engine():
+    keyed = parse({}).engine_key_items()
+    assert {"tf32_enable", "bf16_enable", "builder_optimization_level"} <= set(keyed)
+    assert not {"timing_cache_enable", "timing_cache_path"} & set(keyed)
+    base = parse({}).engine_key_items()
+    for raw in ({"tf32_enable": "0"}, {"bf16_enable": "1"}, {"builder_optimization_level": "0"}):
+        assert parse(raw).engine_key_items() != base, raw
+    for raw in ({"timing_cache_enable": "1"}, {"timing_cache_path": "/tmp/elsewhere"}):
+        assert parse(raw).engine_key_items() == base, raw
+
+
+@pytest.mark.parametrize("text", ["6", "-1", "three", "2.5"])
+def test_the_optimization_level_is_0_to_5(text):
+    with pytest.raises(OptionError, match=f"bad value '{text}' .*builder_optimization_level"):
+        parse({"builder_optimization_level": text})
+
+
+def test_the_timing_cache_folder_defaults_to_the_engine_cache_folder(tmp_path):
+    engines = str(tmp_path / "engines")
+    assert parse({"engine_cache_path": engines}).timing_cache_dir == engines
+    assert parse({}).timing_cache_dir == parse({}).cache_dir
+    assert parse({"trt_timing_cache_path": "~/tc"}).timing_cache_dir == os.path.expanduser("~/tc")
+
+
+def test_the_readme_table_lists_the_new_options_with_their_aliases():
+    table = markdown_table()
+    for name, (alias, default, _, _) in NEW.items():
+        row = next(line for line in table.splitlines() if line.startswith(f"| `{name}` |"))
+        shown = int(default) if isinstance(default, bool) else default
+        assert f"| `{shown}` |" in row and (alias is None or f"`{alias}`" in row)
+    assert "FP16 wins" in table and "TF32" in table
