@@ -28,6 +28,7 @@ __device__ __forceinline__ float load_elem<float>(int dtype, const void* p, ll o
   switch (dtype) {
     case kFloat: return static_cast<const float*>(p)[off];
     case kHalf: return __half2float(static_cast<const __half*>(p)[off]);
+    case k::kBFloat16: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[off]);
     case kInt32: return static_cast<float>(static_cast<const int*>(p)[off]);
     case kInt64: return __ll2float_rn(static_cast<const ll*>(p)[off]);
     case kBool: return static_cast<const unsigned char*>(p)[off] ? 1.0f : 0.0f;
@@ -40,6 +41,7 @@ __device__ __forceinline__ ll load_elem<ll>(int dtype, const void* p, ll off) {
   switch (dtype) {
     case kFloat: return __float2ll_rz(static_cast<const float*>(p)[off]);
     case kHalf: return __half2ll_rz(static_cast<const __half*>(p)[off]);
+    case k::kBFloat16: return __float2ll_rz(__bfloat162float(static_cast<const __nv_bfloat16*>(p)[off]));
     case kInt32: return static_cast<ll>(static_cast<const int*>(p)[off]);
     case kInt64: return static_cast<const ll*>(p)[off];
     case kBool: return static_cast<const unsigned char*>(p)[off] ? 1 : 0;
@@ -51,6 +53,7 @@ __device__ __forceinline__ void store_elem(int dtype, void* p, ll off, float v) 
   switch (dtype) {
     case kFloat: static_cast<float*>(p)[off] = v; break;
     case kHalf: static_cast<__half*>(p)[off] = __float2half_rn(v); break;
+    case k::kBFloat16: static_cast<__nv_bfloat16*>(p)[off] = __float2bfloat16_rn(v); break;
     case kInt32: static_cast<int*>(p)[off] = __float2int_rz(v); break;
     case kInt64: static_cast<ll*>(p)[off] = __float2ll_rz(v); break;
     case kBool: static_cast<unsigned char*>(p)[off] = (v != 0.0f) ? 1 : 0; break;
@@ -61,6 +64,7 @@ __device__ __forceinline__ void store_elem(int dtype, void* p, ll off, ll v) {
   switch (dtype) {
     case kFloat: static_cast<float*>(p)[off] = __ll2float_rn(v); break;
     case kHalf: static_cast<__half*>(p)[off] = __ll2half_rn(v); break;
+    case k::kBFloat16: static_cast<__nv_bfloat16*>(p)[off] = __float2bfloat16_rn(__ll2float_rn(v)); break;
     case kInt32: static_cast<int*>(p)[off] = static_cast<int>(static_cast<unsigned>(static_cast<ull>(v))); break;
     case kInt64: static_cast<ll*>(p)[off] = v; break;
     case kBool: static_cast<unsigned char*>(p)[off] = (v != 0) ? 1 : 0; break;
@@ -147,6 +151,7 @@ __device__ __forceinline__ float f_pymod(float a, float b) {
 __device__ __forceinline__ float f_cast(float x, int to) {
   switch (to) {
     case kHalf: return __half2float(__float2half_rn(x));
+    case k::kBFloat16: return __bfloat162float(__float2bfloat16_rn(x));
     case kInt32: return static_cast<float>(__float2int_rz(x));
     case kInt64: return __ll2float_rn(__float2ll_rz(x));
     case kBool: return f_bool(x != 0.0f);
@@ -247,6 +252,7 @@ __device__ __forceinline__ ll i_pymod(ll a, ll b) {
 __device__ __forceinline__ ll i_cast(ll x, int to) {
   switch (to) {
     case kHalf: return __half2ll_rz(__ll2half_rn(x));
+    case k::kBFloat16: return __float2ll_rz(__bfloat162float(__float2bfloat16_rn(__ll2float_rn(x))));
     case kInt32: return static_cast<ll>(static_cast<int>(static_cast<unsigned>(static_cast<ull>(x))));
     case kBool: return x != 0 ? 1 : 0;
   }

@@ -39,7 +39,7 @@ constexpr OpInfo kOps[pw::kNumOps] = {
     {1, false}, {1, false}, {1, true},  {1, true},                                                   // hsig..cast
 };
 
-bool io_dtype(int32_t t) { return kutil::dtype_in(t, {1, 6, 7, 9, 10}); }
+bool io_dtype(int32_t t) { return kutil::dtype_in(t, {1, 6, 7, 9, 10, 16}); }
 
 long long to_int64_saturating(double d) {
   if (std::isnan(d)) return 0;
@@ -76,7 +76,7 @@ int fill(const Engine& e, const Layer& layer, int compute, int nreg, pw::Params<
     const TensorDesc& t = kutil::out_tensor(e, layer, o);
     if (!io_dtype(t.dtype))
       return fail(err, std::string(kName) + ": output " + std::to_string(o) + " '" + t.name + "' is " +
-                           kutil::dtype_name(t.dtype) + ", not float32/float16/int32/int64/bool");
+                           kutil::dtype_name(t.dtype) + ", not float32/float16/bfloat16/int32/int64/bool");
     if (t.numel() != n)
       return fail(err, std::string(kName) + ": output " + std::to_string(o) + " '" + t.name + "' has " +
                            std::to_string(t.numel()) + " elements, the program's dims " + kutil::dims_str(dims) +
@@ -87,7 +87,7 @@ int fill(const Engine& e, const Layer& layer, int compute, int nreg, pw::Params<
     const TensorDesc& t = kutil::in_tensor(e, layer, k);
     if (!io_dtype(t.dtype))
       return fail(err, std::string(kName) + ": input " + std::to_string(k) + " '" + t.name + "' is " +
-                           kutil::dtype_name(t.dtype) + ", not float32/float16/int32/int64/bool");
+                           kutil::dtype_name(t.dtype) + ", not float32/float16/bfloat16/int32/int64/bool");
     p->in_dtype[k] = t.dtype;
     long long max_off = 0;
     for (int d = 0; d < ndim; ++d) {
