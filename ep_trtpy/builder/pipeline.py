@@ -57,6 +57,16 @@ PIPELINE: tuple[Stage, ...] = (
 """The optimization pipeline, in order. Lowering, tactic selection and the memory plan follow in build.py."""
 
 
+def tf32_enabled(options: Any) -> bool:
+    """Whether float32 convolutions may run on TF32 tensor cores (the layout pass and the ``conv`` lowering's math
+    flag both ask here).
+
+    TODO(tuner): read ``Options.tf32_enable`` directly once the tuner's option lands; until then an options object
+    without the field means on (TensorRT's default).
+    """
+    return bool(getattr(options, "tf32_enable", True))
+
+
 @dataclass
 class PassRecord:
     stage: str
@@ -90,6 +100,10 @@ class PassContext:
     @property
     def fp16(self) -> bool:
         return bool(getattr(self.options, "fp16_enable", False))
+
+    @property
+    def tf32(self) -> bool:
+        return tf32_enabled(self.options)
 
     def info(self, msg: str, *args: Any) -> None:
         """A build-log line: INFO with detailed_build_log, else DEBUG."""
