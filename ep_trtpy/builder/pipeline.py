@@ -52,6 +52,7 @@ PIPELINE: tuple[Stage, ...] = (
     Stage("fuse_linear", ("fuse_conv", "fuse_matmul")),
     Stage("pointwise", ("canonicalize_pointwise",)),
     Stage("precision", ("precision_fp16",)),
+    Stage("layout", ("layout_nhwc",)),
     Stage("fuse_elementwise", ("fuse_pointwise", "eliminate_dead_nodes")),
 )
 """The optimization pipeline, in order. Lowering, tactic selection and the memory plan follow in build.py."""

@@ -171,3 +171,24 @@ def test_pool_nhwc_rejects_a_wrong_output_shape() -> None:
     g.outputs.append(y)
     with pytest.raises(LoweringError, match=r"output 'y' \[1, 4, 4, 2\] differs from the computed \[1, 2, 2, 2\]"):
         lower(g)
+
+
+# ------------------------------------------------------------------------------------------- whole models --
+@pytest.mark.parametrize("name", ["resnet50", "mobilenetv2", "yolo"])
+def test_float16_architectures_lower_channels_last_and_run_through_the_emulator(name: str) -> None:
+    from ep_trtpy import models
+    from ep_trtpy.builder.build import optimize
+    from ep_trtpy.options import parse
+
+    feeds = models.make_feeds(name, batch=2, seed=4, ci=True)
+    g = optimize(Graph.from_onnx(models.build(name, ci=True)), {k: v.shape for k, v in feeds.items()},
+                 parse({"fp16_enable": "1"}))
+    plan, weights = lower(g)
+    layouts = [lay.meta["layout"] for lay in plan.layers if lay.kernel in ("conv", "pool", "pool_nhwc")]
+    assert layouts.count("NHWC") > 10 and layouts.count("NCHW") == (1 if name == "yolo" else 0)  # YOLO's DFL
+    assert all(lay.ints[3] == 1 for lay in plan.layers if lay.kernel == "conv" and lay.meta["layout"] == "NHWC")
+    ins = [feeds[v.name] for v in g.inputs]
+    for got, ref in zip(execute(plan, weights, ins), reference(g, ins)):
+        assert got.shape == ref.shape and got.dtype == ref.dtype
+        scale = max(float(np.abs(ref).max()), 1e-6)
+        assert float(np.abs(got.astype(np.float64) - ref).max()) <= 1e-2 * scale
