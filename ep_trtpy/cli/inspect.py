@@ -1,10 +1,10 @@
 """``ep-trtpy inspect ENGINE``: what an engine file holds.
 
 Prints the header (format, producers, backend, device, key, graph hash, shapes, options, build time), the layers
-(kernel, name, tactic, precision, workspace, and which original ONNX nodes each one implements), the tensor table
-and the memory plan (activation arena and weights bytes). For reference-backend engines the layers are the
-optimized graph's nodes. ``--json`` prints the same as one JSON object. A file that is not a valid engine gives a
-one-line error (exit status 1).
+(kernel, name, tactic, precision, layout of convolutions and pools, workspace, and which original ONNX nodes each
+one implements), the tensor table and the memory plan (activation arena and weights bytes). For reference-backend
+engines the layers are the optimized graph's nodes. ``--json`` prints the same as one JSON object. A file that is
+not a valid engine gives a one-line error (exit status 1).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import os
 from typing import Any
 
 NAME = "inspect"
+LAYOUT_OPS = ("Conv", "FusedConv", "Pool", "MaxPool", "AveragePool")
+"""Ops whose layers show a layout (NHWC when channels_last, else NCHW)."""
 HELP = "Show an engine file: header, layers, fusions, tactics, precisions, tensors and memory."
 
 
@@ -31,8 +33,10 @@ def _graph_layers(model: Any, fusions: dict[str, list[str]]) -> list[dict[str, A
     for n in model.graph.node:
         op = f"{n.domain}::{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
         out_t = types.get(n.output[0]) if n.output else None
+        last = any(a.name == "channels_last" and a.i == 1 for a in n.attribute)
+        layout = "NHWC" if last else "NCHW" if n.op_type in LAYOUT_OPS else ""
         layers.append({"kernel": op, "name": n.name, "tactic": None,
-                       "precision": dtype_name(out_t) if out_t else "?", "workspace": 0,
+                       "precision": dtype_name(out_t) if out_t else "?", "layout": layout, "workspace": 0,
                        "fused": fusions.get(n.name, [n.name])})
     return layers
 
@@ -53,7 +57,8 @@ def describe(path: str) -> dict[str, Any]:
     if dec.plan is not None:
         plan = dec.plan
         out["layers"] = [{"kernel": lay.kernel, "name": lay.name, "tactic": lay.tactic,
-                          "precision": lay.meta.get("precision", "?"), "workspace": lay.workspace,
+                          "precision": lay.meta.get("precision", "?"), "layout": lay.meta.get("layout", ""),
+                          "workspace": lay.workspace,
                           "fused": lay.meta.get("fused", fusions.get(lay.name, [lay.name] if lay.name else [])),
                           "inputs": lay.inputs, "outputs": lay.outputs} for lay in plan.layers]
         out["tensors"] = [{"id": t.id, "name": t.name, "dtype": dtype_name(t.dtype), "shape": list(t.shape),
@@ -97,11 +102,12 @@ def _print_text(d: dict[str, Any]) -> None:
     for what in ("inputs", "outputs"):
         print(f"{what:<11s} " + ", ".join(f"{io['name']} {dtype_name(io['dtype'])}{io['shape']}" for io in h[what]))
     print(f"\nlayers ({len(d['layers'])})")
-    print(f"  {'#':>3s}  {'kernel':<24s} {'name':<32s} {'tactic':>6s} {'precision':<9s} {'workspace':>9s}  fused from")
+    print(f"  {'#':>3s}  {'kernel':<24s} {'name':<32s} {'tactic':>6s} {'precision':<9s} {'layout':<6s} "
+          f"{'workspace':>9s}  fused from")
     for i, lay in enumerate(d["layers"]):
         tactic = "-" if lay["tactic"] is None else str(lay["tactic"])
         print(f"  {i:>3d}  {lay['kernel']:<24s} {lay['name'][:32]:<32s} {tactic:>6s} {lay['precision']:<9s} "
-              f"{lay['workspace']:>9d}  {', '.join(lay['fused'])}")
+              f"{lay.get('layout', ''):<6s} {lay['workspace']:>9d}  {', '.join(lay['fused'])}")
     if d["tensors"]:
         print(f"\ntensors ({len(d['tensors'])})")
         for t in d["tensors"]:

@@ -27,8 +27,9 @@ the same window attributes computed on NHWC data (made by the layout pass)::
 
     Y = transpose(pool(transpose(X, [0, 3, 1, 2])), [0, 2, 3, 1])      Y [N, P, Q, C]
 
-FusedConv and FusedMatMul compute in float32 for float16/float32 data and round once at the end (the GPU epilogues do the same), so
-they may differ from their unfused decomposition by the intermediate float16 roundings only.
+FusedConv and FusedMatMul compute in float32 for float16/float32 data and round once at the end (the GPU
+epilogues do the same), so they may differ from their unfused decomposition by the intermediate float16 roundings
+only.
 """
 
 from __future__ import annotations
