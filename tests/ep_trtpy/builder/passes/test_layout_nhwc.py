@@ -246,3 +246,41 @@ def test_architectures_in_float32_go_channels_last_only_with_tf32(name):
     for opt in (strict, tf32):  # the references compute exact float32: the layout changes no number
         for a, e in zip(graph_runner.run(opt, feeds), want):
             assert _max_rel(a, e) <= 1e-4
+
+
+def _i64(gb, values, name):
+    return gb.const(np.array(values, np.int64), name)
+
+
+def _versioned(value, since):
+    value.producer.since_version = since  # as the ONNX importer marks an older opset's node
+    return value
+
+
+# name -> (graph opset, the op applied to a [2, 6, 8, 8] channels-last value)
+SPELLINGS = {
+    "slice-1-attributes": (9, lambda gb, y: _versioned(gb.op("Slice", [y], {"starts": [1, 2], "ends": [7, 6],
+                                                                             "axes": [3, 2]}), 1)),
+    "pad-2-attribute": (9, lambda gb, y: _versioned(gb.op("Pad", [y], {"pads": [0, 0, 1, 2, 0, 0, 0, 1]}), 2)),
+    "pad-18-axes": (18, lambda gb, y: gb.op("Pad", [y, _i64(gb, [1, 0, 2, 1], "p"), None, _i64(gb, [-1, 2], "a")],
+                                            {"mode": "edge"})),
+    "resize-10": (10, lambda gb, y: _versioned(gb.op("Resize", [y, gb.const(np.array([1, 1, 2, 1], np.float32),
+                                                                            "s")]), 10)),
+    "resize-18-axes": (18, lambda gb, y: gb.op("Resize", [y, None, gb.const(np.array([2, 1.5], np.float32), "s")],
+                                               {"axes": [2, -1], "mode": "linear"})),
+    "global-pool-18": (18, lambda gb, y: gb.op("Mul", [gb.op("GlobalAveragePool", [y]), y])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPELLINGS))
+def test_opset_spellings_stay_inside_the_region(name):
+    opset, make = SPELLINGS[name]
+    gb = GB(opset=opset)
+    y = gb.input("x", (2, 4, 8, 8), FLOAT16)
+    for i in range(2):
+        y = _conv(gb, y, 4 if i == 0 else 6, 6, i)
+    y = make(gb, y)
+    g = gb.output(_conv(gb, y, 6, 6, 7))
+    before, ctx = _run(g)
+    assert [t.attrs["perm"] for t in _transposes(g)] == [[0, 2, 3, 1], [0, 3, 1, 2]], ops(g)
+    check_same(before, g, feeds_for(before), rtol=2e-3, atol=2e-3)
