@@ -29,7 +29,7 @@ auto_pad is resolved from the static shapes into explicit ``pads`` [begin..., en
   odd unit at the end (UPPER) or the beginning (LOWER).
 
 Refusal: an Add after the Conv whose other operand is neither a per-channel constant nor of the output's shape;
-a Clip whose min or max is not a constant; a HardSigmoid gate whose alpha/beta are not 1/6 and 0.5 (each sentence
+a Clip whose min or max is not a constant (or is NaN); a HardSigmoid gate whose alpha/beta are not 1/6 and 0.5 (each sentence
 names the value); a Conv without static shapes.
 
 Rewrite: one FusedConv node producing the last absorbed value, attrs kernel_shape, strides, pads, dilations,
@@ -148,6 +148,9 @@ def _activation(graph: Graph, x: Value, conv: Node, ctx: PassContext) -> Activat
     elif is_op(nxt, "Clip"):
         lo, hi = _clip_bound(nxt, 1, "min", -FLT_MAX, conv, ctx), _clip_bound(nxt, 2, "max", FLT_MAX, conv, ctx)
         if lo is None or hi is None:
+            return None
+        if np.isnan(lo) or np.isnan(hi):
+            ctx.refuse(f"Clip '{nxt.name}' after Conv '{conv.name}' is not fused: a bound is NaN")
             return None
         alpha, beta = max(lo, -FLT_MAX), min(hi, FLT_MAX)
     return SINGLE[nxt.op_type], alpha, beta, [nxt], nxt.outputs[0]

@@ -159,6 +159,17 @@ def test_clip_with_runtime_bound_is_refused():
     check_same(before, g, feeds_for(before), rtol=1e-5, atol=1e-5)
 
 
+def test_clip_with_nan_bound_is_refused_and_infinite_bound_is_finite():
+    gb, y = _conv_graph()
+    g = gb.output(gb.op("Clip", [y, gb.const(np.float32(np.nan), "lo")]))
+    ctx = apply(g, ["fuse_conv"])
+    assert ops(g) == ["FusedConv", "Clip"] and any("a bound is NaN" in r for r in ctx.refusals)
+    gb, y = _conv_graph()
+    g = gb.output(gb.op("Clip", [y, gb.const(np.float32(0), "lo"), gb.const(np.float32(np.inf), "hi")]))
+    apply(g, ["fuse_conv"])
+    assert ops(g) == ["FusedConv"] and g.nodes[0].attrs["act_beta"] == float(np.finfo(np.float32).max)
+
+
 def test_hard_sigmoid_gate_with_other_slope_is_refused():
     gb, y = _conv_graph()
     g = gb.output(_hard_swish_gate(gb, y, alpha=0.2))
