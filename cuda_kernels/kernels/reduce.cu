@@ -36,11 +36,13 @@ template <> struct AccOf<ll> { using type = ll; };
 
 __device__ __forceinline__ float load_acc(const float* p, ll i) { return p[i]; }
 __device__ __forceinline__ float load_acc(const __half* p, ll i) { return __half2float(p[i]); }
+__device__ __forceinline__ float load_acc(const __nv_bfloat16* p, ll i) { return __bfloat162float(p[i]); }
 __device__ __forceinline__ ll load_acc(const int* p, ll i) { return static_cast<ll>(p[i]); }
 __device__ __forceinline__ ll load_acc(const ll* p, ll i) { return p[i]; }
 
 __device__ __forceinline__ void store_acc(float* p, ll i, float v) { p[i] = v; }
 __device__ __forceinline__ void store_acc(__half* p, ll i, float v) { p[i] = __float2half_rn(v); }
+__device__ __forceinline__ void store_acc(__nv_bfloat16* p, ll i, float v) { p[i] = __float2bfloat16_rn(v); }
 __device__ __forceinline__ void store_acc(int* p, ll i, ll v) {
   p[i] = static_cast<int>(static_cast<unsigned>(static_cast<ull>(v)));
 }
@@ -338,6 +340,7 @@ cudaError_t reduce(const Args& a, cudaStream_t stream, long long max_blocks) {
   switch (a.dtype) {
     case k::kFloat: return run<float>(a, stream, max_blocks);
     case k::kHalf: return run<__half>(a, stream, max_blocks);
+    case k::kBFloat16: return run<__nv_bfloat16>(a, stream, max_blocks);
     case k::kInt32: return run<int>(a, stream, max_blocks);
     case k::kInt64: return run<ll>(a, stream, max_blocks);
   }
@@ -349,6 +352,7 @@ cudaError_t arg_reduce(const ArgArgs& a, cudaStream_t stream, long long max_bloc
   switch (a.dtype) {
     case k::kFloat: return run_arg<float>(a, stream, max_blocks);
     case k::kHalf: return run_arg<__half>(a, stream, max_blocks);
+    case k::kBFloat16: return run_arg<__nv_bfloat16>(a, stream, max_blocks);
     case k::kInt32: return run_arg<int>(a, stream, max_blocks);
     case k::kInt64: return run_arg<ll>(a, stream, max_blocks);
   }

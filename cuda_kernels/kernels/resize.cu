@@ -135,6 +135,7 @@ cudaError_t resize(const ResizeArgs& a, cudaStream_t stream, long long max_block
   if (n <= 0) return cudaSuccess;
   if (a.dtype == k::kFloat) return run<float>(a, n, stream, max_blocks);
   if (a.dtype == k::kHalf) return run<__half>(a, n, stream, max_blocks);
+  if (a.dtype == k::kBFloat16) return run<__nv_bfloat16>(a, n, stream, max_blocks);
   return cudaErrorInvalidValue;
 }
 

@@ -44,9 +44,9 @@ int prepare_reduce(Engine& e, Layer& layer, std::string* err) {
   if (int rc = read_shape(e, layer, r, kReduce, &a.outer, &a.r, &a.inner, err)) return rc;
   const TensorDesc& x = kutil::in_tensor(e, layer, 0);
   const TensorDesc& y = kutil::out_tensor(e, layer, 0);
-  if (!kutil::dtype_in(x.dtype, {1, 10, 6, 7}))
+  if (!kutil::dtype_in(x.dtype, {1, 10, 16, 6, 7}))
     return fail(err, std::string(kReduce) + ": input '" + x.name + "' is " + kutil::dtype_name(x.dtype) +
-                         ", not float32/float16/int32/int64");
+                         ", not float32/float16/bfloat16/int32/int64");
   if (y.dtype != x.dtype)
     return fail(err, std::string(kReduce) + ": output '" + y.name + "' is " + kutil::dtype_name(y.dtype) +
                          ", the input is " + kutil::dtype_name(x.dtype));
@@ -78,9 +78,9 @@ int prepare_arg(Engine& e, Layer& layer, std::string* err) {
   if (int rc = read_shape(e, layer, r, name, &a.outer, &a.r, &a.inner, err)) return rc;
   const TensorDesc& x = kutil::in_tensor(e, layer, 0);
   const TensorDesc& y = kutil::out_tensor(e, layer, 0);
-  if (!kutil::dtype_in(x.dtype, {1, 10, 6, 7}))
+  if (!kutil::dtype_in(x.dtype, {1, 10, 16, 6, 7}))
     return fail(err, std::string(name) + ": input '" + x.name + "' is " + kutil::dtype_name(x.dtype) +
-                         ", not float32/float16/int32/int64");
+                         ", not float32/float16/bfloat16/int32/int64");
   if (y.dtype != 7)
     return fail(err, std::string(name) + ": output '" + y.name + "' is " + kutil::dtype_name(y.dtype) +
                          ", not int64");

@@ -24,10 +24,10 @@ using kutil::fail;
 int check_float_io(const Engine& e, const Layer& layer, const char* name, int* dtype, std::string* err) {
   const TensorDesc& x = kutil::in_tensor(e, layer, 0);
   const TensorDesc& y = kutil::out_tensor(e, layer, 0);
-  if (!(x.dtype == 1 || x.dtype == 10) || y.dtype != x.dtype)
+  if (!(x.dtype == 1 || x.dtype == 10 || x.dtype == 16) || y.dtype != x.dtype)
     return fail(err, std::string(name) + ": input '" + x.name + "' (" + kutil::dtype_name(x.dtype) +
                          ") and output '" + y.name + "' (" + kutil::dtype_name(y.dtype) +
-                         ") must both be float32 or both float16");
+                         ") must share one float dtype (float32, float16 or bfloat16)");
   *dtype = x.dtype;
   return 0;
 }

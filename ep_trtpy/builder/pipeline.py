@@ -52,9 +52,16 @@ PIPELINE: tuple[Stage, ...] = (
     Stage("fuse_linear", ("fuse_conv", "fuse_matmul")),
     Stage("pointwise", ("canonicalize_pointwise",)),
     Stage("precision", ("reduce_precision",)),
+    Stage("layout", ("layout_nhwc",)),
     Stage("fuse_elementwise", ("fuse_pointwise", "eliminate_dead_nodes")),
 )
 """The optimization pipeline, in order. Lowering, tactic selection and the memory plan follow in build.py."""
+
+
+def tf32_enabled(options: Any) -> bool:
+    """Whether float32 convolutions and matrix products may run on TF32 tensor cores (the layout pass and the
+    ``conv`` / ``gemm`` lowerings' math flag ask here): ``Options.tf32_enable``; no options means the default, on."""
+    return bool(getattr(options, "tf32_enable", True))
 
 
 @dataclass
@@ -99,6 +106,10 @@ class PassContext:
     def reduced_precision(self) -> int | None:
         """The 16-bit type float32 compute runs in: FLOAT16 (fp16_enable wins), BFLOAT16, or None (float32)."""
         return FLOAT16 if self.fp16 else BFLOAT16 if self.bf16 else None
+
+    @property
+    def tf32(self) -> bool:
+        return tf32_enabled(self.options)
 
     def info(self, msg: str, *args: Any) -> None:
         """A build-log line: INFO with detailed_build_log, else DEBUG."""

@@ -16,6 +16,8 @@ import os
 from typing import Any
 
 NAME = "inspect"
+LAYOUT_OPS = ("Conv", "FusedConv", "Pool", "MaxPool", "AveragePool")
+"""Ops whose layers show a layout (NHWC when channels_last, else NCHW)."""
 HELP = "Show an engine file: header, layers, fusions, tactics, precisions, tensors and memory."
 
 
@@ -32,8 +34,10 @@ def _graph_layers(model: Any, fusions: dict[str, list[str]]) -> list[dict[str, A
     for n in model.graph.node:
         op = f"{n.domain}::{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type
         out_t = types.get(n.output[0]) if n.output else None
+        last = any(a.name == "channels_last" and a.i == 1 for a in n.attribute)
+        layout = "NHWC" if last else "NCHW" if n.op_type in LAYOUT_OPS else ""
         layers.append({"kernel": op, "name": n.name, "tactic": None, "tactic_name": "", "tactic_ms": None,
-                       "tactic_source": None, "layout": None, "precision": dtype_name(out_t) if out_t else "?",
+                       "tactic_source": None, "layout": layout, "precision": dtype_name(out_t) if out_t else "?",
                        "workspace": 0, "fused": fusions.get(n.name, [n.name])})
     return layers
 

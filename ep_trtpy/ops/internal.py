@@ -1,19 +1,35 @@
-"""Internal ops made by the builder's passes (domain ``ep_trtpy``): Pointwise, FusedConv, FusedMatMul.
+"""Internal ops made by the builder's passes (domain ``ep_trtpy``): Pointwise, FusedConv, FusedMatMul, Pool.
 
 ``ep_trtpy::Pointwise``: see :mod:`ep_trtpy.ops.pointwise_program` (the attribute ``program`` is its JSON).
 
 ``ep_trtpy::FusedConv`` inputs (X, W, B?, Z?), attributes kernel_shape, strides, pads (explicit, begin..end),
-dilations, group, activation ("" | "Relu")::
+dilations, group, activation (one of :data:`CONV_ACTIVATIONS`), act_alpha, act_beta, channels_last (0 | 1)::
 
     Y = act(conv(X, W) + B + Z)            Z has Y's shape; B is [M]
+
+    activation   act(y)                               activation   act(y)
+    ""           y                                    "Silu"       y * sigmoid(y)
+    "Relu"       max(y, 0)                            "LeakyRelu"  y if y >= 0 else act_alpha * y
+    "Clip"       min(max(y, act_alpha), act_beta)     "HardSwish"  y * min(max(y + 3, 0), 6) / 6
+    "Sigmoid"    1 / (1 + exp(-y))                    "Tanh"       tanh(y)
+
+With channels_last=1 (2-D only) X, Z and Y are NHWC ([N, H, W, C]) and W is KRSC ([M, R, S, C/group]); the
+numbers are those of the NCHW op on the transposed tensors.
 
 ``ep_trtpy::FusedMatMul`` inputs (A, B, bias?), attributes transA, transB (transpose the last two axes of a
 rank >= 2 operand), alpha, activation ("" | "Relu" | "Gelu" | "GeluTanh")::
 
     Y = act(alpha * op(A) @ op(B) + bias)  numpy matmul broadcasting of batch axes; bias [N] over rows
 
-Both compute in float32 for float16/float32 data and round once at the end (the GPU epilogues do the same), so
-they may differ from their unfused decomposition by the intermediate float16 roundings only.
+``ep_trtpy::Pool`` input X [N, H, W, C] (channels-last), attributes mode ("max" | "average"), kernel_shape,
+strides, pads (explicit), dilations, ceil_mode, count_include_pad, channels_last (1): MaxPool / AveragePool with
+the same window attributes computed on NHWC data (made by the layout pass)::
+
+    Y = transpose(pool(transpose(X, [0, 3, 1, 2])), [0, 2, 3, 1])      Y [N, P, Q, C]
+
+FusedConv and FusedMatMul compute in float32 for float16/float32 data and round once at the end (the GPU
+epilogues do the same), so they may differ from their unfused decomposition by the intermediate float16 roundings
+only.
 """
 
 from __future__ import annotations
@@ -23,12 +39,16 @@ import numpy as np
 from ep_trtpy.ops import pointwise_program
 from ep_trtpy.ops._common import broadcast, fail, in_name, need_float, same_dtype, unidirectional
 from ep_trtpy.ops.linalg import _cfloat, conv2, conv_plan, matmul_shape
+from ep_trtpy.ops.pooling import average_pool_ref, max_pool_ref, pool_plan
 from ep_trtpy.ops.pointwise_program import IO_DTYPES, Program
 from ep_trtpy.ops.registry import Info, infer, reference
 from graph_partitioner.ir import Node, dtype_name
 
 DOMAIN = "ep_trtpy"
-CONV_ACTIVATIONS = ("", "Relu")
+CONV_ACTIVATIONS = ("", "Relu", "Clip", "Sigmoid", "Silu", "LeakyRelu", "HardSwish", "Tanh")
+"""FusedConv activations, in the order of the native ``conv`` kernel's act codes (0..7)."""
+NHWC_OF_NCHW = (0, 2, 3, 1)
+NCHW_OF_NHWC = (0, 3, 1, 2)
 MATMUL_ACTIVATIONS = ("", "Relu", "Gelu", "GeluTanh")
 
 
@@ -73,13 +93,26 @@ def _activation(node: Node, allowed: tuple[str, ...]) -> str:
     return act
 
 
-def apply_activation(y: np.ndarray, act: str) -> np.ndarray:
-    """The epilogue activation in the compute type (Gelu: 0.5x(1+erf(x/sqrt2)); GeluTanh: the tanh form)."""
+def apply_activation(y: np.ndarray, act: str, alpha: float = 0.0, beta: float = 0.0) -> np.ndarray:
+    """The epilogue activation in the compute type (Gelu: 0.5x(1+erf(x/sqrt2)); GeluTanh: the tanh form; the
+    FusedConv activations as in the module docstring, alpha and beta being act_alpha and act_beta)."""
     if act == "":
         return y
-    if act == "Relu":
-        return np.maximum(y, y.dtype.type(0))
     ct = y.dtype.type
+    if act == "Relu":
+        return np.maximum(y, ct(0))
+    if act == "Clip":
+        return np.minimum(np.maximum(y, ct(alpha)), ct(beta))
+    if act in ("Sigmoid", "Silu"):
+        with np.errstate(over="ignore"):
+            s = ct(1) / (ct(1) + np.exp(-y))
+        return s if act == "Sigmoid" else y * s
+    if act == "LeakyRelu":
+        return np.where(y >= 0, y, y * ct(alpha))
+    if act == "HardSwish":
+        return y * np.minimum(np.maximum(y + ct(3), ct(0)), ct(6)) / ct(6)
+    if act == "Tanh":
+        return np.tanh(y)
     if act == "Gelu":
         return (ct(0.5) * y * (ct(1) + pointwise_program.erf(y / ct(np.sqrt(2.0))).astype(y.dtype))).astype(y.dtype)
     if act == "GeluTanh":
@@ -88,10 +121,27 @@ def apply_activation(y: np.ndarray, act: str) -> np.ndarray:
     raise AssertionError(act)
 
 
+def _channels_last(node: Node, x_rank: int) -> bool:
+    flag = int(node.attr("channels_last", 0))
+    if flag not in (0, 1):
+        raise fail(node, f"channels_last={flag} is not 0 or 1")
+    if flag and x_rank != 4:
+        raise fail(node, f"channels_last=1 needs a 2-D convolution (X of rank 4), X has rank {x_rank}")
+    return bool(flag)
+
+
+def _nchw(shape: tuple[int, ...], perm: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(shape[p] for p in perm)
+
+
 @reference(f"{DOMAIN}::FusedConv")
 def fused_conv_ref(node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
                    z: np.ndarray | None = None) -> np.ndarray:
     act = _activation(node, CONV_ACTIVATIONS)
+    last = _channels_last(node, x.ndim)
+    if last:  # the NCHW op on the transposed tensors
+        x, w = x.transpose(NCHW_OF_NHWC), w.transpose(NCHW_OF_NHWC)
+        z = None if z is None else z.transpose(NCHW_OF_NHWC)
     kernel, strides, dils, begin, end, out, group = conv_plan(node, x.shape, w.shape)
     ct = _cfloat(x, w, b, z)
     y = conv2(x.astype(ct, copy=False), w.astype(ct, copy=False), kernel, strides, dils, begin, end, out, group)
@@ -99,7 +149,9 @@ def fused_conv_ref(node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray | Non
         y = y + b.astype(ct).reshape((1, -1) + (1,) * len(kernel))
     if z is not None:
         y = y + z.astype(ct)
-    return apply_activation(y, act).astype(x.dtype)
+    y = apply_activation(y, act, float(node.attr("act_alpha", 0.0)), float(node.attr("act_beta", 0.0)))
+    y = y.astype(x.dtype)
+    return np.ascontiguousarray(y.transpose(NHWC_OF_NCHW)) if last else y
 
 
 @infer(f"{DOMAIN}::FusedConv")
@@ -107,8 +159,14 @@ def fused_conv_infer(node: Node, x: Info, w: Info, b: Info | None = None, z: Inf
     _activation(node, CONV_ACTIVATIONS)
     need_float(node, x)
     same_dtype(node, [x, w, b, z])
-    *_, out, group = conv_plan(node, x.shape, w.shape)
-    shape = (x.shape[0], w.shape[0], *out)
+    last = _channels_last(node, len(x.shape))
+    if last and len(w.shape) != 4:
+        raise fail(node, f"W {in_name(node, 1)} has rank {len(w.shape)}; channels_last=1 needs [M, R, S, C]")
+    xs, ws = (_nchw(x.shape, NCHW_OF_NHWC), _nchw(w.shape, NCHW_OF_NHWC)) if last else (x.shape, w.shape)
+    *_, out, group = conv_plan(node, xs, ws)
+    shape = (xs[0], ws[0], *out)
+    if last:
+        shape = _nchw(shape, NHWC_OF_NCHW)
     if b is not None and tuple(b.shape) != (w.shape[0],):
         raise fail(node, f"B {in_name(node, 2)} has shape {list(b.shape)}; [{w.shape[0]}] expected")
     if z is not None and tuple(z.shape) != shape:
@@ -151,3 +209,41 @@ def fused_matmul_infer(node: Node, a: Info, b: Info, bias: Info | None = None) -
     if bias is not None:
         unidirectional(node, shape, bias.shape, f"bias {in_name(node, 2)}")
     return Info(a.dtype, shape)
+
+
+# ------------------------------------------------------------------------------------------------- Pool --
+POOL_MODES = ("max", "average")
+
+
+def _pool_as_onnx(node: Node, x_rank: int) -> Node:
+    """The ONNX MaxPool / AveragePool whose numbers Pool computes on channels-last data (same window attributes)."""
+    mode = str(node.attr("mode", ""))
+    if mode not in POOL_MODES:
+        raise fail(node, f"mode={mode!r} is not one of {POOL_MODES}")
+    if int(node.attr("channels_last", 0)) != 1:
+        raise fail(node, f"channels_last={node.attr('channels_last', 0)!r}; Pool is channels-last only (1)")
+    if x_rank != 4:
+        raise fail(node, f"X {in_name(node, 0)} has rank {x_rank}; Pool takes [N, H, W, C]")
+    attrs = {k: v for k, v in node.attrs.items() if k not in ("mode", "channels_last")}
+    if mode == "max":
+        attrs.pop("count_include_pad", None)
+    proxy = Node("MaxPool" if mode == "max" else "AveragePool", node.name, "", attrs)
+    proxy.outputs = node.outputs[:1]
+    return proxy
+
+
+@reference(f"{DOMAIN}::Pool")
+def pool_ref(node: Node, x: np.ndarray) -> np.ndarray:
+    proxy = _pool_as_onnx(node, x.ndim)
+    nchw = np.ascontiguousarray(x.transpose(NCHW_OF_NHWC))
+    y = max_pool_ref(proxy, nchw) if proxy.op_type == "MaxPool" else average_pool_ref(proxy, nchw)
+    return np.ascontiguousarray(np.asarray(y).transpose(NHWC_OF_NCHW))
+
+
+@infer(f"{DOMAIN}::Pool")
+def pool_infer(node: Node, x: Info) -> Info:
+    proxy = _pool_as_onnx(node, len(x.shape))
+    need_float(node, x)
+    n, h, w, c = x.shape
+    *_, out = pool_plan(proxy, (n, c, h, w))
+    return Info(x.dtype, (n, *out, c))

@@ -112,6 +112,9 @@ def program_for_node(node: Node) -> tuple[Program, list[int]] | None:
         if not pos and not neg:
             return prog([["const", 1, 0.0]], 1, [0])
         return prog([["isinf", 1, 0], ["const", 2, 0.0], [cmp, 3, 0, 2], ["and", 4, 1, 3]], 4)
+    if op == "Clip" and node.since_version is not None and node.since_version < 11:  # bounds are attributes
+        big = float(np.iinfo(np.int64).max) if ct == "int64" else math.inf
+        return prog([["clip", 1, 0, float(node.attr("min", -big)), float(node.attr("max", big))]], 1, [0])
     if op == "Clip":
         lo_const, hi_const = _scalar_const(node, 1), _scalar_const(node, 2)
         has_lo, has_hi = node.input(1) is not None, node.input(2) is not None

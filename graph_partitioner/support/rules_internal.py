@@ -34,14 +34,50 @@ def pointwise(node: Node, ctx: SupportContext) -> str | None:
     return None
 
 
+CONV_ACTIVATIONS = ("", "Relu", "Clip", "Sigmoid", "Silu", "LeakyRelu", "HardSwish", "Tanh")
+"""As ep_trtpy.ops.internal.CONV_ACTIVATIONS (a test keeps the two equal; the partitioner imports nothing of
+ep_trtpy)."""
+
+
+def _channels_last(node: Node, rank: int | None) -> str | None:
+    if why := common.flag(node, "channels_last"):
+        return why
+    if node.attr("channels_last", 0) and rank is not None and rank != 4:
+        return f"{node.key} channels_last=1 needs a 2-D window (rank-4 input); '{node.inputs[0].name}' has rank {rank}"
+    return None
+
+
 @rule("ep_trtpy::FusedConv", dtypes=FLOATS)
 def fused_conv(node: Node, ctx: SupportContext) -> str | None:
-    """Y = act(conv(X, W) + B + Z); explicit pads; activation '' or 'Relu'."""
+    """Y = act(conv(X, W) + B + Z); explicit pads; activation '', 'Relu', 'Clip', 'Sigmoid', 'Silu', 'LeakyRelu',
+    'HardSwish' or 'Tanh' (act_alpha, act_beta); channels_last (2-D: NHWC data, KRSC weights)."""
     from graph_partitioner.support.rules_linalg import spatial_dims, window_attrs
 
-    if why := common.attr_in(node, "activation", "", ("", "Relu"), "'' and 'Relu' are"):
+    if why := common.attr_in(node, "activation", "", CONV_ACTIVATIONS, ", ".join(map(repr, CONV_ACTIVATIONS))
+                             + " are"):
+        return why
+    if why := _channels_last(node, common.rank(node.input(0))):
         return why
     return window_attrs(node, spatial_dims(node, node.input(0), node.input(1)))
+
+
+@rule("ep_trtpy::Pool", dtypes=FLOATS)
+def pool(node: Node, ctx: SupportContext) -> str | None:
+    """Channels-last 2-D MaxPool / AveragePool (mode 'max' or 'average'); X [N, H, W, C]; explicit pads,
+    strides, dilations, ceil_mode, count_include_pad."""
+    from graph_partitioner.support.rules_linalg import window_attrs
+
+    if why := common.attr_in(node, "mode", "", ("max", "average"), "'max' and 'average' are"):
+        return why
+    if node.attr("channels_last", 0) != 1:
+        return f"ep_trtpy::Pool channels_last={node.attr('channels_last', 0)!r} is not supported (only 1 is)"
+    if why := _channels_last(node, common.rank(node.input(0))):
+        return why
+    if why := common.flag(node, "ceil_mode"):
+        return why
+    if why := common.flag(node, "count_include_pad"):
+        return why
+    return window_attrs(node, 2)
 
 
 @rule("ep_trtpy::FusedMatMul", dtypes=FLOATS)

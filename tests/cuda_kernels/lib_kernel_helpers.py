@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -158,14 +159,19 @@ def ort_reference(op: str, inputs: Sequence[tuple[str, np.ndarray, bool]], out_s
 
 
 # ----------------------------------------------------------------------------------------------- running --
-def run_on_gpu(graph: Graph, feeds: Sequence[np.ndarray], device: int = 0) -> tuple[list[np.ndarray], Any, Any]:
+STRICT_FP32 = SimpleNamespace(tf32_enable=False)
+"""Lowering options for exact float32 (no TF32 tensor-core math): the float32 tolerances below need them."""
+
+
+def run_on_gpu(graph: Graph, feeds: Sequence[np.ndarray], device: int = 0,
+               options: Any = STRICT_FP32) -> tuple[list[np.ndarray], Any, Any]:
     """lower -> build_engine -> run_engine on cupy copies of `feeds`; returns (host outputs, plan, engine)."""
     import cupy as cp
 
     from ep_trtpy.builder.lowering import lower
     from ep_trtpy.runtime import build_engine, run_engine
 
-    plan, weights = lower(graph)
+    plan, weights = lower(graph, options)
     engine = build_engine(plan, weights, device)
     with cp.cuda.Device(device):
         outs = run_engine(engine, [cp.asarray(a) for a in feeds])

@@ -12,7 +12,7 @@ import pytest
 from graph_partitioner.ir import FLOAT, FLOAT16
 
 from lib_kernel_helpers import (CONV_CASES, CONV_TRANSPOSE_CASES, CONV_TRANSPOSE_ORT_ATTRS, CONV_TRANSPOSE_NUMPY_ONLY_CASES, GPU_SKIP_REASON,
-                                ConvCase, In, assert_close, conv_case_output_shape, conv_case_reference,
+                                STRICT_FP32, ConvCase, In, assert_close, conv_case_output_shape, conv_case_reference,
                                 conv_transpose_case_reference, gpu_available, one_node_graph, ort_reference, rand,
                                 run_on_gpu)
 
@@ -97,7 +97,7 @@ def test_conv_given_and_stale_tactics() -> None:
     import cupy as cp
 
     for tactic in (0, 1, 99):  # IMPLICIT_GEMM, IMPLICIT_PRECOMP_GEMM, and a stale value that must be re-chosen
-        plan, weights = lower(g)
+        plan, weights = lower(g, STRICT_FP32)
         plan.layers[0].tactic = tactic
         engine = build_engine(plan, weights, 0)
         (y,) = run_engine(engine, [cp.asarray(a) for a in feeds])

@@ -7,6 +7,8 @@ code under test.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -17,6 +19,7 @@ from graph_partitioner.ir import FLOAT, FLOAT16, Graph
 from lib_kernel_helpers import In, one_node_graph
 
 F = FLOAT
+STRICT = SimpleNamespace(tf32_enable=False)
 
 
 def _layer(plan: Plan, kernel: str) -> LayerSpec:
@@ -36,10 +39,11 @@ def test_conv_2d_asymmetric_pads_layout() -> None:
     # H: (9 + 1 + 2 - 3) // 2 + 1 = 5 ; W: (7 + 0 + 1 - 2*(3-1) - 1) // 1 + 1 = 4
     g = one_node_graph("Conv", [In(F, (2, 4, 9, 7)), w, b], [(F, (2, 6, 5, 4))],
                        {"pads": [1, 0, 2, 1], "strides": [2, 1], "dilations": [1, 2], "group": 2})
-    plan, weights = lower(g)
+    plan, weights = lower(g, STRICT)
     lay = _layer(plan, "conv")
+    # k, group, act, layout (NCHW), math (strict fp32), pads begin, pads end, strides, dilations
     assert lay.ints == [2, 2, 0, 0, 0, 1, 0, 2, 1, 2, 1, 1, 2]
-    assert lay.floats == [0.0, 0.0] and lay.tactic == -1
+    assert lay.floats == [0.0, 0.0] and lay.tactic == -1 and lay.meta["layout"] == "NCHW"
     x, wt, bt, z = lay.inputs
     assert z == -1
     assert _t(plan, x).kind == "input" and _t(plan, x).index == 0
@@ -57,7 +61,7 @@ def test_conv_auto_pad_resolution(auto_pad: str, begin: int, end: int) -> None:
     out = 2 if auto_pad == "VALID" else 3
     g = one_node_graph("Conv", [In(F, (1, 1, 5)), np.ones((1, 1, 2), np.float32)], [(F, (1, 1, out))],
                        {"auto_pad": auto_pad, "strides": [2]})
-    lay = _layer(lower(g)[0], "conv")
+    lay = _layer(lower(g, STRICT)[0], "conv")
     assert lay.ints == [1, 1, 0, 0, 0, begin, end, 2, 1]
 
 
@@ -67,14 +71,14 @@ def test_fused_conv_with_residual_and_relu() -> None:
                        [(F, (1, 8, 4, 4))], {"activation": "Relu"}, domain="ep_trtpy")
     plan, _ = lower(g)
     lay = _layer(plan, "conv")
-    assert lay.ints[:3] == [2, 1, 1]
+    assert lay.ints[:5] == [2, 1, 1, 0, 1]  # relu; NCHW; TF32 allowed (the default) for float32
     assert _t(plan, lay.inputs[3]).kind == "input" and _t(plan, lay.inputs[3]).index == 1
 
 
 def test_conv_3d_depthwise_layout() -> None:
     g = one_node_graph("Conv", [In(F, (1, 4, 5, 6, 7)), np.ones((4, 1, 3, 3, 3), np.float32)],
                        [(F, (1, 4, 5, 6, 7))], {"pads": [1, 1, 1, 1, 1, 1], "group": 4})
-    lay = _layer(lower(g)[0], "conv")
+    lay = _layer(lower(g, STRICT)[0], "conv")
     assert lay.ints == [3, 4, 0, 0, 0] + [1] * 12
 
 
@@ -83,8 +87,8 @@ def test_conv_rejects_wrong_output_shape_and_activation() -> None:
     with pytest.raises(LoweringError, match=r"conv_node.*\[1, 1, 3, 3\]"):
         lower(g)
     g = one_node_graph("FusedConv", [In(F, (1, 1, 5, 5)), np.ones((1, 1, 3, 3), np.float32)], [(F, (1, 1, 3, 3))],
-                       {"activation": "Sigmoid"}, domain="ep_trtpy")
-    with pytest.raises(LoweringError, match="Sigmoid"):
+                       {"activation": "Mish"}, domain="ep_trtpy")
+    with pytest.raises(LoweringError, match="Mish"):
         lower(g)
 
 

@@ -80,8 +80,8 @@ def test_lowered_conv_auto_pad_reproduces_ort(auto_pad: str, shape: tuple, kerne
     attrs = {"auto_pad": auto_pad, "strides": list(strides)}
     ort = ort_reference("Conv", [("x", x, False), ("w", w, True)], None, attrs)
     g = one_node_graph("Conv", [In(FLOAT, shape), w], [(FLOAT, ort.shape)], attrs)
-    ints = lower(g)[0].layers[0].ints  # [k, group, act, pb.., pe.., s.., dil..]
+    ints = lower(g)[0].layers[0].ints  # [k, group, act, layout, math, pb.., pe.., s.., dil..]
     k = ints[0]
-    pb, pe, st, dil = (ints[3 + i * k:3 + (i + 1) * k] for i in range(4))
+    pb, pe, st, dil = (ints[5 + i * k:5 + (i + 1) * k] for i in range(4))
     ref = conv_ref(x, w, None, pb, pe, st, dil, ints[1])
     np.testing.assert_allclose(ref, ort, rtol=1e-5, atol=1e-5 * float(np.abs(ort).max()))

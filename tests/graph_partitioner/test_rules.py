@@ -26,7 +26,7 @@ GlobalAveragePool GlobalMaxPool ArgMax ArgMin LayerNormalization Softmax LogSoft
 Conv ConvTranspose Gemm MatMul Einsum
 Reshape Flatten Squeeze Unsqueeze Identity Dropout Transpose Concat Split Slice Gather Expand Tile Pad Shape Size
 ConstantOfShape Range Constant Resize MaxPool AveragePool
-ep_trtpy::Pointwise ep_trtpy::FusedConv ep_trtpy::FusedMatMul
+ep_trtpy::Pointwise ep_trtpy::FusedConv ep_trtpy::FusedMatMul ep_trtpy::Pool
 """.split()
 
 
@@ -255,6 +255,24 @@ CASES = [
                                              domain="ep_trtpy"), "ep_trtpy::FusedMatMul activation='Tanh'"),
     ("internal pointwise bad json", lambda: _v("Pointwise", [F], attrs={"program": "{"}, domain="ep_trtpy"),
      "ep_trtpy::Pointwise program is not valid JSON"),
+    ("internal fused conv silu nhwc", lambda: _v("FusedConv", [(FLOAT16, (1, 8, 8, 3)), np.ones((4, 3, 3, 3),
+                                                                                                np.float16)],
+                                                  attrs={"activation": "Silu", "channels_last": 1},
+                                                  domain="ep_trtpy"), None),
+    ("internal fused conv act", lambda: _v("FusedConv", [F4, np.ones((4, 3, 1, 1), np.float32)],
+                                           attrs={"activation": "Mish"}, domain="ep_trtpy"),
+     "ep_trtpy::FusedConv activation='Mish' is not supported"),
+    ("internal fused conv nhwc 3-d", lambda: _v("FusedConv", [(FLOAT, (1, 3, 4, 4, 4)),
+                                                              np.ones((4, 3, 1, 1, 1), np.float32)],
+                                                attrs={"channels_last": 1}, domain="ep_trtpy"),
+     "channels_last=1 needs a 2-D window"),
+    ("internal pool ok", lambda: _v("Pool", [(FLOAT16, (1, 8, 8, 3))], attrs={
+        "mode": "average", "channels_last": 1, "kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, domain="ep_trtpy"),
+     None),
+    ("internal pool nchw", lambda: _v("Pool", [F4], attrs={"mode": "max", "kernel_shape": [3, 3]},
+                                      domain="ep_trtpy"), "ep_trtpy::Pool channels_last=0 is not supported"),
+    ("internal pool mode", lambda: _v("Pool", [F4], attrs={"mode": "lp", "channels_last": 1, "kernel_shape": [3, 3]},
+                                      domain="ep_trtpy"), "ep_trtpy::Pool mode='lp' is not supported"),
 ]
 
 

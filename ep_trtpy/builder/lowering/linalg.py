@@ -2,16 +2,21 @@
 
 Kernel parameter layouts (the native ``prepare`` in cuda_kernels/runtime/kernels_*.cpp checks them):
 
-``conv`` -- Y = act(conv(X, W) + B + Z), NCHW or NHWC, 1-D/2-D/3-D (kernels_conv.cpp)
-    inputs  [X, W, B or -1, Z or -1]   X [N, C, D...], W [Cout, C/group, K...], B [Cout], Z of Y's shape
-    outputs [Y]                        [N, Cout, O...], O = floor((D + pb + pe - dil*(K-1) - 1) / s) + 1
+``conv`` -- Y = act(conv(X, W) + B + Z), NCHW 1-D/2-D/3-D or NHWC 2-D (kernels_conv.cpp)
+    inputs  [X, W, B or -1, Z or -1]   B [K], Z of Y's shape
+    outputs [Y]
     ints    [k, group, act, layout, math, pb_1..pb_k, pe_1..pe_k, s_1..s_k, dil_1..dil_k]
-              act: 0 none, 1 relu, 2 clip, 3 sigmoid, 4 silu, 5 leaky_relu, 6 hardswish, 7 tanh;
-              layout: 0 NCHW, 1 NHWC (X [N, D.., C], W [K, R.., C/group], Y, Z [N, O.., K]);
-              math: 1 lets float32 use TF32
-    floats  [alpha, beta]              activation parameters
-    tactic  chosen at engine build (tactic_name "legacy:<algo>", "fused:<cuDNN plan>", ..., "depthwise")
-    Asymmetric pads are handled inside the kernel (the input is zero-padded into the workspace first).
+    floats  [alpha, beta]              activation parameters (always two; 0 when unused)
+    layout  0 NCHW: X [N, C, D1..Dk], W [K, C/group, R1..Rk], Y and Z [N, K, O1..Ok]
+            1 NHWC: X [N, D1, D2, C], W [K, R1, R2, C/group] ("KRSC"), Y and Z [N, O1, O2, K]   (k = 2 only)
+            O = floor((D + pb + pe - dil*(R-1) - 1) / s) + 1; asymmetric pads allowed
+    act     0 none, 1 relu, 2 clip(y, alpha, beta) = min(max(y, alpha), beta) (ReLU6: 0, 6), 3 sigmoid,
+            4 silu y*sigmoid(y), 5 leaky_relu (alpha = slope), 6 hardswish y*clip(y+3, 0, 6)/6, 7 tanh
+            (the order of ep_trtpy.ops.internal.CONV_ACTIVATIONS)
+    math    0 strict float32, 1 TF32 allowed for float32 operands (float32 data with tf32_enable; 0 for 16-bit)
+    tactic  chosen at prepare (cuDNN graph-API engine configs, legacy algorithms, the depthwise kernel); -1 and
+            an empty tactic_name let it choose
+    meta    {"layout": "NCHW" | "NHWC", "activation": ..., "residual": bool} (shown by ep-trtpy inspect)
 
 ``conv_transpose`` -- Y = conv_transpose(X, W) + B (kernels_conv_transpose.cpp)
     inputs  [X, W, B or -1]            X [N, Cin, D...], W [Cin, Cout/group, K...], B [Cout]
@@ -48,11 +53,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
+from ep_trtpy.builder.pipeline import tf32_enabled
+from ep_trtpy.ops.internal import CONV_ACTIVATIONS, NCHW_OF_NHWC, NHWC_OF_NCHW
 from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, Node, Value, dtype_name, np_dtype
 
 ACT_NONE, ACT_RELU, ACT_GELU, ACT_GELU_TANH = 0, 1, 2, 3
 _MATMUL_ACTS = {"": ACT_NONE, "Relu": ACT_RELU, "Gelu": ACT_GELU, "GeluTanh": ACT_GELU_TANH}
-_CONV_ACTS = {"": ACT_NONE, "Relu": ACT_RELU}
 MAX_UNROLLED_GEMMS = 1024
 
 
@@ -119,27 +125,44 @@ def conv_pads(node: Node, spatial: Sequence[int], kernel: Sequence[int], strides
     raise LoweringError(f"node '{node.name}' ({node.key}): auto_pad '{auto_pad}' is not supported")
 
 
+def _conv_activation(node: Node, activation: str) -> tuple[int, float, float]:
+    """(act code, alpha, beta) of a FusedConv activation."""
+    if activation not in CONV_ACTIVATIONS:
+        raise LoweringError(f"node '{node.name}' ({node.key}): activation '{activation}' is not supported "
+                            f"(supported: {', '.join(repr(a) for a in CONV_ACTIVATIONS)})")
+    alpha, beta = float(node.attr("act_alpha", 0.0)), float(node.attr("act_beta", 0.0))
+    if activation == "Clip" and not (math.isfinite(alpha) and math.isfinite(beta)):
+        raise LoweringError(f"node '{node.name}' ({node.key}): Clip bounds [{alpha}, {beta}] must be finite")
+    if activation not in ("Clip", "LeakyRelu"):
+        alpha = beta = 0.0
+    return CONV_ACTIVATIONS.index(activation), alpha, beta
+
+
 def _lower_conv(ctx: LowerCtx, node: Node, activation: str, z: Value | None) -> None:
     x, w, b = node.input(0), node.input(1), node.input(2)
     xs, ws = _static(node, x, "X"), _static(node, w, "W")
     if len(xs) not in (3, 4, 5) or len(ws) != len(xs):
         raise LoweringError(f"node '{node.name}' ({node.key}): X {list(xs)} and W {list(ws)} must both have rank "
                             "3, 4 or 5 (1-D to 3-D convolution)")
-    _float_dtype(node, [x, w, b, z, node.outputs[0]])
+    dtype = _float_dtype(node, [x, w, b, z, node.outputs[0]])
+    nhwc = int(node.attr("channels_last", 0)) == 1
+    if nhwc and len(xs) != 4:
+        raise LoweringError(f"node '{node.name}' ({node.key}): channels_last needs a 2-D convolution, X is "
+                            f"{list(xs)}")
+    if nhwc:  # check the geometry in NCHW terms
+        xs, ws = tuple(xs[p] for p in NCHW_OF_NHWC), tuple(ws[p] for p in NCHW_OF_NHWC)
     k = len(xs) - 2
     kernel = list(ws[2:])
     if node.attr("kernel_shape") is not None and _ints(node, "kernel_shape", k, 1) != kernel:
         raise LoweringError(f"node '{node.name}' ({node.key}): kernel_shape {node.attr('kernel_shape')} does not "
-                            f"match W {list(ws)}")
+                            f"match W {list(_static(node, w, 'W'))}")
     strides = _ints(node, "strides", k, 1)
     dilations = _ints(node, "dilations", k, 1)
     group = int(node.attr("group", 1))
     if group < 1 or xs[1] != ws[1] * group or ws[0] % group:
-        raise LoweringError(f"node '{node.name}' ({node.key}): group {group} does not fit X {list(xs)} and W "
-                            f"{list(ws)}")
-    if activation not in _CONV_ACTS:
-        raise LoweringError(f"node '{node.name}' ({node.key}): activation '{activation}' is not supported "
-                            f"(supported: {sorted(_CONV_ACTS)})")
+        raise LoweringError(f"node '{node.name}' ({node.key}): group {group} does not fit X "
+                            f"{list(_static(node, x, 'X'))} and W {list(_static(node, w, 'W'))}")
+    act, alpha, beta = _conv_activation(node, activation)
     pb, pe = conv_pads(node, xs[2:], kernel, strides, dilations)
     out = [xs[0], ws[0]]
     for d, kk, s, dil, b0, e0 in zip(xs[2:], kernel, strides, dilations, pb, pe):
@@ -147,16 +170,20 @@ def _lower_conv(ctx: LowerCtx, node: Node, activation: str, z: Value | None) -> 
         if span < 0:
             raise LoweringError(f"node '{node.name}' ({node.key}): the dilated kernel is larger than the padded input")
         out.append(span // s + 1)
+    if nhwc:
+        out = [out[p] for p in NHWC_OF_NCHW]
     _check_out(node, out)
     if b is not None and int(np.prod(_static(node, b, "B"))) != ws[0]:
         raise LoweringError(f"node '{node.name}' ({node.key}): bias '{b.name}' must hold {ws[0]} values")
     if z is not None and _static(node, z, "Z") != tuple(out):
         raise LoweringError(f"node '{node.name}' ({node.key}): residual '{z.name}' must have the output's shape")
+    tf32 = int(dtype == FLOAT and tf32_enabled(ctx.options))
     inputs = [ctx.tensor(x), ctx.tensor(w), ctx.tensor(b) if b is not None else -1,  # type: ignore[arg-type]
               ctx.tensor(z) if z is not None else -1]
-    ints = [k, group, _CONV_ACTS[activation], 0, 0, *pb, *pe, *strides, *dilations]
-    ctx.emit("conv", inputs, [ctx.tensor(node.outputs[0])], ints=ints, floats=[0.0, 0.0], name=node.name,
-             meta={"op": node.key, "activation": activation, "residual": z is not None})
+    ints = [k, group, act, int(nhwc), tf32, *pb, *pe, *strides, *dilations]
+    ctx.emit("conv", inputs, [ctx.tensor(node.outputs[0])], ints=ints, floats=[alpha, beta], name=node.name,
+             meta={"op": node.key, "activation": activation, "residual": z is not None,
+                   "layout": "NHWC" if nhwc else "NCHW"})
 
 
 @lowering("Conv")
@@ -167,7 +194,7 @@ def lower_conv(ctx: LowerCtx, node: Node) -> None:
 
 @lowering("ep_trtpy::FusedConv")
 def lower_fused_conv(ctx: LowerCtx, node: Node) -> None:
-    """ep_trtpy::FusedConv (X, W, B?, Z?): Y = act(conv(X, W) + B + Z)."""
+    """ep_trtpy::FusedConv (X, W, B?, Z?): Y = act(conv(X, W) + B + Z), NCHW or channels_last (NHWC / KRSC)."""
     activation = node.attr("activation", "") or ""
     if isinstance(activation, bytes):
         activation = activation.decode()

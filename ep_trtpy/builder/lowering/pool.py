@@ -1,11 +1,17 @@
 """Lowering of MaxPool and AveragePool (1-D, 2-D, 3-D) onto the ``pool`` kernel
-(cuda_kernels/runtime/kernels_spatial.cpp)::
+(cuda_kernels/runtime/kernels_spatial.cpp), and of the channels-last ep_trtpy::Pool onto ``pool_nhwc``::
 
     pool  inputs [X] outputs [Y] (float32 / float16)
           ints [average, count_include_pad, nc, in_sp[3], out_sp[3], kernel[3], stride[3], pad_begin[3],
                 pad_end[3], dilation[3]]
           X = [nc, in_sp...], Y = [nc, out_sp...]; fewer than 3 spatial dims get leading extent-1 dims (kernel 1,
           stride 1, no pads, dilation 1)
+
+    pool_nhwc  inputs [X] outputs [Y] (float32 / float16 / bfloat16, one dtype)
+          ints [average, count_include_pad, N, C, H, W, P, Q, kh, kw, sh, sw, pbh, pbw, peh, pew, dh, dw]
+          X = [N, H, W, C], Y = [N, P, Q, C]; max ignores padding; average sums the window positions inside
+          [0, H) x [0, W) and divides by their count, or with count_include_pad by the count of positions
+          inside [-pbh, H + peh) x [-pbw, W + pew) (a ceil_mode window's part beyond the end padding never counts)
 
 Output extents follow the ONNX spec: with explicit pads
 ``out = floor_or_ceil((in + pad_begin + pad_end - ((kernel - 1) * dilation + 1)) / stride) + 1``, and in ceil
@@ -22,7 +28,7 @@ from collections.abc import Sequence
 
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
 from ep_trtpy.builder.lowering._util import FLOATS, check_dtype, shape_of
-from graph_partitioner.ir import Node
+from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, Node
 
 
 def pool_geometry(in_sp: Sequence[int], kernel: Sequence[int], strides: Sequence[int], pads: Sequence[int],
@@ -100,4 +106,37 @@ def lower_pool(ctx: LowerCtx, node: Node) -> None:
     ints = [average, int(node.attr("count_include_pad", 0)) if average else 0, xs[0] * xs[1]]
     ints += pad3(xs[2:], 1) + pad3(out, 1) + pad3(kernel, 1) + pad3(strides, 1) + pad3(pb, 0) + pad3(pe, 0)
     ints += pad3(dilations, 1)
-    ctx.emit("pool", [ctx.tensor(x)], [ctx.tensor(y)], ints=ints, name=node.name)
+    ctx.emit("pool", [ctx.tensor(x)], [ctx.tensor(y)], ints=ints, name=node.name,
+             meta={"op": node.key, "layout": "NCHW"})
+
+
+@lowering("ep_trtpy::Pool")
+def lower_pool_nhwc(ctx: LowerCtx, node: Node) -> None:
+    """ep_trtpy::Pool(mode, kernel_shape, strides, pads, dilations, ceil_mode, count_include_pad), X [N, H, W, C]."""
+    x, y = node.inputs[0], node.outputs[0]
+    assert x is not None
+    check_dtype(node, x, (FLOAT, FLOAT16, BFLOAT16), "input")
+    xs, ys = shape_of(x), shape_of(y)
+    mode = str(node.attr("mode", ""))
+    if mode not in ("max", "average") or int(node.attr("channels_last", 0)) != 1 or len(xs) != 4:
+        raise LoweringError(f"node '{node.name}' (ep_trtpy::Pool): mode {mode!r}, channels_last "
+                            f"{node.attr('channels_last')!r} and X {list(xs)}; 'max' or 'average', 1 and [N, H, W, C] "
+                            "are needed")
+    kernel = [int(k) for k in node.attr("kernel_shape", [])]
+    strides = [int(s) for s in node.attr("strides", [1, 1])]
+    dilations = [int(s) for s in node.attr("dilations", [1, 1])]
+    pads = [int(p) for p in node.attr("pads", [0, 0, 0, 0])]
+    if len(kernel) != 2 or len(strides) != 2 or len(dilations) != 2 or len(pads) != 4 or min(kernel + strides
+                                                                                              + dilations) < 1:
+        raise LoweringError(f"node '{node.name}' (ep_trtpy::Pool): kernel_shape {kernel}, strides {strides}, "
+                            f"dilations {dilations} and pads {pads} do not describe a 2-D window")
+    n, h, w, c = xs
+    out, pb, pe = pool_geometry((h, w), kernel, strides, pads, dilations, int(node.attr("ceil_mode", 0)), "NOTSET")
+    if list(ys) != [n, *out, c]:
+        raise LoweringError(f"node '{node.name}' (ep_trtpy::Pool): output '{y.name}' {list(ys)} differs from the "
+                            f"computed {[n, *out, c]}")
+    average = int(mode == "average")
+    ints = [average, int(node.attr("count_include_pad", 0)) if average else 0, n, c, h, w, *out, *kernel, *strides,
+            *pb, *pe, *dilations]
+    ctx.emit("pool_nhwc", [ctx.tensor(x)], [ctx.tensor(y)], ints=ints, name=node.name,
+             meta={"op": node.key, "layout": "NHWC"})

@@ -125,3 +125,30 @@ def test_parse_shapes():
         parse_shapes("a:1xq")
     with pytest.raises(ValueError, match="expected name:"):
         parse_shapes("1x3")
+
+
+def test_inspect_shows_the_layout_of_convolutions(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    nodes, inits, x = [], [], "x"
+    for i in range(3):
+        inits.append(numpy_helper.from_array(rng.standard_normal((4, 4, 3, 3)).astype(np.float32), f"w{i}"))
+        nodes += [helper.make_node("Conv", [x, f"w{i}"], [f"c{i}"], pads=[1, 1, 1, 1], name=f"conv{i}"),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}")]
+        x = f"r{i}"
+    nodes.append(helper.make_node("MaxPool", [x], ["y"], kernel_shape=[2, 2], strides=[2, 2], name="pool"))
+    g = helper.make_graph(nodes, "convs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 4])], inits)
+    path = tmp_path / "convs.onnx"
+    path.write_bytes(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+                     .SerializeToString())
+    assert main(["build", str(path), "--backend", "reference", "--fp16", "--cache-dir", str(tmp_path / "c")]) == 0
+    capsys.readouterr()
+    engine = str(tmp_path / "c" / _engines(tmp_path / "c")[0])
+    assert main(["inspect", engine, "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    layouts = {lay["kernel"]: lay["layout"] for lay in layers}
+    assert layouts["ep_trtpy::FusedConv"] == "NHWC" and layouts["ep_trtpy::Pool"] == "NHWC"
+    assert layouts["Transpose"] == ""
+    assert main(["inspect", engine]) == 0
+    text = capsys.readouterr().out
+    assert " layout " in text and any("FusedConv" in ln and " NHWC " in ln for ln in text.splitlines())

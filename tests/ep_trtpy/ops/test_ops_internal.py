@@ -87,11 +87,87 @@ def test_fused_conv_equals_conv_add_relu(name: str, attrs: dict, bias: bool, res
 
 def test_fused_conv_refuses_unknown_activation_and_bad_residual() -> None:
     x, w = rnd(1, 2, 4, 4), rnd(3, 2, 3, 3)
-    with pytest.raises(OpError, match="activation='Tanh'"):
-        infer_of(internal_node("FusedConv", [x, w], {"activation": "Tanh"}), [x, w])
+    with pytest.raises(OpError, match="activation='Mish'"):
+        infer_of(internal_node("FusedConv", [x, w], {"activation": "Mish"}), [x, w])
     z = rnd(1, 3, 4, 4)
     with pytest.raises(OpError, match="fusedconv.*Z"):
         infer_of(internal_node("FusedConv", [x, w, None, z], {}), [x, w, None, z])
+    with pytest.raises(OpError, match="channels_last=1 needs a 2-D"):
+        infer_of(internal_node("FusedConv", [rnd(1, 4, 2), rnd(3, 2, 1)], {"channels_last": 1}),
+                 [rnd(1, 4, 2), rnd(3, 2, 1)])
+
+
+# activation -> (FusedConv attributes, the ONNX nodes that compute it from "c" into "y")
+ACTIVATIONS = {
+    "Clip": ({"act_alpha": -0.5, "act_beta": 0.75}, [helper.make_node("Clip", ["c", "lo", "hi"], ["y"])]),
+    "Sigmoid": ({}, [helper.make_node("Sigmoid", ["c"], ["y"])]),
+    "Silu": ({}, [helper.make_node("Sigmoid", ["c"], ["s"]), helper.make_node("Mul", ["c", "s"], ["y"])]),
+    "LeakyRelu": ({"act_alpha": 0.1}, [helper.make_node("LeakyRelu", ["c"], ["y"], alpha=0.1)]),
+    "HardSwish": ({}, [helper.make_node("HardSwish", ["c"], ["y"])]),
+    "Tanh": ({}, [helper.make_node("Tanh", ["c"], ["y"])]),
+}
+
+
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("channels_last", [0, 1])
+def test_fused_conv_activations_and_channels_last_equal_onnx(act: str, channels_last: int) -> None:
+    x, w, b = rnd(2, 4, 6, 5) * F32(2), rnd(6, 2, 3, 3), rnd(6)
+    attrs = dict(kernel_shape=[3, 3], pads=[1, 0, 1, 1], strides=[1, 2], group=2)
+    act_attrs, act_nodes = ACTIVATIONS[act]
+    consts = [helper.make_node("Constant", [], [n], value=numpy_helper.from_array(np.array(v, F32), n))
+              for n, v in (("lo", -0.5), ("hi", 0.75))]
+    want = ort_graph(consts + [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs)] + act_nodes,
+                     {"x": x, "w": w, "b": b}, "y", TensorProto.FLOAT)
+    to_nhwc = (0, 2, 3, 1)
+    xi, wi = (x.transpose(to_nhwc).copy(), w.transpose(to_nhwc).copy()) if channels_last else (x, w)
+    node = internal_node("FusedConv", [xi, wi, b], dict(attrs, activation=act, channels_last=channels_last,
+                                                        **act_attrs))
+    got = run_reference(node, [xi, wi, b])[0]
+    if channels_last:
+        want = want.transpose(to_nhwc)
+    assert infer_of(node, [xi, wi, b])[0].shape == want.shape == got.shape
+    assert_close(got, want, f"FusedConv {act}", rtol=1e-5, atol=1e-6)
+
+
+def test_conv_activation_names_match_the_partitioner_rule() -> None:
+    from ep_trtpy.ops.internal import CONV_ACTIVATIONS
+    from graph_partitioner.support import rules_internal
+
+    assert rules_internal.CONV_ACTIVATIONS == CONV_ACTIVATIONS
+
+
+# ---------------------------------------------------------------------------------------------------- Pool --
+POOL_CASES = [
+    ("max-3x3-s2", "max", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    ("max-ceil-dilated", "max", dict(kernel_shape=[2, 3], strides=[2, 1], pads=[0, 1, 1, 0], dilations=[1, 2],
+                                     ceil_mode=1)),
+    ("avg-exclude-pad", "average", dict(kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])),
+    ("avg-include-pad-ceil", "average", dict(kernel_shape=[3, 2], strides=[2, 2], pads=[1, 0, 1, 1],
+                                             count_include_pad=1, ceil_mode=1)),
+]
+
+
+@pytest.mark.parametrize("name,mode,attrs", POOL_CASES, ids=[c[0] for c in POOL_CASES])
+@pytest.mark.parametrize("dt", [F32, F16])
+def test_pool_equals_onnx_pool_on_transposed_data(name: str, mode: str, attrs: dict, dt: type) -> None:
+    x = rnd(2, 3, 7, 6, dtype=dt)
+    op = "MaxPool" if mode == "max" else "AveragePool"
+    want = ort_graph([helper.make_node(op, ["x"], ["y"], **attrs)], {"x": x.astype(F32)}, "y", TensorProto.FLOAT,
+                     opset=19).astype(dt).transpose(0, 2, 3, 1)
+    xi = x.transpose(0, 2, 3, 1).copy()
+    node = internal_node("Pool", [xi], dict(attrs, mode=mode, channels_last=1))
+    got = run_reference(node, [xi])[0]
+    info = infer_of(node, [xi])[0]
+    assert info.shape == want.shape and info.dtype == elem_type(dt)
+    assert_close(got, want, f"Pool {name}", **(dict(rtol=1e-5, atol=1e-6) if dt is F32 else {}))
+
+
+def test_pool_refuses_bad_mode_and_layout() -> None:
+    x = rnd(1, 4, 4, 2)
+    with pytest.raises(OpError, match="mode='min'"):
+        infer_of(internal_node("Pool", [x], {"mode": "min", "channels_last": 1, "kernel_shape": [2, 2]}), [x])
+    with pytest.raises(OpError, match="channels_last=0"):
+        infer_of(internal_node("Pool", [x], {"mode": "max", "kernel_shape": [2, 2]}), [x])
 
 
 # --------------------------------------------------------------------------------------------- FusedMatMul --

@@ -362,6 +362,76 @@ def run_pool(ints: list[int], x: np.ndarray, y: np.ndarray) -> None:
     y[:] = res.astype(y.dtype).reshape(-1)
 
 
+def _tf32(a: np.ndarray) -> np.ndarray:
+    """float32 values rounded to TF32 (10 explicit mantissa bits, round to nearest even), as tensor cores read them."""
+    bits = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0xFFF + ((bits >> 13) & 1)) & 0xFFFFE000
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def run_conv(ints: list[int], floats: list[float], x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+             z: np.ndarray | None, y: np.ndarray, shapes: list[tuple[int, ...]]) -> None:
+    """``conv``: act(conv(X, W) + B + Z), NCHW or NHWC, with the numpy convolution of the references."""
+    from ep_trtpy.ops.internal import CONV_ACTIVATIONS, NCHW_OF_NHWC, NHWC_OF_NCHW, apply_activation
+    from ep_trtpy.ops.linalg import conv2
+
+    k, group, act, layout, tf32 = ints[:5]
+    pb, pe = ints[5:5 + k], ints[5 + k:5 + 2 * k]
+    strides, dils = ints[5 + 2 * k:5 + 3 * k], ints[5 + 3 * k:5 + 4 * k]
+    assert len(ints) == 5 + 4 * k and len(floats) == 2 and layout in (0, 1) and tf32 in (0, 1)
+    assert layout == 0 or k == 2, "NHWC is 2-D only"
+    xs, ws, ys = shapes
+    xa, wa = x.reshape(xs), w.reshape(ws)
+    if tf32 and x.dtype == np.float32:
+        xa, wa = _tf32(xa), _tf32(wa)
+    za = None if z is None else z.reshape(ys)
+    if layout == 1:
+        xa, wa = xa.transpose(NCHW_OF_NHWC), wa.transpose(NCHW_OF_NHWC)
+        za = None if za is None else za.transpose(NCHW_OF_NHWC)
+    out = [(d + b0 + e0 - dl * (kk - 1) - 1) // s + 1
+           for d, kk, s, dl, b0, e0 in zip(xa.shape[2:], wa.shape[2:], strides, dils, pb, pe)]
+    acc = conv2(xa.astype(np.float64), wa.astype(np.float64), list(wa.shape[2:]), strides, dils, pb, pe, out, group)
+    if b is not None:
+        acc = acc + b.astype(np.float64).reshape((1, -1) + (1,) * k)
+    if za is not None:
+        acc = acc + za.astype(np.float64)
+    res = apply_activation(acc, CONV_ACTIVATIONS[act], floats[0], floats[1])
+    if layout == 1:
+        res = res.transpose(NHWC_OF_NCHW)
+    assert res.shape == tuple(ys), (res.shape, ys)
+    y[:] = res.astype(y.dtype).reshape(-1)
+
+
+def run_pool_nhwc(ints: list[int], x: np.ndarray, y: np.ndarray) -> None:
+    """``pool_nhwc``, as ``pool`` on the NCHW transpose (one axis of extent 1 in front)."""
+    assert len(ints) == 18
+    average, cip, n, c, h, w, p, q, kh, kw, sh, sw, pbh, pbw, peh, pew, dh, dw = ints
+    nchw = np.ascontiguousarray(x.reshape(n, h, w, c).transpose(0, 3, 1, 2)).reshape(-1)
+    out = np.zeros(n * c * p * q, y.dtype)
+    run_pool([average, cip, n * c, 1, h, w, 1, p, q, 1, kh, kw, 1, sh, sw, 0, pbh, pbw, 0, peh, pew, 1, dh, dw],
+             nchw, out)
+    y[:] = out.reshape(n, c, p, q).transpose(0, 2, 3, 1).reshape(-1)
+
+
+def run_gemm(ints: list[int], floats: list[float], a: np.ndarray, b: np.ndarray, c: np.ndarray | None,
+             y: np.ndarray) -> None:
+    """``gemm``: Y[i] = act(alpha * op(A[i]) @ op(B[i]) + beta * C[i]) over the batch, strided as documented."""
+    from ep_trtpy.ops.internal import apply_activation
+
+    m, n, k, batch, ta, tb, sa, sb, act, c_sb, c_sr, c_sc = ints[:12]
+    alpha, beta = floats
+    f = np.float64
+    for i in range(batch):
+        am = a[i * sa:i * sa + m * k].astype(f).reshape((k, m) if ta else (m, k))
+        bm = b[i * sb:i * sb + k * n].astype(f).reshape((n, k) if tb else (k, n))
+        r = alpha * ((am.T if ta else am) @ (bm.T if tb else bm))
+        if c is not None:
+            rows, cols = np.arange(m).reshape(-1, 1), np.arange(n).reshape(1, -1)
+            r = r + beta * c[i * c_sb + rows * c_sr + cols * c_sc].astype(f)
+        y[i * m * n:(i + 1) * m * n] = apply_activation(r, ("", "Relu", "Gelu", "GeluTanh")[act]
+                                                        ).astype(y.dtype).reshape(-1)
+
+
 def execute(plan: Plan, weights: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Run the plan on host arrays; returns the outputs (shaped)."""
     mem = Memory(plan, weights, inputs)
@@ -397,6 +467,13 @@ def execute(plan: Plan, weights: bytes, inputs: Sequence[np.ndarray]) -> list[np
             run_resize(layer.ints, layer.floats, ins[0], outs[0])
         elif k == "pool":
             run_pool(layer.ints, ins[0], outs[0])
+        elif k == "pool_nhwc":
+            run_pool_nhwc(layer.ints, ins[0], outs[0])
+        elif k == "conv":
+            shapes = [plan.tensors[t].shape for t in (layer.inputs[0], layer.inputs[1], layer.outputs[0])]
+            run_conv(layer.ints, layer.floats, ins[0], ins[1], ins[2], ins[3], outs[0], shapes)
+        elif k == "gemm":
+            run_gemm(layer.ints, layer.floats, ins[0], ins[1], ins[2] if len(ins) > 2 else None, outs[0])
         else:
             raise AssertionError(f"the emulator has no kernel {k!r}")
     return [mem.output(k) for k in range(plan.n_outputs)]

@@ -34,3 +34,18 @@ def test_unsupported_dtype_stays_onnx():
     ctx = apply(g, ["canonicalize_pointwise"])
     assert ops(g) == ["Relu"]
     assert any("'x' is float64" in r for r in ctx.refusals)
+
+
+def test_clip_6_bounds_come_from_attributes():
+    gb = GB(opset=10)
+    x = gb.input("x", (2, 5))
+    y = gb.op("Clip", [x], {"min": -0.5, "max": 0.25})
+    y.producer.since_version = 6  # as the ONNX importer marks an opset-10 model's Clip
+    g = gb.output(y)
+    before = g.copy()
+    apply(g, ["canonicalize_pointwise"])
+    assert ops(g) == ["Pointwise"]
+    assert Program.from_json(g.nodes[0].attrs["program"], 1).code[0][3:] == [-0.5, 0.25]
+    apply(before, [])
+    check_same(before, g, feeds_for(before))
+    assert np.abs(feeds_for(before)["x"]).max() > 0.5  # the bounds matter for these numbers

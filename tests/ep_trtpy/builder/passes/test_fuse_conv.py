@@ -72,3 +72,130 @@ def test_conv_output_used_twice_is_not_extended():
     assert ops(g) == ["FusedConv", "Relu"]
     apply(before, [])
     check_same(before, g, feeds_for(before), rtol=1e-5, atol=1e-5)
+
+
+def _conv_graph(opset: int = 17):
+    gb = GB(opset=opset)
+    x = gb.input("x", (2, 3, 6, 6))
+    y = gb.op("Conv", [x, gb.const(_w((4, 3, 3, 3)), "w"), gb.const(_w((4,), 1), "b")], {"pads": [1, 1, 1, 1]})
+    return gb, y
+
+
+def _silu(gb, y, swap=False):
+    s = gb.op("Sigmoid", [y])
+    return gb.op("Mul", [s, y] if swap else [y, s])
+
+
+def _clip6(gb, y, **bounds):
+    """Clip-6 (bounds as attributes), as an opset-10 model's importer marks it."""
+    out = gb.op("Clip", [y], bounds)
+    out.producer.since_version = 6
+    return out
+
+
+def _hard_swish_gate(gb, y, alpha=1 / 6):
+    return gb.op("Mul", [y, gb.op("HardSigmoid", [y], {"alpha": alpha, "beta": 0.5})])
+
+
+# name -> (opset, builder of the activation after the conv, activation, act_alpha, act_beta)
+SPELLINGS = {
+    "relu": (17, lambda gb, y: gb.op("Relu", [y]), "Relu", None, None),
+    "relu6-inputs": (17, lambda gb, y: gb.op("Clip", [y, gb.const(np.float32(0), "lo"),
+                                                      gb.const(np.float32(6), "hi")]), "Clip", 0.0, 6.0),
+    "relu6-attributes-opset10": (10, lambda gb, y: _clip6(gb, y, min=0.0, max=6.0), "Clip", 0.0, 6.0),
+    "clip-max-only": (17, lambda gb, y: gb.op("Clip", [y, None, gb.const(np.float32(0.5), "hi")]), "Clip",
+                      -float(np.finfo(np.float32).max), 0.5),
+    "clip-min-only-attribute": (6, lambda gb, y: _clip6(gb, y, min=-0.25), "Clip", -0.25,
+                                float(np.finfo(np.float32).max)),
+    "leaky": (17, lambda gb, y: gb.op("LeakyRelu", [y], {"alpha": 0.2}), "LeakyRelu", 0.2, None),
+    "leaky-default": (17, lambda gb, y: gb.op("LeakyRelu", [y]), "LeakyRelu", 0.01, None),
+    "sigmoid": (17, lambda gb, y: gb.op("Sigmoid", [y]), "Sigmoid", None, None),
+    "silu": (17, _silu, "Silu", None, None),
+    "silu-swapped": (17, lambda gb, y: _silu(gb, y, swap=True), "Silu", None, None),
+    "hardswish-op": (17, lambda gb, y: gb.op("HardSwish", [y]), "HardSwish", None, None),
+    "hardswish-gate": (17, _hard_swish_gate, "HardSwish", None, None),
+    "tanh": (17, lambda gb, y: gb.op("Tanh", [y]), "Tanh", None, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPELLINGS))
+def test_activation_spellings_fuse(name):
+    opset, make, act, alpha, beta = SPELLINGS[name]
+    gb, y = _conv_graph(opset)
+    g = gb.output(make(gb, y))
+    before = g.copy()
+    ctx = apply(g, ["fuse_conv"])
+    assert ops(g) == ["FusedConv"], ctx.refusals
+    n = g.nodes[0]
+    assert n.attrs["activation"] == act
+    assert n.attrs.get("act_alpha") == (None if alpha is None else pytest.approx(alpha))
+    assert n.attrs.get("act_beta") == (None if beta is None else pytest.approx(beta))
+    assert len(ctx.origin(n.name)) == len(before.nodes)
+    apply(before, [])
+    check_same(before, g, feeds_for(before), rtol=1e-5, atol=1e-5)
+
+
+def test_residual_then_silu_fuses_both():
+    gb, y = _conv_graph()
+    r = gb.input("r", (2, 4, 6, 6))
+    g = gb.output(_silu(gb, gb.op("Add", [y, r])))
+    before = g.copy()
+    apply(g, ["fuse_conv"])
+    assert ops(g) == ["FusedConv"] and g.nodes[0].attrs["activation"] == "Silu"
+    assert g.nodes[0].inputs[3] is g.inputs[1]
+    apply(before, [])
+    check_same(before, g, feeds_for(before), rtol=1e-5, atol=1e-5)
+
+
+def test_clip_with_runtime_bound_is_refused():
+    gb, y = _conv_graph()
+    hi = gb.input("hi", ())
+    g = gb.output(gb.op("Clip", [y, gb.const(np.float32(0), "lo"), hi]))
+    before = g.copy()
+    ctx = apply(g, ["fuse_conv"])
+    assert ops(g) == ["FusedConv", "Clip"] and g.nodes[0].attrs["activation"] == ""
+    assert any("max 'hi' is not a constant" in r for r in ctx.refusals), ctx.refusals
+    apply(before, [])
+    check_same(before, g, feeds_for(before), rtol=1e-5, atol=1e-5)
+
+
+def test_clip_with_nan_bound_is_refused_and_infinite_bound_is_finite():
+    gb, y = _conv_graph()
+    g = gb.output(gb.op("Clip", [y, gb.const(np.float32(np.nan), "lo")]))
+    ctx = apply(g, ["fuse_conv"])
+    assert ops(g) == ["FusedConv", "Clip"] and any("a bound is NaN" in r for r in ctx.refusals)
+    gb, y = _conv_graph()
+    g = gb.output(gb.op("Clip", [y, gb.const(np.float32(0), "lo"), gb.const(np.float32(np.inf), "hi")]))
+    apply(g, ["fuse_conv"])
+    assert ops(g) == ["FusedConv"] and g.nodes[0].attrs["act_beta"] == float(np.finfo(np.float32).max)
+
+
+def test_hard_sigmoid_gate_with_other_slope_is_refused():
+    gb, y = _conv_graph()
+    g = gb.output(_hard_swish_gate(gb, y, alpha=0.2))
+    before = g.copy()
+    ctx = apply(g, ["fuse_conv"])
+    assert ops(g) == ["FusedConv", "HardSigmoid", "Mul"]
+    assert any("is not HardSwish" in r and "alpha 0.2" in r for r in ctx.refusals), ctx.refusals
+    apply(before, [])
+    check_same(before, g, feeds_for(before), rtol=1e-5, atol=1e-5)
+
+
+def test_sigmoid_gate_read_elsewhere_is_not_silu():
+    gb, y = _conv_graph()
+    s = gb.op("Sigmoid", [y])
+    g = gb.output(gb.op("Mul", [y, s]), s)  # the gate is also an output: fusing would lose it
+    before = g.copy()
+    apply(g, ["fuse_conv"])
+    assert ops(g) == ["FusedConv", "Sigmoid", "Mul"] and g.nodes[0].attrs["activation"] == ""
+    apply(before, [])
+    check_same(before, g, feeds_for(before), rtol=1e-5, atol=1e-5)
+
+
+def test_mul_by_another_sigmoid_is_not_silu():
+    gb, y = _conv_graph()
+    other = gb.op("Sigmoid", [gb.input("u", (2, 4, 6, 6))])
+    g = gb.output(gb.op("Mul", [y, other]))
+    apply(g, ["fuse_conv"])
+    assert ops(g) == ["Sigmoid", "FusedConv", "Mul"] or ops(g) == ["FusedConv", "Sigmoid", "Mul"]
+    assert next(n for n in g.nodes if n.op_type == "FusedConv").attrs["activation"] == ""
