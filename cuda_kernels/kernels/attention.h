@@ -12,7 +12,8 @@ namespace attn {
 // For every row (b, h, i) of scores S [B, H, Sq, Skv] (float32, already scaled):
 //   v_j = S[b, h, i, j] + M[b * m_sb + h * m_sh + i * m_sq + j * m_sk]   (M optional; m_dtype 1, 10 or 16)
 //   P[b, h, i, j] = exp(v_j - max v) / sum exp(v - max v)             (P: p_dtype 1, 10 or 16; may alias S
-//                                                                       when p_dtype is float32)
+//                                                                       when p_dtype is float32); a row whose
+//                                                                       every v is -inf gives zeros
 struct MaskedSoftmaxArgs {
   const float* s = nullptr;
   void* p = nullptr;
