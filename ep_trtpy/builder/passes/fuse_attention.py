@@ -297,6 +297,67 @@ def _pick(operands: list[Value], q: list, k: list, v: list, first_batch: int) ->
     return b, h, [next(x for x in c if (x[0], x[1]) == (b, h)) for c in (q, k, v)]
 
 
+def _walk_scores(path: list[tuple[Node, int]], atoms: dict[str, Atom], scale: float
+                 ) -> tuple[Layout, float, Value | None]:
+    """Follow the scores from the QK MatMul to the Softmax (atoms b, h, i, j): their layout at the Softmax, the
+    scale (times the given one) and the mask."""
+    mm1 = path[0][0]
+    virtual = [[atoms[c]] if atoms[c].size != 1 else [] for c in "bhij"]
+    layout = reshaped(virtual, mm1.outputs[0].static_shape)
+    if layout is None:
+        raise _Refuse(f"the scores '{mm1.outputs[0].name}' are not laid out [B, H, Sq, Skv]")
+    mask, cur = None, mm1.outputs[0]
+    for n, i in path[1:]:
+        y = n.outputs[0]
+        if is_op(n, "Mul", "Div"):
+            f = _scalar_factor(n, cur)
+            if f is None:
+                other = n.input(1 - i) if is_op(n, "Mul") else n.input(1)
+                raise _Refuse(f"'{getattr(other, 'name', '')}' multiplies the scores '{cur.name}' at '{n.name}' "
+                              f"(a multiplicative mask, not an additive one)")
+            if mask is not None:
+                raise _Refuse(f"the scores are scaled at '{n.name}' after the mask '{mask.name}' is added")
+            scale *= f
+        elif is_op(n, "Add"):
+            other = n.input(1 - i)
+            assert other is not None
+            if mask is not None:
+                raise _Refuse(f"'{n.name}' adds a second term '{other.name}' to the scores after the mask "
+                              f"'{mask.name}'")
+            if y.static_shape != cur.static_shape or other.dtype != cur.dtype:
+                raise _Refuse(f"the mask '{other.name}' {list(other.shape or ())} does not broadcast to the scores "
+                              f"'{cur.name}' {list(cur.static_shape)}")
+            if len(layout) != 4 or [order(g) for g in layout] != [order(g) for g in virtual]:
+                raise _Refuse(f"the mask '{other.name}' is added to scores '{cur.name}' {list(cur.static_shape)} "
+                              f"that are not laid out [B, H, Sq, Skv]")
+            mask = other
+        else:
+            layout = step(layout, n)  # type: ignore[assignment]
+            if layout is None:
+                raise _Refuse(f"'{n.name}' reshapes the scores '{cur.name}' across their axes")
+        cur = y
+    return layout, scale, mask
+
+
+def _merged_output(graph: Graph, o: Value, atoms: dict[str, Atom]) -> tuple[Value | None, list[Node]]:
+    """The farthest value after the P.V product `o` (through single-use Reshape/Transpose) whose elements are
+    ordered [B, Sq, H, Dv], and the nodes up to it; (None, []) when there is none."""
+    out_virtual = [[atoms[c]] if atoms[c].size != 1 else [] for c in "bhie"]
+    layout = reshaped(out_virtual, o.static_shape)
+    want = order([atoms[c] for c in "bihe"])
+    out, cur, nodes, tail = None, o, [], []
+    while layout is not None:
+        if order(layout) == want:
+            out, nodes, tail = cur, nodes + tail, []
+        users = consumers(cur)
+        if len(users) != 1 or graph.is_graph_output(cur) or not is_op(users[0], *RESHAPES, "Transpose"):
+            break
+        layout = step(layout, users[0])
+        tail.append(users[0])
+        cur = users[0].outputs[0]
+    return out, nodes
+
+
 def match(graph: Graph, sm: Node) -> Match | None:
     """The attention around Softmax `sm`; None when it is not attention-like; _Refuse when it almost is."""
     x, p = sm.input(0), sm.outputs[0]
@@ -325,48 +386,16 @@ def match(graph: Graph, sm: Node) -> Match | None:
     qc = candidates(qop, order(ql[:-2]), order(ql[-2]), order(ql[-1]))
     kc = candidates(kop, order(kl[:-2]), order(kl[-1]), order(kl[-2]))
     vc = candidates(vop, order(vl[:-2]), order(vl[-2]), order(vl[-1]))
-    for what, c, op in (("Q", qc, mm1.input(0)), ("K", kc, mm1.input(1)), ("V", vc, mm2.input(1))):
+    operands: list[Value] = [mm1.inputs[0], mm1.inputs[1], mm2.inputs[1]]  # type: ignore[list-item]
+    for what, c, op in zip("QKV", (qc, kc, vc), operands):
         if not c:
-            raise _Refuse(f"{what} '{op.name}' {list(op.static_shape)} is not split into heads from a [B, S, H*D] "  # type: ignore[union-attr]
-                          f"projection by the expected Reshape [B, S, H, D] and Transpose")
-    b, h, (qpick, kpick, vpick) = _pick([mm1.input(0), mm1.input(1), mm2.input(1)], qc, kc, vc,  # type: ignore[list-item]
-                                        qs[0] if len(qs) > 3 else -1)
+            raise _Refuse(f"{what} '{op.name}' {list(op.static_shape)} is not split into heads from a "
+                          f"[B, S, H*D] projection by the expected Reshape [B, S, H, D] and Transpose")
+    b, h, (qpick, kpick, vpick) = _pick(operands, qc, kc, vc, qs[0] if len(qs) > 3 else -1)
     sq, skv, dv = qs[-2], ks[-1], vs[-1]
 
-    # the scores, from the QK MatMul to the Softmax, in atoms b, h, i, j
     atoms = {n: Atom(s) for n, s in zip("bhije", (b, h, sq, skv, dv))}
-    virtual = [[atoms[c]] if atoms[c].size != 1 else [] for c in "bhij"]
-    layout = reshaped(virtual, mm1.outputs[0].static_shape)
-    if layout is None:
-        raise _Refuse(f"the scores '{mm1.outputs[0].name}' are not laid out [B, H, Sq, Skv]")
-    scale, mask, cur = qpick[3] * kpick[3], None, mm1.outputs[0]
-    for n, i in path[1:]:
-        y = n.outputs[0]
-        if is_op(n, "Mul", "Div"):
-            f = _scalar_factor(n, cur)
-            if f is None:
-                other = n.input(1 - i) if is_op(n, "Mul") else n.input(1)
-                raise _Refuse(f"'{other.name}' multiplies the scores '{cur.name}' at '{n.name}' "  # type: ignore[union-attr]
-                              f"(a multiplicative mask, not an additive one)")
-            if mask is not None:
-                raise _Refuse(f"the scores are scaled at '{n.name}' after the mask '{mask.name}' is added")
-            scale *= f
-        elif is_op(n, "Add"):
-            other = n.input(1 - i)
-            if mask is not None or other is None:
-                raise _Refuse(f"'{n.name}' adds a second term to the scores after the mask '{mask.name}'")  # type: ignore[union-attr]
-            if y.static_shape != cur.static_shape or other.dtype != cur.dtype:
-                raise _Refuse(f"the mask '{other.name}' {list(other.shape or ())} does not broadcast to the scores "
-                              f"'{cur.name}' {list(cur.static_shape)}")
-            if len(layout) != 4 or [order(g) for g in layout] != [order(g) for g in virtual]:
-                raise _Refuse(f"the mask '{other.name}' is added to scores '{cur.name}' {list(cur.static_shape)} "
-                              f"that are not laid out [B, H, Sq, Skv]")
-            mask = other
-        else:
-            layout = step(layout, n)  # type: ignore[assignment]
-            if layout is None:
-                raise _Refuse(f"'{n.name}' reshapes the scores '{cur.name}' across their axes")
-        cur = y
+    layout, scale, mask = _walk_scores(path, atoms, qpick[3] * kpick[3])
     if p_op.static_shape[:-2] != vs[:-2]:
         raise _Refuse(f"'{mm2.name}' multiplies {list(p_op.static_shape)} by {list(vs)}: the batch axes differ")
     axis = _softmax_axis(graph, sm, len(layout))
@@ -383,24 +412,14 @@ def match(graph: Graph, sm: Node) -> Match | None:
     if [order(layout[:-2]), order(layout[-2]), order(layout[-1])] != \
             [order([atoms["b"], atoms["h"]]), order([atoms["i"]]), order([atoms["j"]])]:
         raise _Refuse(f"the probabilities '{p_op.name}' do not meet V as [B, H, Sq, Skv]")
-    out_virtual = [[atoms[c]] if atoms[c].size != 1 else [] for c in "bhie"]
-    layout = reshaped(out_virtual, mm2.outputs[0].static_shape)
-    want = order([atoms[c] for c in "bihe"])
     core = [n for n, _ in path] + [sm] + p_nodes + [mm2]
-    out, cur, tail = None, mm2.outputs[0], []
-    while layout is not None:
-        if order(layout) == want:
-            out, core = cur, core + tail
-            tail = []
-        users = consumers(cur)
-        if len(users) != 1 or graph.is_graph_output(cur) or not is_op(users[0], *RESHAPES, "Transpose"):
-            break
-        layout = step(layout, users[0])
-        tail.append(users[0])
-        cur = users[0].outputs[0]
+    out, tail = _merged_output(graph, mm2.outputs[0], atoms)
+    core += tail
     if out is None:
         raise _Refuse(f"the heads of '{mm2.outputs[0].name}' are not merged back into [B, Sq, H*Dv]")
     _check_private(graph, core, out)
+    if mask is not None and any(mask.producer is n for n in core):
+        raise _Refuse(f"the term '{mask.name}' added to the scores is computed inside the attention")
     return Match(qpick[2], kpick[2], vpick[2], mask, out, h, scale, core, (b, sq, skv))
 
 

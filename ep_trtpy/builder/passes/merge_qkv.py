@@ -36,46 +36,48 @@ class _Refuse(Exception):
 
 def _projections(graph: Graph, att: Node) -> list[Node] | None:
     """The three FusedMatMuls behind Q, K and V when they read one A; None when they do not look like it."""
-    qkv = [att.input(i) for i in range(3)]
-    if any(v is None or not is_internal(v.producer, "FusedMatMul") for v in qkv):
+    mms: list[Node] = []
+    for i in range(3):
+        v = att.input(i)
+        if v is None or v.producer is None or not is_internal(v.producer, "FusedMatMul"):
+            return None
+        mms.append(v.producer)
+    if len({id(m) for m in mms}) != 3 or len({id(m.input(0)) for m in mms}) != 1:
         return None
-    mms = [v.producer for v in qkv]  # type: ignore[union-attr]
-    if len({id(m) for m in mms}) != 3 or len({id(m.input(0)) for m in mms}) != 1:  # type: ignore[union-attr]
-        return None
-    for m, v in zip(mms, qkv):
-        readers = [n for n, _ in v.consumers if n is not att]  # type: ignore[union-attr]
-        if readers or graph.is_graph_output(v):  # type: ignore[arg-type]
-            who = f"'{readers[0].name}'" if readers else "a graph output"
-            raise _Refuse(f"projection '{v.name}' is also read by {who}")  # type: ignore[union-attr]
     first = mms[0]
-    for m in mms:  # type: ignore[assignment]
+    w0 = first.input(1)
+    for m in mms:
+        y = m.outputs[0]
+        readers = [n for n, _ in y.consumers if n is not att]
+        if readers or graph.is_graph_output(y):
+            raise _Refuse(f"projection '{y.name}' is also read by "
+                          f"{repr(readers[0].name) if readers else 'a graph output'}")
         for key, default in (("transA", 0), ("transB", 0), ("alpha", 1.0), ("activation", "")):
-            if m.attr(key, default) != first.attr(key, default):  # type: ignore[union-attr]
-                raise _Refuse(f"'{m.name}' and '{first.name}' differ in {key}")  # type: ignore[union-attr]
-        if m.attr("activation", ""):  # type: ignore[union-attr]
-            raise _Refuse(f"'{m.name}' applies {m.attr('activation')}")  # type: ignore[union-attr]
-        w = m.input(1)  # type: ignore[union-attr]
-        if w is None or w.const is None or w.const.ndim != 2:
-            raise _Refuse(f"the weight of '{m.name}' is not a constant matrix")  # type: ignore[union-attr]
-        if w.const.shape != first.input(1).const.shape or w.dtype != first.input(1).dtype:  # type: ignore[union-attr]
-            raise _Refuse(f"weights '{w.name}' {list(w.const.shape)} and '{first.input(1).name}' "  # type: ignore[union-attr]
-                          f"{list(first.input(1).const.shape)} differ in shape or dtype")  # type: ignore[union-attr]
-        b = m.input(2)  # type: ignore[union-attr]
+            if m.attr(key, default) != first.attr(key, default):
+                raise _Refuse(f"'{m.name}' and '{first.name}' differ in {key}")
+        if m.attr("activation", ""):
+            raise _Refuse(f"'{m.name}' applies {m.attr('activation')}")
+        w, b = m.input(1), m.input(2)
+        if w is None or w.const is None or w.const.ndim != 2 or w0 is None or w0.const is None:
+            raise _Refuse(f"the weight of '{m.name}' is not a constant matrix")
+        if w.const.shape != w0.const.shape or w.dtype != w0.dtype:
+            raise _Refuse(f"weights '{w.name}' {list(w.const.shape)} and '{w0.name}' {list(w0.const.shape)} differ "
+                          f"in shape or dtype")
         if b is not None and b.const is None:
-            raise _Refuse(f"the bias '{b.name}' of '{m.name}' is computed at run time")  # type: ignore[union-attr]
-    return mms  # type: ignore[return-value]
+            raise _Refuse(f"the bias '{b.name}' of '{m.name}' is computed at run time")
+    return mms
 
 
 def _merge(graph: Graph, att: Node, mms: list[Node], ctx: PassContext) -> Node:
     trans_b = int(mms[0].attr("transB", 0))
-    weights = [np.asarray(m.input(1).const) for m in mms]  # type: ignore[union-attr]
+    weights = [np.asarray(m.inputs[1].const) for m in mms]  # type: ignore[union-attr]
     w = np.concatenate(weights, axis=0 if trans_b else 1)
     n = weights[0].shape[0 if trans_b else 1]
     dtype = weights[0].dtype
     inputs: list[Value | None] = [mms[0].input(0), add_const(graph, w, f"{att.name}_Wqkv")]
     if any(m.input(2) is not None for m in mms):
-        biases = [np.broadcast_to(np.asarray(m.input(2).const, dtype=dtype).reshape(-1), (n,))  # type: ignore[union-attr]
-                  if m.input(2) is not None else np.zeros(n, dtype) for m in mms]
+        biases = [np.zeros(n, dtype) if (b := m.input(2)) is None else
+                  np.broadcast_to(np.asarray(b.const, dtype=dtype).reshape(-1), (n,)) for m in mms]
         inputs.append(add_const(graph, np.concatenate(biases), f"{att.name}_bqkv"))
     y0 = mms[0].outputs[0]
     out = new_value(graph, f"{att.name}_qkv", y0.dtype, (*y0.static_shape[:-1], 3 * y0.static_shape[-1]))

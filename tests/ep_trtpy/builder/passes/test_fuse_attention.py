@@ -232,7 +232,8 @@ def test_refuses_heads_split_the_other_way() -> None:
     first = _node(gb, "Reshape")  # Q's split: [B, S, D, H] then heads from the last axis
     first.inputs[1].const = np.array([B, S, D, H], np.int64)
     _node(gb, "Transpose").attrs["perm"] = [0, 3, 1, 2]
-    _refused(gb, "not split from [B, S, H*D] projections by the expected Reshape", _node(gb, "Transpose").outputs[0].name)
+    q_heads = _node(gb, "Transpose").outputs[0].name
+    _refused(gb, "not split from [B, S, H*D] projections by the expected Reshape", q_heads)
 
 
 def test_refuses_probabilities_used_elsewhere() -> None:
@@ -255,6 +256,15 @@ def test_refuses_a_scale_after_the_mask() -> None:
     mul = gb.g.add_node("Mul", [sm.input(0), gb.const(np.float32(TRUE_SCALE), "late")], 1, before=sm)
     gb.g.set_input(sm, 0, mul.outputs[0])
     _refused(gb, "after the mask", mul.name)
+
+
+def test_refuses_scores_added_to_themselves() -> None:
+    gb = attention_graph(mask="none")
+    sm = _node(gb, "Softmax")
+    s = sm.input(0)
+    add = gb.g.add_node("Add", [s, s], 1, before=sm)
+    gb.g.set_input(sm, 0, add.outputs[0])
+    _refused(gb, "computed inside the attention", s.name)
 
 
 def test_a_softmax_without_attention_around_it_is_left_alone_silently() -> None:
