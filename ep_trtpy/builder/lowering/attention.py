@@ -1,12 +1,14 @@
 """Lowering of ``ep_trtpy::Attention`` onto the ``attention`` kernel (cuda_kernels, layout in perf-design.md)::
 
     attention  inputs [Q, K, V, M or -1]   outputs [O] contiguous [B, Sq, H*Dv]
-               ints [B, H, Sq, Skv, D, Dv, q_row, k_row, v_row, m_sb, m_sh, m_sq, m_sk]   floats [scale]
+               ints [B, H, Sq, Skv, D, Dv, q_row, k_row, v_row, m_sb, m_sh, m_sq, m_sk, math]   floats [scale]
                O = softmax(scale * Q K^T + M) V per batch b and head h (over the key axis)
                Q (b, i, h, e) is element b*Sq*q_row + i*q_row + h*D + e of the Q tensor,
                K (b, j, h, e) element b*Skv*k_row + j*k_row + h*D + e, V (b, j, h, e) b*Skv*v_row + j*v_row + h*Dv + e
                M (b, h, i, j) element b*m_sb + h*m_sh + i*m_sq + j*m_sk (0 strides broadcast); Q's dtype or float32
                Q, K, V and O one dtype: float32, float16 or bfloat16
+               math: 1 lets the float32 path's GEMMs use TF32 (float32 data with tf32_enable), else 0
+               a query row whose every logit is -inf gives zeros (flash-attention convention; SDPA's NaN guard)
 
 Unpacked inputs are the op's own [B, S, H*D] tensors (rows of H*D and H*Dv elements). A packed [B, S, 3*H*D] input
 becomes three views of the one tensor at byte offsets 0, H*D*es and 2*H*D*es with q_row = k_row = v_row = 3*H*D;
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
 from ep_trtpy.builder.lowering._util import check_dtype, check_out_shape, contiguous_strides, itemsize, shape_of
+from ep_trtpy.builder.pipeline import tf32_enabled
 from ep_trtpy.ops.attention import KEY, check_mask, geometry
 from ep_trtpy.ops.registry import OpError
 from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, Node
@@ -69,5 +72,6 @@ def lower_attention(ctx: LowerCtx, node: Node) -> None:
         mask, strides = ctx.tensor(m), mask_strides(shape_of(m))
     else:
         mask, strides = -1, [0, 0, 0, 0]
-    ctx.emit("attention", qkv + [mask], [ctx.tensor(out)], ints=[b, h, sq, skv, d, dv, *rows, *strides],
+    math = int(q.dtype == FLOAT and tf32_enabled(ctx.options))
+    ctx.emit("attention", qkv + [mask], [ctx.tensor(out)], ints=[b, h, sq, skv, d, dv, *rows, *strides, math],
              floats=[float(node.attr("scale", 1.0))], name=node.name)

@@ -11,9 +11,11 @@ from lowering_testutil import In, ir_graph
 
 from ep_trtpy.builder.lowering import LoweringError, lower
 from ep_trtpy.builder.lowering.attention import mask_strides
+from ep_trtpy.options import parse
 from ep_trtpy.ops.registry import run_reference
 
 B, H, S, D = 2, 3, 5, 4
+STRICT = parse({"tf32_enable": "0"})
 
 
 def _case(packed: bool, mask_shape: tuple[int, ...] | None, dtype: type = np.float32, mask_dtype: type | None = None,
@@ -43,11 +45,11 @@ STRIDES = {"none": [0, 0, 0, 0], "b11s": [S, 0, 0, 1], "b1ss": [S * S, 0, S, 1],
 @pytest.mark.parametrize("mask", list(MASKS))
 def test_ints_and_numbers(packed: bool, mask: str) -> None:
     graph, feeds, want = _case(packed, MASKS[mask])
-    plan, weights = lower(graph)
+    plan, weights = lower(graph, STRICT)
     (layer,) = plan.layers
     row = 3 * H * D if packed else H * D
     assert layer.kernel == "attention"
-    assert layer.ints == [B, H, S, S, D, D, row, row, row, *STRIDES[mask]]
+    assert layer.ints == [B, H, S, S, D, D, row, row, row, *STRIDES[mask], 0]
     assert layer.floats == [0.5]
     assert (layer.inputs[3] == -1) == (mask == "none")
     (got,) = execute(plan, weights, feeds)
@@ -65,10 +67,21 @@ def test_packed_views_sit_inside_the_packed_tensor() -> None:
     assert views[2].offset + views[2].nbytes == src.nbytes  # V's last element is the tensor's last
 
 
+def test_tf32_math_flag_for_float32_only() -> None:
+    graph, feeds, want = _case(False, (B, 1, 1, S), seed=4)
+    plan, weights = lower(graph, parse({"tf32_enable": "1"}))
+    assert plan.layers[0].ints[-1] == 1
+    (got,) = execute(plan, weights, feeds)
+    np.testing.assert_allclose(got, want, rtol=1e-2, atol=1e-2)  # TF32 operands: 10-bit significands
+    assert not np.array_equal(got, execute(*lower(graph, STRICT), feeds)[0])
+    plan16, _ = lower(_case(False, None, np.float16)[0], parse({"tf32_enable": "1"}))
+    assert plan16.layers[0].ints[-1] == 0
+
+
 def test_float16_with_a_float32_mask() -> None:
     graph, feeds, want = _case(False, (B, 1, 1, S), np.float16, np.float32)
     plan, weights = lower(graph)
-    assert plan.tensors[plan.layers[0].inputs[3]].dtype == 1
+    assert plan.tensors[plan.layers[0].inputs[3]].dtype == 1 and plan.layers[0].ints[-1] == 0
     (got,) = execute(plan, weights, feeds)
     assert got.dtype == np.float16
     np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=2e-3, atol=2e-3)

@@ -142,7 +142,7 @@ def test_spelling_becomes_one_attention(spelling: dict) -> None:
 @pytest.mark.parametrize("mask", ["sub_mul", "where"])
 def test_float16_engine_numbers(mask: str) -> None:
     gb = attention_graph(mask=mask)
-    before, g, ctx = fused(gb, ("fuse_attention", "canonicalize_pointwise", "precision_fp16"),
+    before, g, ctx = fused(gb, ("fuse_attention", "canonicalize_pointwise", "reduce_precision"),
                            ctx_for(parse({"fp16_enable": "1"})))
     (att,) = [n for n in g.nodes if n.op_type == "Attention"]
     assert [v.dtype for v in att.inputs] == [10, 10, 10, 10] and att.outputs[0].dtype == 10
@@ -161,7 +161,7 @@ def test_constant_mask_clamps_to_the_float16_range_and_still_masks() -> None:
     s = add_to.input(0)
     node = g.add_node("Add", [s, g.add_value("cmask", const=cmask)], 1, before=add_to)
     g.set_input(add_to, 0, node.outputs[0])
-    before, g, ctx = fused(gb, ("fuse_attention", "precision_fp16"), ctx_for(parse({"fp16_enable": "1"})))
+    before, g, ctx = fused(gb, ("fuse_attention", "reduce_precision"), ctx_for(parse({"fp16_enable": "1"})))
     (att,) = [n for n in g.nodes if n.op_type == "Attention"]
     m = att.input(3)
     assert m.const is not None and m.const.dtype == np.float16 and m.const.min() == np.float16(-65504)
