@@ -100,3 +100,29 @@ def test_a_mask_that_does_not_broadcast_is_a_lowering_error() -> None:
     graph.set_input(graph.nodes[0], 3, bad)
     with pytest.raises(LoweringError, match="does not broadcast"):
         lower(graph)
+
+
+@pytest.mark.parametrize("fp16", [False, True], ids=["fp32", "fp16"])
+def test_whole_bert_plan_with_packed_attention(fp16: bool) -> None:
+    """The generated BERT optimized, lowered (packed QKV views inside the arena plan) and run by the emulator,
+    against ONNX Runtime's CPU provider on the original model."""
+    import onnxruntime as ort
+
+    from ep_trtpy import models
+    from ep_trtpy.builder.build import optimize
+    from graph_partitioner.ir import Graph
+
+    model = models.build("bert", ci=True)
+    feeds = models.make_feeds("bert", batch=2, seed=1, ci=True, sequence=8)
+    options = parse({"tf32_enable": "0", "fp16_enable": "1" if fp16 else "0"})
+    graph = optimize(Graph.from_onnx(model), {k: v.shape for k, v in feeds.items()}, options)
+    plan, weights = lower(graph, options)
+    layers = [lay for lay in plan.layers if lay.kernel == "attention"]
+    assert len(layers) == 2 and all(plan.tensors[t].kind == "alias" for lay in layers for t in lay.inputs[:3])
+    assert "softmax" not in [lay.kernel for lay in plan.layers]
+    (got,) = execute(plan, weights, [feeds[v.name] for v in graph.inputs])
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    (want,) = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, feeds)
+    tol = 3e-2 if fp16 else 1e-4
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * float(np.abs(want).max()))
