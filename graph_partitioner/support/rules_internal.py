@@ -88,3 +88,17 @@ def fused_matmul(node: Node, ctx: SupportContext) -> str | None:
             return why
     return common.attr_in(node, "activation", "", ("", "Relu", "Gelu", "GeluTanh"),
                           "'', 'Relu', 'Gelu' and 'GeluTanh' are")
+
+
+@rule("ep_trtpy::Attention", dtypes=FLOATS)
+def attention(node: Node, ctx: SupportContext) -> str | None:
+    """O = softmax(scale * Q_h K_h^T + mask) V_h per head; Q/K/V [B, S, H*D] (or packed QKV), additive mask."""
+    h = node.attr("num_heads")
+    if not isinstance(h, int) or h < 1:
+        return f"ep_trtpy::Attention num_heads={h!r} is not a positive integer"
+    if why := common.flag(node, "qkv_packed"):
+        return why
+    n_qkv = sum(1 for v in node.inputs[:3] if v is not None)
+    if n_qkv != (1 if node.attr("qkv_packed", 0) else 3):
+        return f"ep_trtpy::Attention has {n_qkv} of its Q, K, V inputs with qkv_packed={node.attr('qkv_packed', 0)}"
+    return None

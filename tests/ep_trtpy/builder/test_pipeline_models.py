@@ -161,7 +161,9 @@ def test_bert_layer(precision):
     g, ctx = _optimized(model, {"x": x.shape, "mask": mask.shape}, precision)
     kinds = [n.op_type for n in g.nodes]
     assert kinds.count("LayerNormalization") == 2
-    assert kinds.count("FusedMatMul") == 8  # Q, K, V, out, FFN1 (+Gelu), FFN2, and the two attention products
+    assert kinds.count("FusedMatMul") == 4  # Q, K and V as one, out, FFN1 (+Gelu), FFN2
+    (att,) = [n for n in g.nodes if n.op_type == "Attention"]  # the two attention products, mask and softmax
+    assert att.attrs["qkv_packed"] == 1 and att.attrs["num_heads"] == 4
     assert "Shape" not in kinds and "Concat" not in kinds and "Erf" not in kinds and "Gather" not in kinds
     ffn1 = [n for n in g.nodes if n.op_type == "FusedMatMul" and n.attrs.get("activation") == "Gelu"]
     assert len(ffn1) == 1

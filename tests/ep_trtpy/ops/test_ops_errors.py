@@ -22,7 +22,7 @@ LayerNormalization Softmax LogSoftmax BatchNormalization
 Conv ConvTranspose Gemm MatMul Einsum
 Reshape Flatten Squeeze Unsqueeze Identity Dropout Transpose Concat Split Slice Gather Expand Tile Pad Shape Size
 ConstantOfShape Range Constant Resize MaxPool AveragePool
-ep_trtpy::Pointwise ep_trtpy::FusedConv ep_trtpy::FusedMatMul ep_trtpy::Pool
+ep_trtpy::Pointwise ep_trtpy::FusedConv ep_trtpy::FusedMatMul ep_trtpy::Pool ep_trtpy::Attention
 """.split()
 
 

@@ -432,6 +432,38 @@ def run_gemm(ints: list[int], floats: list[float], a: np.ndarray, b: np.ndarray,
                                                         ).astype(y.dtype).reshape(-1)
 
 
+def run_attention(ints: list[int], floats: list[float], q: np.ndarray, k: np.ndarray, v: np.ndarray,
+                  m: np.ndarray | None, o: np.ndarray) -> None:
+    """``attention``: O = softmax(scale * Q K^T + M) V read through the layout's row pitches and mask strides;
+    float32 math (GEMM operands rounded to TF32 when math=1), rows that are all -inf give zeros."""
+    b, h, sq, skv, d, dv, q_row, k_row, v_row, m_sb, m_sh, m_sq, m_sk = ints[:13]
+    tf32 = ints[13] if len(ints) > 13 else 0
+    assert len(ints) in (13, 14) and tf32 in (0, 1)
+    (scale,) = floats
+    mm = (lambda x: _tf32(x)) if tf32 and q.dtype == np.float32 else (lambda x: x)
+
+    def gather(x: np.ndarray, s: int, row: int, width: int) -> np.ndarray:  # [b, h, s, width]
+        bi, si, hi, ei = np.ix_(range(b), range(s), range(h), range(width))
+        idx = bi * s * row + si * row + hi * width + ei
+        assert idx.max() < x.size, "the layout reads past the tensor"
+        return x[idx].astype(np.float32).transpose(0, 2, 1, 3)
+
+    qh, kh, vh = gather(q, sq, q_row, d), gather(k, skv, k_row, d), gather(v, skv, v_row, dv)
+    with np.errstate(invalid="ignore", over="ignore"):
+        s = np.float32(scale) * np.matmul(mm(qh), mm(kh.transpose(0, 1, 3, 2)))
+        if m is not None:
+            bi, hi, ii, ji = np.ix_(range(b), range(h), range(sq), range(skv))
+            idx = bi * m_sb + hi * m_sh + ii * m_sq + ji * m_sk
+            assert idx.max() < m.size, "the mask strides read past the mask"
+            s = s + m[idx].astype(np.float32)
+        mx = s.max(axis=-1, keepdims=True)
+        dead = np.isneginf(mx)
+        e = np.exp(s - np.where(dead, np.float32(0), mx))
+        p = np.where(dead, np.float32(0), e / np.where(dead, np.float32(1), e.sum(axis=-1, keepdims=True)))
+    y = np.matmul(mm(p), mm(vh)).transpose(0, 2, 1, 3).reshape(-1)
+    o[:] = y.astype(o.dtype)
+
+
 def execute(plan: Plan, weights: bytes, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Run the plan on host arrays; returns the outputs (shaped)."""
     mem = Memory(plan, weights, inputs)
@@ -474,6 +506,8 @@ def execute(plan: Plan, weights: bytes, inputs: Sequence[np.ndarray]) -> list[np
             run_conv(layer.ints, layer.floats, ins[0], ins[1], ins[2], ins[3], outs[0], shapes)
         elif k == "gemm":
             run_gemm(layer.ints, layer.floats, ins[0], ins[1], ins[2] if len(ins) > 2 else None, outs[0])
+        elif k == "attention":
+            run_attention(layer.ints, layer.floats, ins[0], ins[1], ins[2], ins[3], outs[0])
         else:
             raise AssertionError(f"the emulator has no kernel {k!r}")
     return [mem.output(k) for k in range(plan.n_outputs)]
