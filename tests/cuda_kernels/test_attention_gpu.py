@@ -97,3 +97,23 @@ def test_attention_refuses_short_tensors() -> None:
     with pytest.raises(RuntimeError, match="smaller than its strides reach"):
         run_layer("attention", [Input(q), Input(q), Input(q[:, :2]), None], [(FLOAT16, (1, 4, 8))],
                   [1, 1, 4, 4, 8, 8, 8, 8, 8, 0, 0, 0, 0], [1.0])
+
+
+@pytest.mark.parametrize("tactic", ["", "unfused"], ids=["auto", "unfused"])
+def test_attention_fully_masked_row_is_zero(tactic: str) -> None:
+    """A query whose every key is masked (-inf) gives a zero row, as ep_trtpy::Attention defines it."""
+    rng = np.random.default_rng(9)
+    b, h, s, d = 2, 2, 16, 64
+    qkv = rng.uniform(-1, 1, (b, s, 3, h, d)).astype(np.float16)
+    m = np.zeros((b, 1, s, s), np.float16)
+    m[1, 0, 3, :] = -np.inf
+    n = qkv.size
+    specs = [Input(qkv.reshape(b, s, 3 * h * d)), View(0, 0, (n,)), View(0, h * d * 2, (n - h * d,)),
+             View(0, 2 * h * d * 2, (n - 2 * h * d,)), Input(m)]
+    ints = [b, h, s, s, d, d, 3 * h * d, 3 * h * d, 3 * h * d, s * s, 0, s, 1]
+    (o,), eng = run_layer("attention", specs, [(FLOAT16, (b, s, h * d))], ints, [0.125], tactic_name=tactic)
+    assert np.all(o[1, 3] == 0), f"masked row: {o[1, 3][:8]} (tactic {eng.tactic_names()[0]})"
+    ref = reference(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], np.where(np.isinf(m), 0, m), 0.125)
+    keep = np.ones(o.shape, bool)
+    keep[1, 3] = False
+    assert float(np.max(np.abs(o.astype(np.float64) - ref)[keep])) <= TOL[FLOAT16]
