@@ -23,7 +23,7 @@ SOURCE_OPS = frozenset({"Shape", "Size"})
 SHAPE_OPS = frozenset({
     "Gather", "Concat", "Unsqueeze", "Squeeze", "Slice", "Cast", "Add", "Sub", "Mul", "Div", "Equal", "Where",
     "ConstantOfShape", "Range", "Expand", "Reshape", "Identity", "Max", "Min", "Neg", "Abs", "Mod", "Less",
-    "Greater", "Not", "ReduceProd", "ReduceSum", "Tile", "Transpose", "Flatten",
+    "Greater", "Not", "ReduceProd", "ReduceSum", "Tile", "Transpose", "Flatten", "GatherElements", "GatherND",
 })
 """Ops whose outputs are shape-computable when all their present inputs are."""
 

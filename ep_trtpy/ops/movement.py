@@ -1,6 +1,6 @@
 """Data movement: Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout (inference), Transpose, Concat, Split,
-Slice, Gather, Expand, Tile, Pad. Reference and inference share one "plan" function per op, computed from shapes
-and the (build-time known) shape operands, so the two cannot disagree.
+Slice, Gather, GatherElements, GatherND, Expand, Tile, Pad. Reference and inference share one "plan" function per
+op, computed from shapes and the (build-time known) shape operands, so the two cannot disagree.
 
 Semantics (ONNX, with the opset differences handled):
 
@@ -15,6 +15,9 @@ Semantics (ONNX, with the opset differences handled):
 * Slice: starts/ends/axes/steps from inputs (opset >= 10) or attributes; negative starts/ends count from the end,
   then they are clamped to [0, d] (step > 0) or [-1, d - 1] (step < 0).
 * Gather: ``take(data, indices, axis)`` with negative indices counting from the end.
+* GatherElements: ``Y[c] = data[c with c[axis] = indices[c]]`` over the indices' coordinates c (same rank as the
+  data; negative indices count from the end). GatherND (``batch_dims`` b): each index tuple of length k picks the
+  slice ``data[b.., i_1, .., i_k]``; Y is ``indices.shape[:-1] + data.shape[b + k:]``.
 * Expand: bidirectional broadcast of the input with ``shape``. Tile: ``repeats`` per axis.
 * Pad: pads ``[b_1 .. b_n, e_1 .. e_n]`` over ``axes`` (opset 18, default all); negative pads crop; modes
   constant (``constant_value``, default 0), reflect (mirror without the edge), edge, wrap.
@@ -388,6 +391,76 @@ def gather_infer(node: Node, x: Info, indices: Info) -> Info:
         if indices.value.min() < -d or indices.value.max() >= d:
             raise fail(node, f"indices {in_name(node, 1)} hold values outside [-{d}, {d - 1}] for axis {axis}")
     return Info(x.dtype, tuple(x.shape[:axis]) + tuple(indices.shape) + tuple(x.shape[axis + 1:]))
+
+
+def _index_check(node: Node, idx: np.ndarray, extent: int | Sequence[int], what: str) -> np.ndarray:
+    """int64 indices with negative ones wrapped once; an OpError when one is outside [-extent, extent)."""
+    idx = idx.astype(np.int64)
+    ext = np.asarray(extent, dtype=np.int64)
+    if idx.size and (np.any(idx < -ext) or np.any(idx >= ext)):
+        raise fail(node, f"{what} hold values outside [-d, d) of the dims {np.atleast_1d(ext).tolist()} they index")
+    return np.where(idx < 0, idx + ext, idx)
+
+
+def _gather_elements_axis(node: Node, data: Sequence[int], indices: Sequence[int]) -> int:
+    if len(data) != len(indices) or not data:
+        raise fail(node, f"data {list(data)} and indices {list(indices)} must have the same rank (at least 1)")
+    axis = norm_axis(node, int(node.attr("axis", 0)), len(data))
+    if any(i > d for k, (d, i) in enumerate(zip(data, indices)) if k != axis):
+        raise fail(node, f"indices {list(indices)} exceed data {list(data)} on a dim other than axis {axis}")
+    return axis
+
+
+@reference("GatherElements")
+def gather_elements_ref(node: Node, x: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    axis = _gather_elements_axis(node, x.shape, indices.shape)
+    coords = list(np.indices(indices.shape, sparse=True))
+    coords[axis] = _index_check(node, indices, x.shape[axis], f"indices {in_name(node, 1)}")
+    return x[tuple(coords)]
+
+
+@infer("GatherElements")
+def gather_elements_infer(node: Node, x: Info, indices: Info) -> Info:
+    if indices.dtype not in (INT32, INT64):
+        raise fail(node, f"indices {in_name(node, 1)} are {dtype_name(indices.dtype)}; int32 or int64 expected")
+    _gather_elements_axis(node, x.shape, indices.shape)
+    return Info(x.dtype, tuple(indices.shape))
+
+
+def gather_nd_rows(node: Node, data: Sequence[int], indices: np.ndarray) -> tuple[np.ndarray, tuple[int, ...], int]:
+    """GatherND as a gather of rows: data viewed as [rows, inner] with inner = prod(data[b + k:]); returns the row
+    of every index tuple (batch offset included, int64, in the order of Y), Y's shape and inner."""
+    b, shape = int(node.attr("batch_dims", 0)), gather_nd_shape(node, data, indices.shape)
+    k = indices.shape[-1]
+    dims = tuple(data[b:b + k])
+    tuples = _index_check(node, indices.reshape(numel(data[:b]), -1, k), dims, f"indices {in_name(node, 1)}")
+    rows = np.ravel_multi_index(tuple(np.moveaxis(tuples, -1, 0)), dims)
+    rows = rows + (np.arange(numel(data[:b]), dtype=np.int64) * numel(dims)).reshape(-1, 1)
+    return rows.reshape(-1).astype(np.int64), shape, numel(data[b + k:])
+
+
+def gather_nd_shape(node: Node, data: Sequence[int], indices: Sequence[int]) -> tuple[int, ...]:
+    b = int(node.attr("batch_dims", 0))
+    k = indices[-1] if indices else -1
+    if not indices or not 0 <= b < min(len(data), len(indices)) or not 1 <= k <= len(data) - b:
+        raise fail(node, f"data {list(data)}, indices {list(indices)} and batch_dims={b} do not fit (rank(indices) "
+                         f"and rank(data) > batch_dims, 1 <= indices.shape[-1] <= rank(data) - batch_dims)")
+    if tuple(data[:b]) != tuple(indices[:b]):
+        raise fail(node, f"the batch dims of data {list(data)} and indices {list(indices)} differ")
+    return tuple(indices[:-1]) + tuple(data[b + k:])
+
+
+@reference("GatherND")
+def gather_nd_ref(node: Node, x: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    rows, shape, inner = gather_nd_rows(node, x.shape, indices)
+    return x.reshape(x.size // inner if inner else 0, inner)[rows].reshape(shape)
+
+
+@infer("GatherND")
+def gather_nd_infer(node: Node, x: Info, indices: Info) -> Info:
+    if indices.dtype != INT64:
+        raise fail(node, f"indices {in_name(node, 1)} are {dtype_name(indices.dtype)}; int64 expected")
+    return Info(x.dtype, gather_nd_shape(node, x.shape, indices.shape))
 
 
 # ------------------------------------------------------------------------------------------ Expand, Tile --

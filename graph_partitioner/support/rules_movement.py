@@ -187,6 +187,33 @@ def gather(node: Node, ctx: SupportContext) -> str | None:
     return common.check_axis(node, node.attr("axis", 0), common.rank(node.input(0)))
 
 
+MAX_GATHER_ELEMENTS_RANK = 8
+"""Rank limit of the ``gather_elements`` kernel (cuda_kernels/kernels/movement.h kMaxGatherRank)."""
+
+
+@rule("GatherElements", dtypes=ANY_FIXED, exempt_inputs=(1,))
+def gather_elements(node: Node, ctx: SupportContext) -> str | None:
+    """axis; indices int32/int64 of the data's rank, runtime or constant, negative allowed; rank up to 8."""
+    if why := common.dtype_in(node, node.input(1), INDEX_TYPES, "indices"):
+        return why
+    r = common.rank(node.input(0))
+    if r is not None and r > MAX_GATHER_ELEMENTS_RANK:
+        return (f"GatherElements data '{node.inputs[0].name}' has rank {r}; the kernel takes up to "
+                f"{MAX_GATHER_ELEMENTS_RANK}")
+    return common.check_axis(node, node.attr("axis", 0), r)
+
+
+@rule("GatherND", dtypes=ANY_FIXED, exempt_inputs=(1,))
+def gather_nd(node: Node, ctx: SupportContext) -> str | None:
+    """batch_dims; int64 indices computable at build time (they become rows of a gather)."""
+    if why := common.dtype_in(node, node.input(1), {INT64}, "indices"):
+        return why
+    b, r, q = node.attr("batch_dims", 0), common.rank(node.input(0)), common.rank(node.input(1))
+    if not isinstance(b, int) or b < 0 or (r is not None and q is not None and b >= min(r, q)):
+        return f"GatherND batch_dims={b!r} must be an integer in [0, min(rank(data), rank(indices)))"
+    return common.computable_input(node, 1, ctx, "indices")
+
+
 @rule("Expand", dtypes=ANY_FIXED, exempt_inputs=(1,))
 def expand(node: Node, ctx: SupportContext) -> str | None:
     """shape computable at build time (bidirectional broadcast)."""

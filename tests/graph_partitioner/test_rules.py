@@ -24,7 +24,8 @@ HardSwish Elu Selu Celu ThresholdedRelu Gelu IsNaN IsInf And Or Xor Not
 ReduceMean ReduceSum ReduceMax ReduceMin ReduceL2 ReduceProd ReduceL1 ReduceSumSquare ReduceLogSumExp
 GlobalAveragePool GlobalMaxPool ArgMax ArgMin LayerNormalization Softmax LogSoftmax BatchNormalization
 Conv ConvTranspose Gemm MatMul Einsum
-Reshape Flatten Squeeze Unsqueeze Identity Dropout Transpose Concat Split Slice Gather Expand Tile Pad Shape Size
+Reshape Flatten Squeeze Unsqueeze Identity Dropout Transpose Concat Split Slice Gather GatherElements GatherND
+Expand Tile Pad Shape Size
 ConstantOfShape Range Constant Resize MaxPool AveragePool
 ep_trtpy::Pointwise ep_trtpy::FusedConv ep_trtpy::FusedMatMul ep_trtpy::Pool ep_trtpy::Attention
 """.split()
@@ -176,6 +177,22 @@ CASES = [
                                                     np.array([-1], np.int64)]), None),
     ("gather float indices", lambda: _v("Gather", [F, (FLOAT, (2,))]), "Gather indices 'in1' is float32"),
     ("gather runtime int32 indices ok", lambda: _v("Gather", [F, (INT32, (2,))], [F]), None),
+    ("gather_elements runtime indices ok", lambda: _v("GatherElements", [F, (INT64, (2, 3))], [F], {"axis": 1}),
+     None),
+    ("gather_elements float indices", lambda: _v("GatherElements", [F, (FLOAT, (2, 3))]),
+     "GatherElements indices 'in1' is float32; it must be int32, int64"),
+    ("gather_elements axis", lambda: _v("GatherElements", [F, (INT64, (2, 3))], [F], {"axis": 2}),
+     "GatherElements axis=2 is out of range for a rank-2 input"),
+    ("gather_elements rank 9", lambda: _v("GatherElements", [(FLOAT, (1,) * 9), (INT64, (1,) * 9)],
+                                          [(FLOAT, (1,) * 9)]),
+     "GatherElements data 'in0' has rank 9; the kernel takes up to 8"),
+    ("gather_nd constant indices ok", lambda: _v("GatherND", [F, np.array([[1, 2]], np.int64)], [(FLOAT, (1,))]),
+     None),
+    ("gather_nd runtime indices", lambda: _v("GatherND", [F, (INT64, (1, 2))], [(FLOAT, (1,))]),
+     "GatherND indices input 'in1' is not computable at build time"),
+    ("gather_nd batch_dims", lambda: _v("GatherND", [F, np.array([[1]], np.int64)], [(FLOAT, (2,))],
+                                        {"batch_dims": 2}),
+     "GatherND batch_dims=2 must be an integer in [0, min(rank(data), rank(indices)))"),
     ("identity of unknown type (maybe a sequence)", lambda: _v("Identity", [(None, None)], [(None, None)]),
      "Identity input 'in0' has an unknown type (it may be a sequence or an optional); only tensors are claimed"),
     ("identity bool ok", lambda: _v("Identity", [(BOOL, (2,))], [(BOOL, (2,))]), None),

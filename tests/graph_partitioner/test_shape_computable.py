@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import pytest
 
-from graph_partitioner.ir import FLOAT, INT64, Graph, Value
+from graph_partitioner.ir import BOOL, FLOAT, INT64, Graph, Value
 from graph_partitioner.partition import partition
 from graph_partitioner.shape_computable import ShapeComputable
 
@@ -109,3 +109,40 @@ def test_build_time_operand_outside_the_cluster_refuses_the_consumer():
                                          "'gather' (Gather), which is not claimed")
     claimed = {n.name for n in result.claimed}
     assert "reshape" not in claimed and "relu" in claimed
+
+
+def gather_nd_graph(runtime_indices: bool = False) -> Graph:
+    """y = GatherND(m, Unsqueeze(Range(0, Gather(Shape(m), 0), 1), [1])): the dynamo exporter's spelling of a row
+    selection whose indices follow from the shape of m (or, with runtime_indices, a graph input)."""
+    g = Graph("gnd", {"": 18})
+    m = g.add_value("m", BOOL, ("N", 4))
+    g.inputs.append(m)
+    if runtime_indices:
+        idx = g.add_value("idx", INT64, ("N", 1))
+        g.inputs.append(idx)
+    else:
+        s = _typed(g.add_node("Shape", [m], [g.add_value("s")], name="shape").outputs[0], INT64, (2,))
+        n = _typed(g.add_node("Gather", [s, g.add_constant(np.array(0, np.int64), "zero")], [g.add_value("n")],
+                              attrs={"axis": 0}, name="gather").outputs[0], INT64, ())
+        r = _typed(g.add_node("Range", [g.add_constant(np.array(0, np.int64), "lo"), n,
+                                        g.add_constant(np.array(1, np.int64), "step")], [g.add_value("r")],
+                              name="range").outputs[0], INT64, ("N",))
+        idx = _typed(g.add_node("Unsqueeze", [r, g.add_constant(np.array([1], np.int64), "ax1")],
+                                [g.add_value("idx")], name="unsqueeze").outputs[0], INT64, ("N", 1))
+    y = _typed(g.add_node("GatherND", [m, idx], [g.add_value("y")], name="gather_nd").outputs[0], BOOL, ("N", 4))
+    g.outputs.append(y)
+    return g
+
+
+def test_gather_nd_indices_from_shapes_are_computable_and_claimed_with_their_computation():
+    g = gather_nd_graph()
+    assert ShapeComputable(g)(g.values["idx"])
+    result = partition(g)
+    assert [[n.name for n in c] for c in result.clusters] == [["shape", "gather", "range", "unsqueeze", "gather_nd"]]
+    assert result.reasons == {}
+
+
+def test_gather_nd_with_runtime_indices_is_refused():
+    result = partition(gather_nd_graph(runtime_indices=True))
+    assert result.reasons == {"gather_nd": "GatherND indices input 'idx' is not computable at build time (it must "
+                                           "follow from constants and input shapes)"}

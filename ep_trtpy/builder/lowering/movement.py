@@ -1,4 +1,5 @@
-"""Lowering of data movement: Transpose, Concat, Split, Slice, Expand, Tile, Gather, Pad (the pure views Reshape,
+"""Lowering of data movement: Transpose, Concat, Split, Slice, Expand, Tile, Gather, GatherElements,
+GatherND, Pad (the pure views Reshape,
 Flatten, Squeeze, Unsqueeze, Identity, Dropout are in views.py). Kernels (cuda_kernels/runtime/kernels_movement.cpp)::
 
     copy       inputs [X] outputs [Y]
@@ -13,6 +14,10 @@ Flatten, Squeeze, Unsqueeze, Identity, Dropout are in views.py). Kernels (cuda_k
     gather     inputs [data, indices] outputs [Y]
                ints [outer, axis, inner]   data [outer, axis, inner] -> Y [outer, n_idx, inner]; an index outside
                [-axis, axis) writes zeros (ONNX calls it an error; constant indices are checked here instead)
+    gather_elements  inputs [data, indices (int32/int64)] outputs [Y] (indices' shape, data's dtype)
+               ints [rank (1..8), axis, data_dims[rank], index_dims[rank]]
+               Y[c] = data[c with c[axis] = indices[c]] for every index c of index_dims (an index dim may be smaller
+               than the data's); a negative index wraps once; one still outside the axis writes zero
 
 Every layout is collapsed before it is emitted (extent-1 dims dropped, neighbours that one index walks on both
 sides merged), so the kernels' index arithmetic stays short. Whatever is a contiguous byte range of its input
@@ -30,6 +35,7 @@ import numpy as np
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
 from ep_trtpy.builder.lowering._util import (
     broadcast_strides,
+    check_out_shape,
     collapse,
     const_input,
     contiguous_strides,
@@ -40,6 +46,8 @@ from ep_trtpy.builder.lowering._util import (
     numel,
     shape_of,
 )
+from ep_trtpy.ops.movement import gather_elements_ref, gather_nd_rows
+from ep_trtpy.ops.registry import OpError
 from graph_partitioner.ir import INT32, INT64, Node, Value, np_dtype
 
 MAX_COPY_DIMS = 12
@@ -325,6 +333,61 @@ def lower_gather(ctx: LowerCtx, node: Node) -> None:
             return
     ctx.emit("gather", [ctx.tensor(data), ctx.tensor(idx)], [ctx.tensor(y)], ints=[outer, n_axis, inner],
              name=node.name)
+
+
+MAX_GATHER_RANK = 8
+
+
+@lowering("GatherElements")
+def lower_gather_elements(ctx: LowerCtx, node: Node) -> None:
+    """GatherElements(axis) on the ``gather_elements`` kernel. Constant indices are range-checked here; with constant
+    data too (and a small result) the node is evaluated with numpy."""
+    data, idx, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    assert data is not None and idx is not None
+    ds, ids = shape_of(data), shape_of(idx)
+    if idx.dtype not in (INT32, INT64):
+        raise LoweringError(f"node '{node.name}' (GatherElements): indices '{idx.name}' must be int32 or int64")
+    if len(ds) != len(ids) or not 1 <= len(ds) <= MAX_GATHER_RANK:
+        raise LoweringError(f"node '{node.name}' (GatherElements): data {list(ds)} and indices {list(ids)} must have "
+                            f"one rank in 1..{MAX_GATHER_RANK}")
+    axis = normalize_axis(node.attr("axis", 0), len(ds), node)
+    if any(i > d for k, (d, i) in enumerate(zip(ds, ids)) if k != axis):
+        raise LoweringError(f"node '{node.name}' (GatherElements): indices {list(ids)} exceed data {list(ds)} on a "
+                            f"dim other than axis {axis}")
+    ci = ctx.const_value(idx)
+    if ci is not None:
+        flat = np.asarray(ci, dtype=np.int64).reshape(-1)
+        bad = flat[(flat < -ds[axis]) | (flat >= ds[axis])]
+        if bad.size:
+            raise LoweringError(f"node '{node.name}' (GatherElements): index {int(bad[0])} is out of range for axis "
+                                f"{axis} of extent {ds[axis]}")
+        if _fold(ctx, node, lambda: gather_elements_ref(node, np.asarray(ctx.const_value(data)), np.asarray(ci))):
+            return
+    ctx.emit("gather_elements", [ctx.tensor(data), ctx.tensor(idx)], [ctx.tensor(y)],
+             ints=[len(ds), axis, *ds, *ids], name=node.name)
+
+
+@lowering("GatherND")
+def lower_gather_nd(ctx: LowerCtx, node: Node) -> None:
+    """GatherND(batch_dims) with indices known at build time: every index tuple becomes the row it picks of the
+    data viewed as [rows, inner], and the ``gather`` kernel copies those rows (ints [1, rows, inner])."""
+    data, y = node.inputs[0], node.outputs[0]
+    assert data is not None
+    ci = const_input(ctx, node, 1, "indices")
+    assert ci is not None
+    try:
+        rows, shape, inner = gather_nd_rows(node, shape_of(data), np.asarray(ci))
+    except OpError as e:
+        raise LoweringError(str(e)) from None
+    check_out_shape(node, y, shape)
+    cd = ctx.const_value(data)
+    if _fold(ctx, node, lambda: np.asarray(cd).reshape(-1, inner)[rows].reshape(shape)):
+        return
+    if rows.size == 1:
+        _view_or_copy(ctx, node, data, y, [1, inner], int(rows[0]) * inner, [inner, 1])
+        return
+    ctx.emit("gather", [ctx.tensor(data), ctx.weight(rows, f"{node.name}:rows")], [ctx.tensor(y)],
+             ints=[1, numel(shape_of(data)) // inner if inner else 0, inner], name=node.name)
 
 
 # ------------------------------------------------------------------------------------------------------- pad --

@@ -20,7 +20,8 @@ ReduceMean ReduceSum ReduceMax ReduceMin ReduceL2 ReduceProd ReduceL1 ReduceSumS
 GlobalAveragePool GlobalMaxPool ArgMax ArgMin
 LayerNormalization Softmax LogSoftmax BatchNormalization
 Conv ConvTranspose Gemm MatMul Einsum
-Reshape Flatten Squeeze Unsqueeze Identity Dropout Transpose Concat Split Slice Gather Expand Tile Pad Shape Size
+Reshape Flatten Squeeze Unsqueeze Identity Dropout Transpose Concat Split Slice Gather GatherElements GatherND
+Expand Tile Pad Shape Size
 ConstantOfShape Range Constant Resize MaxPool AveragePool
 ep_trtpy::Pointwise ep_trtpy::FusedConv ep_trtpy::FusedMatMul ep_trtpy::Pool ep_trtpy::Attention
 """.split()
@@ -73,6 +74,17 @@ ERRORS = [
     ("Gather-out-of-range", "Gather", [f(4, 2), Info(INT64, (1,), np.array([4], np.int64))], {}, 17,
      r"my_gather.*outside \[-4, 3\]"),
     ("Gather-float-indices", "Gather", [f(4, 2), f(1)], {}, 17, r"my_gather.*int32 or int64"),
+    ("GatherElements-rank", "GatherElements", [f(4, 2), Info(INT64, (4,))], {}, 17,
+     r"my_gatherelements.*data \[4, 2\] and indices \[4\] must have the same rank"),
+    ("GatherElements-too-wide", "GatherElements", [f(4, 2), Info(INT64, (1, 3))], {"axis": 0}, 17,
+     r"my_gatherelements.*exceed data \[4, 2\] on a dim other than axis 0"),
+    ("GatherElements-float-indices", "GatherElements", [f(4, 2), f(4, 2)], {}, 17,
+     r"my_gatherelements.*float32; int32 or int64"),
+    ("GatherND-batch-dims", "GatherND", [f(4, 2), Info(INT64, (3, 1))], {"batch_dims": 1}, 17,
+     r"my_gathernd.*batch dims of data \[4, 2\] and indices \[3, 1\] differ"),
+    ("GatherND-tuple-too-long", "GatherND", [f(4, 2), Info(INT64, (3, 3))], {}, 17,
+     r"my_gathernd.*do not fit"),
+    ("GatherND-int32", "GatherND", [f(4, 2), Info(6, (3, 1))], {}, 17, r"my_gathernd.*int32; int64 expected"),
     ("Expand-incompatible", "Expand", [f(3), ints(2, 4)], {}, 17, r"my_expand.*do not broadcast"),
     ("Tile-wrong-length", "Tile", [f(3, 2), ints(2)], {}, 17, r"my_tile.*repeats \[2\] must hold 2"),
     ("Pad-wrong-length", "Pad", [f(3, 2), ints(1, 1)], {}, 17, r"my_pad.*4 expected"),
@@ -129,6 +141,12 @@ def test_reference_errors_name_node_and_value() -> None:
     n = node("Gather", 2, {"axis": 0})
     with pytest.raises(OpError, match=r"my_gather.*outside \[-3, 2\]"):
         run_reference(n, [np.zeros(3, np.float32), np.array([3], np.int64)])
+    n = node("GatherElements", 2, {"axis": 1})
+    with pytest.raises(OpError, match=r"my_gatherelements.*indices input 1 \('in1'\) hold values outside"):
+        run_reference(n, [np.zeros((2, 3), np.float32), np.array([[0], [-4]], np.int64)])
+    n = node("GatherND", 2)
+    with pytest.raises(OpError, match=r"my_gathernd.*outside \[-d, d\) of the dims \[2, 3\]"):
+        run_reference(n, [np.zeros((2, 3), np.float32), np.array([[1, 3]], np.int64)])
     n = node("Reshape", 2)
     with pytest.raises(OpError, match=r"my_reshape.*cannot reshape \[6\]"):
         run_reference(n, [np.zeros(6, np.float32), np.array([4, 2], np.int64)])

@@ -258,6 +258,21 @@ def run_gather(ints: list[int], data: np.ndarray, idx: np.ndarray, y: np.ndarray
     y[:] = res.reshape(-1)
 
 
+def run_gather_elements(ints: list[int], data: np.ndarray, idx: np.ndarray, y: np.ndarray) -> None:
+    """``gather_elements``: Y[c] = data[c with c[axis] = idx[c]]; a negative index wraps once, one outside gives 0."""
+    rank, axis = ints[:2]
+    ddims, idims = ints[2:2 + rank], ints[2 + rank:2 + 2 * rank]
+    assert len(ints) == 2 + 2 * rank and 1 <= rank <= 8 and 0 <= axis < rank
+    assert all(i <= d for k, (d, i) in enumerate(zip(ddims, idims)) if k != axis)
+    co = _coords(idims)
+    i = idx.astype(np.int64)
+    i = np.where(i < 0, i + ddims[axis], i)
+    ok = (i >= 0) & (i < ddims[axis])
+    co[axis] = np.where(ok, i, 0)
+    src = np.ravel_multi_index(tuple(co), tuple(ddims)) if y.size else np.zeros(0, np.int64)
+    y[:] = np.where(ok, data[src], np.zeros(1, y.dtype))
+
+
 def _orig(mode: int, x: np.ndarray, scale: np.float32, out_len: int, in_len: int) -> np.ndarray:
     f = np.float32
     x = x.astype(f)
@@ -495,6 +510,8 @@ def execute(plan: Plan, weights: bytes, inputs: Sequence[np.ndarray]) -> list[np
             run_pad(layer.ints, ins[0], outs[0])
         elif k == "gather":
             run_gather(layer.ints, ins[0], ins[1], outs[0])
+        elif k == "gather_elements":
+            run_gather_elements(layer.ints, ins[0], ins[1], outs[0])
         elif k == "resize":
             run_resize(layer.ints, layer.floats, ins[0], outs[0])
         elif k == "pool":
