@@ -49,7 +49,7 @@ PIPELINE: tuple[Stage, ...] = (
     Stage("canonicalize", ("fold_batchnorm", "rewrite_einsum")),
     Stage("simplify_again", ("fold_constants", "eliminate_identities", "eliminate_dead_nodes"), repeat=True),
     Stage("fuse_patterns", ("fuse_layernorm", "fuse_gelu", "fuse_attention")),
-    Stage("fuse_linear", ("fuse_conv", "fuse_matmul", "merge_qkv")),
+    Stage("fuse_linear", ("fuse_conv", "fuse_matmul", "merge_qkv", "fold_transposes", "fuse_add_layernorm")),
     Stage("pointwise", ("canonicalize_pointwise",)),
     Stage("precision", ("reduce_precision",)),
     Stage("layout", ("layout_nhwc",)),

@@ -1,4 +1,5 @@
-"""Internal ops made by the builder's passes (domain ``ep_trtpy``): Pointwise, FusedConv, FusedMatMul, Pool.
+"""Internal ops made by the builder's passes (domain ``ep_trtpy``): Pointwise, FusedConv, FusedMatMul, Pool,
+AddLayerNorm.
 
 ``ep_trtpy::Pointwise``: see :mod:`ep_trtpy.ops.pointwise_program` (the attribute ``program`` is its JSON).
 
@@ -27,6 +28,11 @@ the same window attributes computed on NHWC data (made by the layout pass)::
 
     Y = transpose(pool(transpose(X, [0, 3, 1, 2])), [0, 2, 3, 1])      Y [N, P, Q, C]
 
+``ep_trtpy::AddLayerNorm`` inputs (X, R, scale, bias?), attributes axis (default -1), epsilon (default 1e-5),
+outputs (Y) or (Y, S): the LayerNormalization (stash_type 1) of the residual sum, X and R of one shape::
+
+    S = X + R (rounded to X's type, as the unfused Add stores it)    Y = LayerNormalization(S, scale, bias)
+
 FusedConv and FusedMatMul compute in float32 for float16/float32 data and round once at the end (the GPU
 epilogues do the same), so they may differ from their unfused decomposition by the intermediate float16 roundings
 only.
@@ -39,6 +45,7 @@ import numpy as np
 from ep_trtpy.ops import pointwise_program
 from ep_trtpy.ops._common import broadcast, fail, in_name, need_float, same_dtype, unidirectional
 from ep_trtpy.ops.linalg import _cfloat, conv2, conv_plan, matmul_shape
+from ep_trtpy.ops.normalization import layer_norm_infer, layer_norm_ref
 from ep_trtpy.ops.pooling import average_pool_ref, max_pool_ref, pool_plan
 from ep_trtpy.ops.pointwise_program import IO_DTYPES, Program
 from ep_trtpy.ops.registry import Info, infer, reference
@@ -247,3 +254,40 @@ def pool_infer(node: Node, x: Info) -> Info:
     n, h, w, c = x.shape
     *_, out = pool_plan(proxy, (n, c, h, w))
     return Info(x.dtype, (n, *out, c))
+
+
+# ----------------------------------------------------------------------------------------- AddLayerNorm --
+
+def _as_layer_norm(node: Node) -> Node:
+    """The one-output LayerNormalization whose numbers AddLayerNorm computes on X + R."""
+    attrs = {"axis": int(node.attr("axis", -1)), "epsilon": float(node.attr("epsilon", 1e-5))}
+    proxy = Node("LayerNormalization", node.name, "", attrs)
+    proxy.outputs = node.outputs[:1]
+    return proxy
+
+
+def _add_layer_norm_outputs(node: Node) -> int:
+    n = len(node.outputs) or 1
+    if n > 2:
+        raise fail(node, f"has {n} outputs; AddLayerNorm makes Y and optionally S = X + R")
+    return n
+
+
+@reference(f"{DOMAIN}::AddLayerNorm")
+def add_layer_norm_ref(node: Node, x: np.ndarray, r: np.ndarray, scale: np.ndarray,
+                       bias: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    if x.shape != r.shape:
+        raise fail(node, f"X {list(x.shape)} and R {list(r.shape)} differ in shape (AddLayerNorm does not broadcast)")
+    s = (x.astype(np.float32) + r.astype(np.float32)).astype(x.dtype)
+    (y,) = layer_norm_ref(_as_layer_norm(node), s, scale, bias)
+    return (y, s)[:_add_layer_norm_outputs(node)]
+
+
+@infer(f"{DOMAIN}::AddLayerNorm")
+def add_layer_norm_infer(node: Node, x: Info, r: Info, scale: Info, bias: Info | None = None) -> list[Info]:
+    same_dtype(node, [x, r, scale, bias])
+    if tuple(x.shape) != tuple(r.shape):
+        raise fail(node, f"X {in_name(node, 0)} {list(x.shape)} and R {in_name(node, 1)} {list(r.shape)} differ in "
+                         f"shape (AddLayerNorm does not broadcast)")
+    (y,) = layer_norm_infer(_as_layer_norm(node), x, scale, bias)
+    return [y, Info(x.dtype, x.shape)][:_add_layer_norm_outputs(node)]

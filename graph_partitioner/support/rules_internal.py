@@ -102,3 +102,18 @@ def attention(node: Node, ctx: SupportContext) -> str | None:
     if n_qkv != (1 if node.attr("qkv_packed", 0) else 3):
         return f"ep_trtpy::Attention has {n_qkv} of its Q, K, V inputs with qkv_packed={node.attr('qkv_packed', 0)}"
     return None
+
+
+@rule("ep_trtpy::AddLayerNorm", dtypes=FLOATS)
+def add_layer_norm(node: Node, ctx: SupportContext) -> str | None:
+    """Y = LayerNormalization(X + R, scale, bias) (axis, epsilon); optional second output S = X + R; X and R of
+    one shape (no broadcasting)."""
+    x, r = node.input(0), node.input(1)
+    if x is None or r is None or node.input(2) is None:
+        return "ep_trtpy::AddLayerNorm needs X, R and scale inputs"
+    if x.shape is not None and r.shape is not None and tuple(x.shape) != tuple(r.shape):
+        return (f"ep_trtpy::AddLayerNorm inputs '{x.name}' {list(x.shape)} and '{r.name}' {list(r.shape)} differ in "
+                f"shape; the fused kernel does not broadcast")
+    if len(node.outputs) not in (1, 2):
+        return f"ep_trtpy::AddLayerNorm has {len(node.outputs)} outputs; it makes Y and optionally S = X + R"
+    return common.check_axis(node, node.attr("axis", -1), common.rank(x))

@@ -14,7 +14,7 @@ import pytest
 
 from ep_trtpy.builder.lowering import LoweringError, lower
 from ep_trtpy.builder.plan import LayerSpec, Plan, TensorSpec
-from graph_partitioner.ir import FLOAT, FLOAT16, Graph
+from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, Graph
 
 from lib_kernel_helpers import In, one_node_graph
 
@@ -125,24 +125,24 @@ def test_conv_transpose_layout_with_groups_and_output_padding() -> None:
 def test_matmul_shared_weight_folds_batch_into_rows() -> None:
     g = one_node_graph("MatMul", [In(F, (2, 3, 4, 5)), np.ones((5, 7), np.float32)], [(F, (2, 3, 4, 7))])
     lay = _layer(lower(g)[0], "gemm")
-    #             M   N  K  batch tA tB sA sB act c_sb c_sr c_sc
-    assert lay.ints == [24, 7, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+    #             M   N  K  batch tA tB sA sB act c_sb c_sr c_sc math
+    assert lay.ints == [24, 7, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]
     assert lay.floats == [1.0, 1.0] and len(lay.inputs) == 2
 
 
 def test_matmul_full_batch_merges_dims() -> None:
     g = one_node_graph("MatMul", [In(F, (2, 3, 4, 5)), In(F, (2, 3, 5, 7))], [(F, (2, 3, 4, 7))])
     lay = _layer(lower(g)[0], "gemm")
-    assert lay.ints == [4, 7, 5, 6, 0, 0, 20, 35, 0, 0, 0, 0]
+    assert lay.ints == [4, 7, 5, 6, 0, 0, 20, 35, 0, 0, 0, 0, 1]
 
 
 def test_matmul_broadcast_weight_batch_uses_stride_zero() -> None:
     g = one_node_graph("MatMul", [In(F, (3, 4, 5)), In(F, (1, 5, 7))], [(F, (3, 4, 7))])
     lay = _layer(lower(g)[0], "gemm")
-    assert lay.ints == [12, 7, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0]  # folded: B is shared
+    assert lay.ints == [12, 7, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]  # folded: B is shared
     g = one_node_graph("MatMul", [In(F, (1, 4, 5)), In(F, (3, 5, 7))], [(F, (3, 4, 7))])
     lay = _layer(lower(g)[0], "gemm")
-    assert lay.ints == [4, 7, 5, 3, 0, 0, 0, 35, 0, 0, 0, 0]  # A broadcast over the batch
+    assert lay.ints == [4, 7, 5, 3, 0, 0, 0, 35, 0, 0, 0, 0, 1]  # A broadcast over the batch
 
 
 def test_matmul_mixed_broadcast_unrolls_on_views() -> None:
@@ -153,7 +153,7 @@ def test_matmul_mixed_broadcast_unrolls_on_views() -> None:
     gemms = [lay for lay in plan.layers if lay.kernel == "gemm"]
     assert len(gemms) == 2
     for i, lay in enumerate(gemms):
-        assert lay.ints == [4, 7, 5, 3, 0, 0, 0, 35, 0, 0, 0, 0]
+        assert lay.ints == [4, 7, 5, 3, 0, 0, 0, 35, 0, 0, 0, 0, 1]
         a, b = (_t(plan, t) for t in lay.inputs)
         y = _t(plan, lay.outputs[0])
         assert (a.kind, b.kind, y.kind) == ("alias", "alias", "alias")
@@ -164,9 +164,9 @@ def test_matmul_mixed_broadcast_unrolls_on_views() -> None:
 
 
 @pytest.mark.parametrize("a_shape, b_shape, y_shape, ints",
-                         [((5,), (2, 5, 7), (2, 7), [1, 7, 5, 2, 0, 0, 0, 35, 0, 0, 0, 0]),
-                          ((2, 4, 5), (5,), (2, 4), [8, 1, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
-                          ((5,), (5,), (), [1, 1, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0])])
+                         [((5,), (2, 5, 7), (2, 7), [1, 7, 5, 2, 0, 0, 0, 35, 0, 0, 0, 0, 1]),
+                          ((2, 4, 5), (5,), (2, 4), [8, 1, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+                          ((5,), (5,), (), [1, 1, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1])])
 def test_matmul_vectors(a_shape: tuple, b_shape: tuple, y_shape: tuple, ints: list[int]) -> None:
     g = one_node_graph("MatMul", [In(F, a_shape), In(F, b_shape)], [(F, y_shape)])
     assert _layer(lower(g)[0], "gemm").ints == ints
@@ -178,7 +178,7 @@ def test_fused_matmul_transposes_bias_gelu_alpha() -> None:
                        {"transA": 1, "transB": 1, "alpha": 0.25, "activation": "Gelu"}, domain="ep_trtpy")
     plan, _ = lower(g)
     lay = _layer(plan, "gemm")
-    assert lay.ints == [4, 7, 5, 1, 1, 1, 0, 0, 2, 0, 0, 1]
+    assert lay.ints == [4, 7, 5, 1, 1, 1, 0, 0, 2, 0, 0, 1, 1]
     assert lay.floats == [0.25, 1.0]
     assert _t(plan, lay.inputs[2]).kind == "weight"
     act = {"": 0, "Relu": 1, "GeluTanh": 3}
@@ -200,7 +200,7 @@ def test_gemm_constant_row_c_becomes_prescaled_bias() -> None:
     g = one_node_graph("Gemm", [In(F, (4, 5)), In(F, (5, 7)), c], [(F, (4, 7))], {"alpha": 0.5, "beta": 2.0})
     plan, weights = lower(g)
     lay = _layer(plan, "gemm")
-    assert lay.ints == [4, 7, 5, 1, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert lay.ints == [4, 7, 5, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1]
     assert lay.floats == [0.5, 1.0]
     ct = _t(plan, lay.inputs[2])
     assert ct.kind == "weight" and ct.shape == (7,)
@@ -212,7 +212,7 @@ def test_gemm_constant_column_c_is_materialized() -> None:
     g = one_node_graph("Gemm", [In(F, (4, 5)), In(F, (7, 5)), c], [(F, (4, 7))], {"transB": 1, "beta": 3.0})
     plan, weights = lower(g)
     lay = _layer(plan, "gemm")
-    assert lay.ints == [4, 7, 5, 1, 0, 1, 0, 0, 0, 0, 7, 1]
+    assert lay.ints == [4, 7, 5, 1, 0, 1, 0, 0, 0, 0, 7, 1, 1]
     assert lay.floats == [1.0, 1.0]
     ct = _t(plan, lay.inputs[2])
     full = np.frombuffer(weights, np.float32, 28, ct.offset).reshape(4, 7)
@@ -234,9 +234,18 @@ def test_gemm_runtime_c_strides_and_beta(c_shape: tuple, strides: list[int]) -> 
     g = one_node_graph("Gemm", [In(F, (4, 5)), In(F, (5, 7)), In(F, c_shape)], [(F, (4, 7))], {"beta": -0.5})
     plan, _ = lower(g)
     lay = _layer(plan, "gemm")
-    assert lay.ints[9:] == strides
+    assert lay.ints[9:12] == strides
     assert lay.floats == [1.0, -0.5]
     assert _t(plan, lay.inputs[2]).kind == "input"
+
+
+@pytest.mark.parametrize("dtype, options, flag", [(F, None, 1), (F, STRICT, 0), (FLOAT16, None, 0),
+                                                  (BFLOAT16, None, 0), (BFLOAT16, STRICT, 0)])
+def test_gemm_math_flag_allows_tf32_for_float32_only(dtype: int, options: object, flag: int) -> None:
+    """ints[12]: 1 lets cuBLASLt use TF32 tensor cores; float32 with tf32_enable (the default) only."""
+    g = one_node_graph("MatMul", [In(dtype, (4, 5)), In(dtype, (5, 7))], [(dtype, (4, 7))])
+    lay = _layer(lower(g, options)[0], "gemm")
+    assert len(lay.ints) == 13 and lay.ints[12] == flag
 
 
 def test_gemm_beta_zero_drops_c() -> None:

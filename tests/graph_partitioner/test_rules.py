@@ -28,6 +28,7 @@ Reshape Flatten Squeeze Unsqueeze Identity Dropout Transpose Concat Split Slice 
 Expand Tile Pad Shape Size
 ConstantOfShape Range Constant Resize MaxPool AveragePool
 ep_trtpy::Pointwise ep_trtpy::FusedConv ep_trtpy::FusedMatMul ep_trtpy::Pool ep_trtpy::Attention
+ep_trtpy::AddLayerNorm
 """.split()
 
 
@@ -288,6 +289,15 @@ CASES = [
      None),
     ("internal pool nchw", lambda: _v("Pool", [F4], attrs={"mode": "max", "kernel_shape": [3, 3]},
                                       domain="ep_trtpy"), "ep_trtpy::Pool channels_last=0 is not supported"),
+    ("internal add_layernorm with sum ok", lambda: _v("AddLayerNorm", [F, F, (FLOAT, (3,))], [F, F],
+                                                      domain="ep_trtpy"), None),
+    ("internal add_layernorm broadcast", lambda: _v("AddLayerNorm", [F, (FLOAT, (1, 3)), (FLOAT, (3,))],
+                                                    domain="ep_trtpy"),
+     "ep_trtpy::AddLayerNorm inputs 'in0' [2, 3] and 'in1' [1, 3] differ in shape; the fused kernel does not "
+     "broadcast"),
+    ("internal add_layernorm axis", lambda: _v("AddLayerNorm", [F, F, (FLOAT, (3,))], attrs={"axis": 2},
+                                               domain="ep_trtpy"),
+     "ep_trtpy::AddLayerNorm axis=2 is out of range for a rank-2 input"),
     ("internal pool mode", lambda: _v("Pool", [F4], attrs={"mode": "lp", "channels_last": 1, "kernel_shape": [3, 3]},
                                       domain="ep_trtpy"), "ep_trtpy::Pool mode='lp' is not supported"),
 ]

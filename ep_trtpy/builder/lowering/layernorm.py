@@ -1,9 +1,11 @@
-"""Lowering of LayerNormalization (opset 17) onto the ``layernorm`` kernel
+"""Lowering of LayerNormalization (opset 17) and ep_trtpy::AddLayerNorm onto the ``layernorm`` kernel
 (cuda_kernels/runtime/kernels_norm.cpp)::
 
-    layernorm  inputs [X, scale, bias or -1] outputs [Y]   ints [rows, cols]   floats [epsilon]
-               X read as [rows, cols] with cols = prod(X.shape[axis:]); scale and bias hold cols elements
-               Y = (X - mean) / sqrt(var + epsilon) * scale + bias per row (float32 arithmetic, two passes)
+    layernorm  inputs [X, scale, bias or -1, R or -1]   outputs [Y] or [Y, S]   ints [rows, cols]   floats [epsilon]
+               X read as [rows, cols] with cols = prod(X.shape[axis:]); scale and bias hold cols elements; R (the
+               residual) has X's dtype and element count; float32, float16 or bfloat16, one dtype
+               Z = X, or Z = X + R rounded to X's dtype (written to S when S is given: it needs R)
+               Y = (Z - mean) / sqrt(var + epsilon) * scale + bias per row (float32 arithmetic, two passes)
 
 Scale and bias may broadcast to X.shape[axis:]: constants are materialized to that shape as weights (in X's
 dtype), run-time tensors are broadcast into a temporary by a ``pointwise`` copy. The Mean and InvStdDev outputs
@@ -27,10 +29,10 @@ def _param(ctx: LowerCtx, node: Node, v: Value, norm_shape: tuple[int, ...], dty
     try:
         np.broadcast_shapes(vs, norm_shape)
     except ValueError:
-        raise LoweringError(f"node '{node.name}' (LayerNormalization): {what} '{v.name}' {list(vs)} does not broadcast "
+        raise LoweringError(f"node '{node.name}' ({node.key}): {what} '{v.name}' {list(vs)} does not broadcast "
                             f"to the normalized shape {list(norm_shape)}") from None
     if np.broadcast_shapes(vs, norm_shape) != norm_shape:
-        raise LoweringError(f"node '{node.name}' (LayerNormalization): {what} '{v.name}' {list(vs)} is larger than "
+        raise LoweringError(f"node '{node.name}' ({node.key}): {what} '{v.name}' {list(vs)} is larger than "
                             f"the normalized shape {list(norm_shape)}")
     c = ctx.const_value(v)
     if c is not None:
@@ -46,31 +48,54 @@ def _param(ctx: LowerCtx, node: Node, v: Value, norm_shape: tuple[int, ...], dty
     return tmp
 
 
+def _emit_layernorm(ctx: LowerCtx, node: Node, x: Value, r: Value | None, scale: Value | None, bias: Value | None,
+                    outputs: list[Value]) -> None:
+    """One ``layernorm`` layer: Y (= outputs[0]) of X (+ R), and S = X + R when outputs has a second value."""
+    xs = shape_of(x)
+    check_dtype(node, x, FLOATS, "input")
+    if not xs:
+        raise LoweringError(f"node '{node.name}' ({node.key}): input '{x.name}' is a scalar")
+    for out in outputs:
+        check_out_shape(node, out, xs)
+    if r is not None and (shape_of(r) != xs or r.dtype != x.dtype):
+        raise LoweringError(f"node '{node.name}' ({node.key}): residual '{r.name}' must have the shape and dtype of "
+                            f"'{x.name}' {list(xs)}")
+    if scale is None:
+        raise LoweringError(f"node '{node.name}' ({node.key}) has no Scale input")
+    axis = normalize_axis(node.attr("axis", -1), len(xs), node)
+    norm_shape = tuple(xs[axis:])
+    rows, cols = numel(xs[:axis]), numel(norm_shape)
+    ins = [ctx.tensor(x), _param(ctx, node, scale, norm_shape, x.dtype, "scale"),  # type: ignore[arg-type]
+           -1 if bias is None else _param(ctx, node, bias, norm_shape, x.dtype, "bias")]  # type: ignore[arg-type]
+    if r is not None:
+        ins.append(ctx.tensor(r))
+    elif ins[-1] == -1:
+        ins.pop()
+    ctx.emit("layernorm", ins, [ctx.tensor(v) for v in outputs], ints=[rows, cols],
+             floats=[float(node.attr("epsilon", 1e-5))], name=node.name,
+             meta={"op": node.key, "residual": r is not None})
+
+
 @lowering("LayerNormalization")
 def lower_layernorm(ctx: LowerCtx, node: Node) -> None:
     """LayerNormalization(axis, epsilon, stash_type=1)."""
-    x, y = node.inputs[0], node.outputs[0]
+    x = node.inputs[0]
     assert x is not None
-    xs = shape_of(x)
-    check_dtype(node, x, FLOATS, "input")
-    check_out_shape(node, y, xs)
     if int(node.attr("stash_type", 1)) != 1:
         raise LoweringError(f"node '{node.name}' (LayerNormalization): stash_type must be 1 (float32)")
     for extra in node.outputs[1:]:
         if extra.consumers or ctx.graph.is_graph_output(extra):
             raise LoweringError(f"node '{node.name}' (LayerNormalization): output '{extra.name}' (Mean/InvStdDev) is "
                                 f"used; only Y is computed on the GPU")
-    if not xs:
-        raise LoweringError(f"node '{node.name}' (LayerNormalization): input '{x.name}' is a scalar")
-    axis = normalize_axis(node.attr("axis", -1), len(xs), node)
-    norm_shape = tuple(xs[axis:])
-    rows, cols = numel(xs[:axis]), numel(norm_shape)
-    scale = node.input(1)
-    if scale is None:
-        raise LoweringError(f"node '{node.name}' (LayerNormalization) has no Scale input")
-    ins = [ctx.tensor(x), _param(ctx, node, scale, norm_shape, x.dtype, "scale")]  # type: ignore[arg-type]
-    bias = node.input(2)
-    if bias is not None:
-        ins.append(_param(ctx, node, bias, norm_shape, x.dtype, "bias"))  # type: ignore[arg-type]
-    ctx.emit("layernorm", ins, [ctx.tensor(y)], ints=[rows, cols], floats=[float(node.attr("epsilon", 1e-5))],
-             name=node.name)
+    _emit_layernorm(ctx, node, x, None, node.input(1), node.input(2), node.outputs[:1])
+
+
+@lowering("ep_trtpy::AddLayerNorm")
+def lower_add_layernorm(ctx: LowerCtx, node: Node) -> None:
+    """ep_trtpy::AddLayerNorm(X, R, scale, bias?) -> (Y) or (Y, S = X + R): the residual rides in the kernel."""
+    x, r = node.input(0), node.input(1)
+    if x is None or r is None:
+        raise LoweringError(f"node '{node.name}' ({node.key}) needs X and R")
+    if len(node.outputs) not in (1, 2):
+        raise LoweringError(f"node '{node.name}' ({node.key}) has {len(node.outputs)} outputs; Y and optionally S")
+    _emit_layernorm(ctx, node, x, r, node.input(2), node.input(3), list(node.outputs))

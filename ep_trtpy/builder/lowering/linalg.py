@@ -28,10 +28,13 @@ Kernel parameter layouts (the native ``prepare`` in cuda_kernels/runtime/kernels
 ``gemm`` -- Y[b] = act(alpha * op(A[b]) @ op(B[b]) + beta * C[b]), b < batch (kernels_gemm.cpp)
     inputs  [A, B] or [A, B, C]
     outputs [Y]                        contiguous [batch, M, N]
-    ints    [M, N, K, batch, transA, transB, strideA, strideB, act, c_sb, c_sr, c_sc]
+    ints    [M, N, K, batch, transA, transB, strideA, strideB, act, c_sb, c_sr, c_sc, math]
               A[b] = row-major [M, K] ([K, M] when transA) at element b*strideA of A; B[b] likewise ([K, N] /
               [N, K]) at b*strideB; stride 0 broadcasts. act: 0 none, 1 relu, 2 gelu (erf), 3 gelu (tanh).
               C[b, m, n] = element b*c_sb + m*c_sr + n*c_sc of C (a bias vector over N: 0, 0, 1).
+              math: 1 lets float32 operands run on TF32 tensor cores (float32 data with tf32_enable), else 0
+              (always 0 for float16 / bfloat16 data, which use their own tensor cores)
+    dtypes  float32, float16 or bfloat16, one for A, B, C and Y
     floats  [alpha, beta]
     tactic  index into cuBLASLt's heuristic candidates (-1: timed at engine build)
 
@@ -343,7 +346,8 @@ def emit_gemm(ctx: LowerCtx, node: Node, a: int, b: int, y: int, *, dtype: int, 
     if count > MAX_UNROLLED_GEMMS:
         raise LoweringError(f"node '{node.name}' ({node.key}): batch broadcasting of A{list(a_batch)} and "
                             f"B{list(b_batch)} needs {count} GEMM launches (limit {MAX_UNROLLED_GEMMS})")
-    ints_tail = [int(trans_a), int(trans_b), s_a, s_b, act, 0, c_sr, c_sc]
+    math_flag = int(dtype == FLOAT and tf32_enabled(ctx.options))
+    ints_tail = [int(trans_a), int(trans_b), s_a, s_b, act, 0, c_sr, c_sc, math_flag]
     floats = [float(alpha), float(beta)]
     ins_c = [c] if c >= 0 else []
     if not outer:

@@ -24,6 +24,7 @@ Reshape Flatten Squeeze Unsqueeze Identity Dropout Transpose Concat Split Slice 
 Expand Tile Pad Shape Size
 ConstantOfShape Range Constant Resize MaxPool AveragePool
 ep_trtpy::Pointwise ep_trtpy::FusedConv ep_trtpy::FusedMatMul ep_trtpy::Pool ep_trtpy::Attention
+ep_trtpy::AddLayerNorm
 """.split()
 
 

@@ -1,4 +1,4 @@
-"""Internal ops (ep_trtpy::Pointwise, FusedConv, FusedMatMul) against their unfused decompositions run by
+"""Internal ops (ep_trtpy::Pointwise, FusedConv, FusedMatMul, AddLayerNorm) against their unfused decompositions run by
 onnxruntime, plus the pointwise program fixes (0-d outputs, int64 immediates)."""
 
 from __future__ import annotations
@@ -220,6 +220,35 @@ def test_fused_matmul_equals_matmul_mul_add_activation(name: str, sa: tuple, sb:
     assert info.dtype == elem_type(dt) and info.shape == want.shape
     tol = dict(rtol=1e-4, atol=1e-5) if dt is F32 else dict(rtol=2e-3, atol=2e-3)
     assert_close(got, want, f"FusedMatMul {name}", **tol)
+
+
+# -------------------------------------------------------------------------------------------- AddLayerNorm --
+@pytest.mark.parametrize("dt, axis, bias, n_out", [(F32, -1, True, 2), (F32, 1, False, 1), (F16, -1, True, 2)])
+def test_add_layer_norm_equals_add_then_layer_normalization(dt: type, axis: int, bias: bool, n_out: int) -> None:
+    x, r = rnd(2, 3, 8, dtype=dt) * 4, rnd(2, 3, 8, dtype=dt)
+    norm = x.shape[axis:]
+    scale, b = rnd(*norm, dtype=dt), (rnd(*norm, dtype=dt) if bias else None)
+    fused = internal_node("AddLayerNorm", [x, r, scale, b], {"axis": axis, "epsilon": 1e-3}, n_out=n_out)
+    infos = infer_of(fused, [x, r, scale, b])
+    got = run_reference(fused, [x, r, scale, b])
+    feeds = {"x": x, "r": r, "scale": scale} | ({"b": b} if bias else {})
+    nodes = [helper.make_node("Add", ["x", "r"], ["s"]),
+             helper.make_node("LayerNormalization", ["s", "scale"] + (["b"] if bias else []), ["y"], axis=axis,
+                              epsilon=1e-3)]
+    want = [ort_graph(nodes, feeds, "y", elem_type(dt)), ort_graph(nodes[:1], feeds, "s", elem_type(dt))]
+    assert len(got) == len(infos) == n_out
+    for g, w, info in zip(got, want, infos):
+        assert info.dtype == elem_type(dt) and info.shape == w.shape == g.shape
+        tol = dict(rtol=1e-5, atol=1e-5) if dt is F32 else dict(rtol=2e-3, atol=2e-3)
+        assert_close(g, w, "AddLayerNorm", **tol)
+
+
+def test_add_layer_norm_refuses_broadcast_and_three_outputs() -> None:
+    x, r, scale = rnd(2, 8), rnd(1, 8), rnd(8)
+    with pytest.raises(OpError, match=r"addlayernorm.*X input 0 \('in0'\) \[2, 8\] and R input 1 \('in1'\) \[1, 8\]"):
+        infer_of(internal_node("AddLayerNorm", [x, r, scale], {}), [x, r, scale])
+    with pytest.raises(OpError, match=r"addlayernorm.*has 3 outputs"):
+        run_reference(internal_node("AddLayerNorm", [x, x, scale], {}, n_out=3), [x, x, scale])
 
 
 # ---------------------------------------------------------------------------------------------- Pointwise --

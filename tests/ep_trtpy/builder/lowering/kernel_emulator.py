@@ -202,8 +202,15 @@ def run_softmax(ints: list[int], x: np.ndarray, y: np.ndarray) -> None:
 
 
 def run_layernorm(ints: list[int], floats: list[float], x: np.ndarray, scale: np.ndarray, bias: np.ndarray | None,
-                  y: np.ndarray) -> None:
+                  y: np.ndarray, r: np.ndarray | None = None, s: np.ndarray | None = None) -> None:
+    """``layernorm`` of X, or of X + R rounded to X's dtype (written to S when given)."""
     rows, cols = ints
+    assert s is None or r is not None, "the sum output needs the residual input"
+    if r is not None:
+        assert r.dtype == x.dtype and r.size == x.size
+        x = (x.astype(np.float32) + r.astype(np.float32)).astype(x.dtype)
+        if s is not None:
+            s[:] = x
     v = x.reshape(rows, cols).astype(np.float32)
     mean = v.mean(axis=1, keepdims=True)
     var = ((v - mean) ** 2).mean(axis=1, keepdims=True)
@@ -433,7 +440,12 @@ def run_gemm(ints: list[int], floats: list[float], a: np.ndarray, b: np.ndarray,
     """``gemm``: Y[i] = act(alpha * op(A[i]) @ op(B[i]) + beta * C[i]) over the batch, strided as documented."""
     from ep_trtpy.ops.internal import apply_activation
 
+    assert len(ints) in (12, 13), ints
     m, n, k, batch, ta, tb, sa, sb, act, c_sb, c_sr, c_sc = ints[:12]
+    tf32 = ints[12] if len(ints) == 13 else 0
+    assert tf32 in (0, 1)
+    if tf32 and a.dtype == np.float32:  # tensor cores read float32 operands as TF32
+        a, b = _tf32(a), _tf32(b)
     alpha, beta = floats
     f = np.float64
     for i in range(batch):
@@ -505,7 +517,8 @@ def execute(plan: Plan, weights: bytes, inputs: Sequence[np.ndarray]) -> list[np
         elif k == "softmax":
             run_softmax(layer.ints, ins[0], outs[0])
         elif k == "layernorm":
-            run_layernorm(layer.ints, layer.floats, ins[0], ins[1], ins[2] if len(ins) > 2 else None, outs[0])
+            run_layernorm(layer.ints, layer.floats, ins[0], ins[1], ins[2] if len(ins) > 2 else None, outs[0],
+                          ins[3] if len(ins) > 3 else None, outs[1] if len(outs) > 1 else None)
         elif k == "pad":
             run_pad(layer.ints, ins[0], outs[0])
         elif k == "gather":
