@@ -194,3 +194,42 @@ def test_resnet_block(precision):
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
     if low is not None:
         _check_16bit_plan(g, low)
+
+
+def pre_ln_block(d: int = 32, ffn: int = 64) -> bytes:
+    """h = x + attn_out; y = h + FFN(LN(h)); out = LN(y) (pre-LN: each sum is both normalized and reused; the
+    first one is also a graph output), with a runtime weight read transposed (Transpose -> MatMul)."""
+    m = M(3)
+    proj = m.op("MatMul", "x", m.op("Transpose", "w", perm=[1, 0]))
+    h = m.op("Add", "x", proj)
+    ln1 = m.op("LayerNormalization", h, m.const(m.rng.uniform(0.5, 1.5, d).astype(np.float32)),
+               m.const(m.rng.standard_normal(d).astype(np.float32) * 0.1), axis=-1, epsilon=1e-5)
+    f = m.op("Relu", m.op("MatMul", ln1, m.w(d, ffn)))
+    y = m.op("Add", m.op("MatMul", f, m.w(ffn, d)), h)
+    out = m.op("LayerNormalization", y, m.const(np.ones(d, np.float32)), axis=-1, epsilon=1e-5)
+    return m.model([helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", "S", d]),
+                    helper.make_tensor_value_info("w", TensorProto.FLOAT, [d, d])],
+                   [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["B", "S", d]),
+                    helper.make_tensor_value_info(h, TensorProto.FLOAT, ["B", "S", d])])
+
+
+@pytest.mark.parametrize("precision", sorted(PRECISIONS))
+def test_pre_ln_block_keeps_the_sums_it_reuses(precision):
+    model = pre_ln_block()
+    rng = np.random.default_rng(8)
+    feeds = {"x": rng.standard_normal((2, 5, 32)).astype(np.float32),
+             "w": (rng.standard_normal((32, 32)) * 0.2).astype(np.float32)}
+    g, ctx = _optimized(model, {k: v.shape for k, v in feeds.items()}, precision)
+    fused = [n for n in g.nodes if n.op_type == "AddLayerNorm"]
+    assert len(fused) == 2 and [len(n.outputs) for n in fused] == [2, 1]
+    assert "LayerNormalization" not in [n.op_type for n in g.nodes]
+    assert "Transpose" not in [n.op_type for n in g.nodes]
+    assert [n.attrs["transB"] for n in g.nodes if n.op_type == "FusedMatMul"] == [1, 0, 0]
+    want = _ort(model, feeds)
+    got = graph_runner.run(g, feeds)
+    _, tol, low = PRECISIONS[precision]
+    for a, b in zip(got, want):
+        assert a.dtype == np.float32 and a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+    if low is not None:
+        _check_16bit_plan(g, low)
