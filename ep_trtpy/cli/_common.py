@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
+import tempfile
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import onnx
 
 from ep_trtpy import harness
+from ep_trtpy.cli import _real_models
+
+
+def add_source_arguments(p: argparse.ArgumentParser) -> None:
+    """--model SOURCE (a real model definition, exported with torch) and what its export needs."""
+    p.add_argument("--model", dest="source", metavar="SOURCE",
+                   help=f"an ONNX file, or a real model definition exported with torch (which must be installed): "
+                        f"{', '.join(_real_models.SOURCES)} (seeded random weights)")
+    p.add_argument("--export-dir", help="with --model SOURCE: keep the export here and reuse it next time "
+                                        "(default: a temporary folder)")
+    p.add_argument("--attn-implementation", help="with --model hf:...: HF's attention code, sdpa or eager "
+                                                 "(default: transformers' default)")
+    p.add_argument("--torch-python", help="Python with torch for --model SOURCE exports and the torch runners "
+                                          "(default: this one)")
 
 
 def add_model_arguments(p: argparse.ArgumentParser, batch_list: bool = False) -> None:
-    """MODEL.onnx or --arch NAME, plus the input options."""
+    """MODEL.onnx, --model SOURCE or --arch NAME, plus the input options."""
     p.add_argument("model", nargs="?", help="ONNX model file")
+    add_source_arguments(p)
     p.add_argument("--arch", help="a generated architecture instead of a file (python -m ep_trtpy.models --list)")
     p.add_argument("--ci", action="store_true", help="with --arch: the reduced size used by the tests")
     p.add_argument("--sequence", type=int, help="with --arch bert: sequence length of the inputs (default 128)")
@@ -27,21 +46,62 @@ def add_model_arguments(p: argparse.ArgumentParser, batch_list: bool = False) ->
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
 
 
-def load_model(args: argparse.Namespace) -> tuple[onnx.ModelProto, str]:
-    """(model, label) from MODEL.onnx or --arch."""
-    if bool(args.model) == bool(args.arch):
-        raise ValueError("give exactly one of MODEL.onnx or --arch NAME")
+@dataclass
+class Loaded:
+    """A model to run, with where it came from."""
+
+    model: onnx.ModelProto
+    label: str
+    exported: _real_models.Exported | None = None
+    """Set for --model SOURCE: the export (ONNX file, weights for the torch runners, exporter used)."""
+
+
+_EXPORT_DIRS: list[str] = []
+
+
+def export_dir(args: argparse.Namespace) -> str:
+    """--export-dir, else one temporary folder for this process (removed at exit)."""
+    if getattr(args, "export_dir", None):
+        return str(args.export_dir)
+    if not _EXPORT_DIRS:
+        _EXPORT_DIRS.append(tempfile.mkdtemp(prefix="ep_trtpy_export_"))
+        atexit.register(shutil.rmtree, _EXPORT_DIRS[0], True)
+    return _EXPORT_DIRS[0]
+
+
+def real_source(args: argparse.Namespace) -> _real_models.Source | None:
+    """The real model --model names, if it names one."""
+    text = getattr(args, "source", None)
+    return _real_models.source(text) if text and _real_models.is_source(text) else None
+
+
+def load(args: argparse.Namespace) -> Loaded:
+    """The model of MODEL.onnx, --model SOURCE (exported in a torch subprocess) or --arch NAME."""
+    given = [x for x in (args.model, getattr(args, "source", None), args.arch) if x]
+    if len(given) != 1:
+        raise ValueError("give exactly one of MODEL.onnx, --model SOURCE or --arch NAME")
     if args.arch:
         from ep_trtpy import models
 
-        return models.build(args.arch, ci=args.ci), args.arch + (" (ci size)" if args.ci else "")
-    if not os.path.exists(args.model):
-        raise FileNotFoundError(f"model file not found: {args.model}")
-    return onnx.load(args.model), os.path.basename(args.model)
+        return Loaded(models.build(args.arch, ci=args.ci), args.arch + (" (ci size)" if args.ci else ""))
+    src = real_source(args)
+    if src is not None:
+        exported = _real_models.export_in_subprocess(src, export_dir(args), python=args.torch_python,
+                                                     attn_implementation=args.attn_implementation)
+        return Loaded(onnx.load(exported.onnx_path), src.label, exported)
+    if not os.path.exists(given[0]):
+        raise FileNotFoundError(f"model file not found: {given[0]}")
+    return Loaded(onnx.load(given[0]), os.path.basename(given[0]))
+
+
+def load_model(args: argparse.Namespace) -> tuple[onnx.ModelProto, str]:
+    """(model, label) of :func:`load`."""
+    loaded = load(args)
+    return loaded.model, loaded.label
 
 
 def make_feeds(args: argparse.Namespace, model: onnx.ModelProto, batch: int) -> dict[str, np.ndarray]:
-    """Inputs: --feeds file, else the architecture's own feeds, else seeded random inputs."""
+    """Inputs: --feeds file, else the architecture's or real model's own feeds, else seeded random inputs."""
     if args.feeds:
         with np.load(args.feeds, allow_pickle=False) as data:
             feeds = {k: data[k] for k in data.files}
@@ -55,6 +115,9 @@ def make_feeds(args: argparse.Namespace, model: onnx.ModelProto, batch: int) -> 
 
         extra: dict[str, Any] = {"sequence": args.sequence} if args.sequence else {}
         return models.make_feeds(args.arch, batch=batch, seed=args.seed, ci=args.ci, **extra)
+    src = real_source(args)
+    if src is not None and not args.shapes:
+        return _real_models.make_inputs(src, batch, seed=args.seed, sequence=args.sequence or _real_models.SEQUENCE)
     return harness.random_feeds(model, harness.parse_shapes(args.shapes), seed=args.seed, batch=batch)
 
 
