@@ -1,6 +1,7 @@
-"""Benchmark worker for PyTorch eager and ``torch.compile``, run by ``ep-trtpy bench --providers torch`` in a
-separate process (the package has no PyTorch dependency, and torch's CUDA context stays out of the process that
-hosts our EP).
+"""The ONNX interpreter of the PyTorch benchmark rows: for generated architectures and ONNX files (which have no
+torch module of their own), ``_torch_bench_worker.py`` times PyTorch eager and ``torch.compile`` on
+:func:`build_module`'s module. Loaded by path inside that worker's process, never by the ep_trtpy package (which
+does not depend on torch).
 
 The ONNX model is executed by a small interpreter written with torch operations (:class:`OnnxModule`), so PyTorch
 runs the very same graph and weights as the ONNX runners: eagerly op by op, or traced and compiled by
@@ -8,20 +9,11 @@ runs the very same graph and weights as the ONNX runners: eagerly op by op, or t
 (Shape / Gather / Unsqueeze / Concat feeding Reshape, Expand, Slice) is carried out on Python ints, as a PyTorch
 model computes it. Only the ops of the generated architectures and common CNN / transformer graphs are covered;
 any other op is reported by name.
-
-Writes one JSON document to ``--out``: {"ok", "error", "torch_version", "create_s", "first_run_s", "samples_ms",
-"gpu_mem_used_mb", "io"} and, with ``--outputs FILE.npz``, the outputs (as float32 for float outputs).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
-import sys
-import time
-import traceback
 from typing import Any
 
 SMALL = 64
@@ -34,19 +26,21 @@ def _attrs(node: Any) -> dict[str, Any]:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def build_module(model: Any, device: Any, half: bool) -> Any:
-    """An ``nn.Module`` whose forward interprets ``model`` with torch ops (see the module docstring)."""
+def build_module(model: Any, device: Any, half: bool, half_dtype: Any = None) -> Any:
+    """An ``nn.Module`` whose forward interprets ``model`` with torch ops (see the module docstring); with ``half``
+    float32 weights, constants and casts become ``half_dtype`` (default torch.float16; torch.bfloat16 for BF16)."""
     import numpy as np
     import torch
     import torch.nn.functional as F
     from onnx import numpy_helper
 
+    low = half_dtype or torch.float16
     dtypes = {1: torch.float32, 10: torch.float16, 11: torch.float64, 7: torch.int64, 6: torch.int32,
               9: torch.bool, 2: torch.uint8, 3: torch.int8}
 
     def fdtype(elem: int) -> Any:
         dt = dtypes[elem]
-        return torch.float16 if half and dt == torch.float32 else dt
+        return low if half and dt == torch.float32 else dt
 
     class OnnxModule(torch.nn.Module):
         def __init__(self) -> None:
@@ -73,7 +67,7 @@ def build_module(model: Any, device: Any, half: bool) -> Any:
         def _add_const(self, attr: str, name: str, arr: Any) -> None:
             t = torch.from_numpy(np.array(arr, copy=True))
             if half and t.dtype == torch.float32:
-                t = t.half()
+                t = t.to(low)
             self.register_buffer(attr, t.to(device), persistent=False)
             self.attr_of[name] = attr
             if arr.dtype.kind in "iu" and arr.size <= SMALL:
@@ -358,89 +352,3 @@ def build_module(model: Any, device: Any, half: bool) -> Any:
 
 
 _OPS: dict[str, Any] = {}
-
-
-def main() -> int:
-    here = os.path.dirname(os.path.abspath(__file__))  # ep_trtpy/cli: its modules must not shadow anything
-    sys.path[:] = [q for q in sys.path if os.path.abspath(q or ".") != here]
-    p = argparse.ArgumentParser()
-    p.add_argument("--model", required=True)
-    p.add_argument("--feeds", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--outputs")
-    p.add_argument("--mode", choices=("eager", "compile"), default="eager")
-    p.add_argument("--compile-mode", default="max-autotune")
-    p.add_argument("--fp16", action="store_true")
-    p.add_argument("--device", default="cuda:0")
-    p.add_argument("--iters", type=int, default=100)
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--max-seconds", type=float, default=60.0)
-    args = p.parse_args()
-    result: dict = {"ok": False, "error": None}
-    try:
-        import numpy as np
-        import onnx
-        import torch
-
-        result["torch_version"] = torch.__version__
-        dev = torch.device(args.device)
-        cuda = dev.type == "cuda"
-        if cuda and not torch.cuda.is_available():
-            raise RuntimeError("torch.cuda.is_available() is False")
-
-        def sync() -> None:
-            if cuda:
-                torch.cuda.synchronize(dev)
-
-        model = onnx.load(args.model)
-        with np.load(args.feeds, allow_pickle=False) as data:
-            feeds = {k: data[k] for k in data.files}
-        t0 = time.perf_counter()
-        module = build_module(model, dev, args.fp16).eval()
-        inputs = []
-        for name in module.input_names:
-            x = torch.from_numpy(feeds[name]).to(dev)
-            if args.fp16 and x.dtype == torch.float32:
-                x = x.half()
-            inputs.append(x)
-        # fullgraph: a graph break would silently time eager PyTorch under the torch.compile label
-        runner = (torch.compile(module, mode=args.compile_mode, dynamic=False, fullgraph=True)
-                  if args.mode == "compile" else module)
-        if cuda:
-            torch.cuda.reset_peak_memory_stats(dev)
-        sync()
-        result["create_s"] = time.perf_counter() - t0
-        with torch.no_grad():
-            t0 = time.perf_counter()
-            outs = runner(*inputs)
-            sync()
-            result["first_run_s"] = time.perf_counter() - t0
-            if args.outputs:
-                np.savez(args.outputs, **{n: (o.float() if o.is_floating_point() else o).cpu().numpy()
-                                          for n, o in zip(module.output_names, outs)})
-            for _ in range(max(0, args.warmup)):
-                runner(*inputs)
-            sync()
-            samples = []
-            start = time.perf_counter()
-            for i in range(max(1, args.iters)):
-                t0 = time.perf_counter()
-                runner(*inputs)
-                sync()
-                samples.append((time.perf_counter() - t0) * 1e3)
-                if i >= 2 and time.perf_counter() - start > args.max_seconds:
-                    break
-        result["samples_ms"] = samples
-        result["io"] = "device" if cuda else "host"
-        result["gpu_mem_used_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20 if cuda else None
-        result["ok"] = True
-    except Exception as e:  # noqa: BLE001 - the parent reports whatever went wrong, with the traceback
-        result["error"] = f"{type(e).__name__}: {e}"
-        result["traceback"] = traceback.format_exc()
-    with open(args.out, "w") as f:
-        json.dump(result, f)
-    return 0 if result["ok"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

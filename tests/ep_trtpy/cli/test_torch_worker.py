@@ -1,5 +1,5 @@
-"""The PyTorch benchmark worker interprets each generated architecture exactly (eager; torch.compile for one).
-Runs where torch is importable (the GPU machine); elsewhere it is skipped with the reason."""
+"""The PyTorch benchmark worker, on the ONNX interpreter: each generated architecture exactly (eager; torch.compile
+for one). Runs where torch is importable (the GPU machine); elsewhere it is skipped with the reason."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ep_trtpy import harness, models
 pytest.importorskip("torch", reason="torch is not installed here (the package does not depend on it)")
 
 WORKER = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
-                      "ep_trtpy", "cli", "_torch_worker.py")
+                      "ep_trtpy", "cli", "_torch_bench_worker.py")
 
 
 def _run(tmp_path, name: str, mode: str, **kw: object) -> np.ndarray:
@@ -25,10 +25,13 @@ def _run(tmp_path, name: str, mode: str, **kw: object) -> np.ndarray:
     feeds = models.make_feeds(name, batch=2, ci=True)
     onnx.save(model, str(tmp_path / "m.onnx"))
     np.savez(tmp_path / "f.npz", **feeds)
-    r = subprocess.run([sys.executable, WORKER, "--model", str(tmp_path / "m.onnx"), "--feeds", str(tmp_path / "f.npz"),
-                        "--out", str(tmp_path / "r.json"), "--outputs", str(tmp_path / "o.npz"), "--device", "cpu",
-                        "--mode", mode, "--compile-mode", "default", "--iters", "2", "--warmup", "0"],
-                       capture_output=True, text=True, timeout=900)
+    job = {"id": "row", "batch": 2, "precision": "fp32", "mode": mode, "feeds": str(tmp_path / "f.npz"),
+           "outputs": str(tmp_path / "o.npz"), "result": str(tmp_path / "r.json")}
+    spec = {"model": {"kind": "onnx", "path": str(tmp_path / "m.onnx")}, "device": "cpu", "compile_mode": "default",
+            "iters": 2, "warmup": 0, "jobs": [job]}
+    (tmp_path / "jobs.json").write_text(json.dumps(spec))
+    r = subprocess.run([sys.executable, WORKER, "--jobs", str(tmp_path / "jobs.json")], capture_output=True, text=True,
+                       timeout=900)
     res = json.loads((tmp_path / "r.json").read_text())
     assert r.returncode == 0 and res["ok"], res.get("traceback", r.stderr)
     assert len(res["samples_ms"]) == 2
