@@ -5,49 +5,70 @@ Builds each claimed subgraph's engine the way ``ep-trtpy build`` does (partition
 launch list layer by layer, mean over ``--iters`` runs after a warm-up). Prints the slowest layers and the time
 per kernel kind, and the end-to-end time of one run launched layer by layer and replayed as a CUDA graph, so the
 launch overhead shows. Needs a GPU.
+
+Each layer also shows what it achieved against the H200's measured limits (``_roofline.py``): TFLOP/s for GEMMs,
+convolutions and attention, GB/s (bytes of inputs and outputs) for every other layer, and its share of the
+roofline (100 %: at the limit), so the next gap is visible. The model is an ONNX file, ``--arch NAME`` or
+``--model torchvision:resnet50 | torchvision:mobilenet_v2 | hf:bert-base`` (exported with torch in a subprocess).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from collections import defaultdict
 from typing import Any
 
 import numpy as np
 
+from ep_trtpy.cli import _common, _roofline
+
 NAME = "profile"
 HELP = "Per-layer GPU time of the engines the EP builds for MODEL (CUDA events)."
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", nargs="?", help="ONNX model file (or --arch)")
-    p.add_argument("--arch", default="", help="a generated architecture instead of a file (resnet50, bert, ...)")
-    p.add_argument("--batch", type=int, default=1, help="with --arch: batch size")
-    p.add_argument("--shapes", default="", help="concrete input shapes, e.g. 'input:1x3x224x224'")
-    p.add_argument("--fp16", action="store_true", help="FP16 engines (fp16_enable)")
+    _common.add_model_arguments(p)
+    p.add_argument("--fp16", action="store_true", help="shorthand for --precision fp16")
+    p.add_argument("--precision", default="", help="fp32 (TF32 allowed), fp32-strict, fp16 or bf16 (default fp32)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra TrtPyExecutionProvider option (repeatable)")
     p.add_argument("--iters", type=int, default=20, help="timed runs")
     p.add_argument("--top", type=int, default=15, help="slowest layers to list")
     p.add_argument("--json", default="", metavar="OUT", help="write every layer's time as JSON")
 
 
-def _model(args: argparse.Namespace) -> tuple[Any, dict[str, tuple[int, ...]]]:
-    import onnx
+def _model(args: argparse.Namespace) -> tuple[Any, dict[str, np.ndarray]]:
+    """The model and its feeds (their shapes are the engines' shapes; their values feed the engines' inputs)."""
+    model, _ = _common.load_model(args)
+    return model, _common.make_feeds(args, model, args.batch)
 
-    from ep_trtpy.cli.build import parse_shapes
 
-    if args.arch:
-        from ep_trtpy import models
+def _options(args: argparse.Namespace) -> tuple[Any, str]:
+    from ep_trtpy.cli.bench import PRECISIONS, precision_options
+    from ep_trtpy.cli.run import ep_options
+    from ep_trtpy.options import parse
 
-        model = models.build(args.arch)
-        shapes = {k: tuple(v.shape) for k, v in models.make_feeds(args.arch, batch=args.batch).items()}
-        shapes.update(parse_shapes(args.shapes))
-        return model, shapes
-    if not args.model or not os.path.exists(args.model):
-        raise FileNotFoundError(f"no such model file: {args.model}")
-    return onnx.load(args.model), parse_shapes(args.shapes)
+    precision = args.precision or ("fp16" if args.fp16 else "fp32")
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision accepts {', '.join(PRECISIONS)}, got '{precision}'")
+    try:
+        extra, _ = precision_options(precision)
+    except LookupError as e:
+        raise ValueError(f"--precision {precision}: {e}") from None
+    return parse(dict(ep_options(argparse.Namespace(fp16=False, option=args.option)), **extra)), precision
+
+
+def _work_columns(plan: Any, ms: list[float]) -> list[dict[str, Any]]:
+    """Per layer: its work and what it achieved against the H200's limits."""
+    out = []
+    for layer, t in zip(plan.layers, ms):
+        work = _roofline.layer_work(layer, plan.tensors)
+        got = _roofline.achieved(work, t)
+        out.append({"flops": work.flops, "bytes": work.bytes, "achieved": got.value, "unit": got.unit,
+                    "roofline_ms": _roofline.roofline_ms(work), "roofline_share": got.share, "text": got.text()})
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,17 +77,16 @@ def run(args: argparse.Namespace) -> int:
     import ep_trtpy
     from ep_trtpy.builder.build import build
     from ep_trtpy.cli.build import _device, concrete_shapes
-    from ep_trtpy.options import parse
     from ep_trtpy.runtime import _prepare_io, profile_engine
     from graph_partitioner import partition as partition_module
     from graph_partitioner.ir import Graph, np_dtype
 
     if not ep_trtpy.has_gpu():
         raise ValueError("profile needs a CUDA GPU (ep_trtpy.has_gpu() is False)")
-    model, shapes = _model(args)
-    options = parse({"fp16_enable": "1" if args.fp16 else "0"})
+    model, feeds = _model(args)
+    options, precision = _options(args)
     graph = Graph.from_onnx(model)
-    known = concrete_shapes(graph, shapes)
+    known = concrete_shapes(graph, {k: tuple(v.shape) for k, v in feeds.items()})
     result = partition_module.partition(graph, options.min_subgraph_size, options.op_types_to_exclude)
     device = _device("cuda")
     rng = np.random.default_rng(0)
@@ -78,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
         inputs = []
         for v, shape in zip(sub.inputs, art.input_shapes):
             dt = np_dtype(int(v.dtype))
-            arr = rng.integers(0, 2, shape) if dt.kind in "iub" else rng.standard_normal(shape)
+            if v.name in feeds and tuple(feeds[v.name].shape) == tuple(shape):
+                arr = feeds[v.name]  # the model's own inputs (token ids in range, a real attention mask)
+            else:
+                arr = rng.integers(0, 2, shape) if dt.kind in "iub" else rng.standard_normal(shape)
             inputs.append(cp.asarray(arr.astype(dt)))
         ms = profile_engine(engine, inputs, iterations=args.iters)
         stream = cp.cuda.Stream(non_blocking=True)
@@ -97,28 +120,33 @@ def run(args: argparse.Namespace) -> int:
             return (time.perf_counter() - t0) / args.iters * 1e3
 
         layer_by_layer, replayed = timed(False), timed(True)
-        per_kernel: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
-        for layer, t in zip(plan.layers, ms):
+        work = _work_columns(plan, ms)
+        per_kernel: dict[str, list[float]] = defaultdict(lambda: [0.0, 0, 0.0])
+        for layer, t, w in zip(plan.layers, ms, work):
             per_kernel[layer.kernel][0] += t
             per_kernel[layer.kernel][1] += 1
-        total = sum(ms)
+            per_kernel[layer.kernel][2] += w["roofline_ms"]
+        total, bound = sum(ms), sum(w["roofline_ms"] for w in work)
         print(f"engine {k}: {len(cluster)} nodes -> {len(plan.layers)} layers; inputs "
-              f"{', '.join(f'{v.name}{list(s)}' for v, s in zip(sub.inputs, art.input_shapes))}; "
-              f"{'fp16' if args.fp16 else 'fp32'}")
+              f"{', '.join(f'{v.name}{list(s)}' for v, s in zip(sub.inputs, art.input_shapes))}; {precision}")
         print(f"  sum of layer times {total:.3f} ms; one run layer by layer {layer_by_layer:.3f} ms, as a CUDA "
-              f"graph {replayed:.3f} ms (wall clock, {args.iters} runs)")
-        print(f"  {'kernel':14s} {'layers':>6s} {'ms':>9s} {'share':>6s}")
-        for name, (t, n) in sorted(per_kernel.items(), key=lambda kv: -kv[1][0]):
-            print(f"  {name:14s} {n:6d} {t:9.3f} {t / max(total, 1e-12):6.1%}")
+              f"graph {replayed:.3f} ms (wall clock, {args.iters} runs); at the H200's roofline {bound:.3f} ms "
+              f"({bound / max(total, 1e-12):.1%} of the layer times)")
+        print(f"  {'kernel':14s} {'layers':>6s} {'ms':>9s} {'share':>6s} {'roofline':>8s}")
+        for name, (t, n, b) in sorted(per_kernel.items(), key=lambda kv: -kv[1][0]):
+            print(f"  {name:14s} {n:6d} {t:9.3f} {t / max(total, 1e-12):6.1%} {b / max(t, 1e-12):8.1%}")
         order = sorted(range(len(ms)), key=lambda i: -ms[i])[: args.top]
-        print(f"  slowest layers:")
+        print(f"  slowest layers:  {'ms':>8s}  {'kernel':12s} {'tactic':>10s}  {'achieved':>16s} {'roof':>6s}  layer")
         for i in order:
             lay = plan.layers[i]
             outs = ",".join(str(list(plan.tensors[o].shape)) for o in lay.outputs)
-            print(f"    {ms[i]:8.4f} ms  {lay.kernel:12s} tactic {lay.tactic:3d}  {lay.name[:48]:48s} -> {outs}")
-        report.append({"engine": k, "layers": [{"name": lay.name, "kernel": lay.kernel, "tactic": lay.tactic,
-                                                "ms": t} for lay, t in zip(plan.layers, ms)],
-                       "layer_by_layer_ms": layer_by_layer, "cuda_graph_ms": replayed})
+            print(f"    {ms[i]:8.4f} ms  {lay.kernel:12s} tactic {lay.tactic:3d}  {work[i]['text']}  "
+                  f"{lay.name[:48]:48s} -> {outs}")
+        report.append({"engine": k, "precision": precision, "limits": _roofline.H200.source,
+                       "layers": [{"name": lay.name, "kernel": lay.kernel, "tactic": lay.tactic, "ms": t,
+                                   **{key: v for key, v in w.items() if key != "text"}}
+                                  for lay, t, w in zip(plan.layers, ms, work)],
+                       "layer_by_layer_ms": layer_by_layer, "cuda_graph_ms": replayed, "roofline_ms": bound})
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
