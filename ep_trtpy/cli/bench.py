@@ -347,14 +347,14 @@ def bench_model(wl: _bench_peers.Workload, batches: list[int], precisions: list[
     return rows
 
 
-def _gpu() -> dict[str, Any] | None:
+def _gpu(device_id: int) -> dict[str, Any] | None:
     import ep_trtpy
 
     if not ep_trtpy.has_gpu():
         return None
     from ep_trtpy import _kernels
 
-    info = _kernels.device_info(0)
+    info = _kernels.device_info(device_id)
     return {"name": str(info["name"]), "cc": [int(c) for c in info["cc"]]}
 
 
@@ -393,7 +393,7 @@ def run(args: argparse.Namespace) -> int:
     options = ep_options(argparse.Namespace(fp16=False, option=args.option))
     if "trtpy" in providers and not harness.ep_registered():
         raise harness.EpUnavailableError(f"{harness.EP_NAME} is not registered with onnxruntime {ort.__version__}")
-    gpu = _gpu()
+    gpu = _gpu(args.device_id)
     print(f"bench: {len(spaces)} model(s); runners {', '.join(providers)}; batch {', '.join(map(str, batches))}; "
           f"{', '.join(precisions)}; {harness.EP_NAME} on {gpu['name'] if gpu else 'the numpy reference backend'}",
           flush=True)
