@@ -302,7 +302,7 @@ def plan(args: argparse.Namespace) -> tuple[list[argparse.Namespace], list[int],
 
 
 def _load_workload(ns: argparse.Namespace, batches: list[int], tmp: str) -> tuple[_bench_peers.Workload, dict]:
-    """Load (or export) the model, write each batch's feeds, and run the CPU reference once per batch."""
+    """Load (or export) the model and write each batch's feeds (the inputs every runner gets)."""
     loaded = _common.load(ns)
     wl = _bench_peers.Workload(loaded.label, loaded.model, [o.name for o in loaded.model.graph.output], {}, {}, tmp)
     info: dict[str, Any] = {"label": loaded.label, "source": ns.source or ns.arch or ns.model}
