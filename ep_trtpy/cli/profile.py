@@ -136,12 +136,14 @@ def run(args: argparse.Namespace) -> int:
         for name, (t, n, b) in sorted(per_kernel.items(), key=lambda kv: -kv[1][0]):
             print(f"  {name:14s} {n:6d} {t:9.3f} {t / max(total, 1e-12):6.1%} {b / max(t, 1e-12):8.1%}")
         order = sorted(range(len(ms)), key=lambda i: -ms[i])[: args.top]
-        print(f"  slowest layers:\n    {'ms':>8s}     {'kernel':12s} {'tactic':24s} {'achieved':>16s} {'roof':>6s}  layer")
+        print("  slowest layers:")
+        print(f"    {'ms':>8s}     {'kernel':12s} {'tactic':24s} {'achieved':>16s} {'roof':>6s}  layer")
         for i in order:
             lay = plan.layers[i]
             outs = ",".join(str(list(plan.tensors[o].shape)) for o in lay.outputs)
             tactic = (lay.tactic_name or str(lay.tactic))[:24]
-            print(f"    {ms[i]:8.4f} ms  {lay.kernel:12s} {tactic:24s} {work[i]['text']}  {lay.name[:48]:48s} -> {outs}")
+            print(f"    {ms[i]:8.4f} ms  {lay.kernel:12s} {tactic:24s} {work[i]['text']}  {lay.name[:48]:48s} "
+                  f"-> {outs}")
         report.append({"engine": k, "precision": precision, "limits": _roofline.H200.source,
                        "layers": [{"name": lay.name, "kernel": lay.kernel, "tactic": lay.tactic,
                                    "tactic_name": lay.tactic_name, "ms": t,
