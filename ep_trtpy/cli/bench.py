@@ -420,6 +420,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         versions.update(wl.versions)
+        versions.update({k: info[k] for k in ("torchvision", "transformers") if k in info})
         info["seconds"] = time.perf_counter() - t0
         models.append(info)
     _print_tables(rows)
