@@ -8,6 +8,10 @@ provider.
                                 providers=[("TrtPyExecutionProvider", {"fp16_enable": "1"}), "CPUExecutionProvider"])
 
 Following the convention of ORT plugin packages: :func:`get_library_path`, :func:`get_ep_name`, :func:`register`.
+
+``import ep_trtpy`` registers; importing only a submodule (``from ep_trtpy.ops import registry``, the builder, the
+engine file) does not, and needs neither onnxruntime nor the native module. A process that imported a submodule
+first calls :func:`register` before it creates a session (the package is initialized once per process).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import ctypes
 import glob
 import logging
 import os
+import sys
 import threading
 
 __version__ = "0.1.0"
@@ -112,4 +117,21 @@ def reset_runtime_stats() -> None:
     tuner.reset_stats()
 
 
-register()
+def _imported_for_a_submodule() -> bool:
+    """True while this package is initialized on the way to one of its submodules (``import ep_trtpy.ops``).
+
+    CPython's import machinery initializes a parent package from inside ``_find_and_load(name)`` of the submodule
+    that was asked for: the import frame just outside this package's own one names it.
+    """
+    asked: list[str] = []
+    frame = sys._getframe(1)
+    while frame is not None and len(asked) < 2:
+        code = frame.f_code
+        if code.co_name == "_find_and_load" and "importlib._bootstrap" in code.co_filename:
+            asked.append(str(frame.f_locals.get("name", "")))
+        frame = frame.f_back
+    return len(asked) == 2 and asked[1].startswith(__name__ + ".")
+
+
+if not _imported_for_a_submodule():
+    register()

@@ -30,8 +30,8 @@ Graph documents (``graph_json``) written by the shim (cuda_kernels/shim/graph_ex
 
 State: EP objects (options, backend, device) and programs (one per fused subgraph: its IR, the mapping of
 engine inputs to the fused node's inputs, and its engines by input shapes). Engines come from memory, then the
-engine cache (when ``engine_cache_enable``), then a build (saved when enabled): ep_trtpy/engine/cache.py, the
-same path ``ep-trtpy build`` uses. All state is guarded by locks: callbacks may come from any ORT thread.
+engine cache (when ``engine_cache_enable``), then a build (saved when enabled): ``get_or_build`` in
+ep_trtpy/builder/build.py, the same path ``ep-trtpy build`` uses. All state is guarded by locks: callbacks may come from any ORT thread.
 """
 
 from __future__ import annotations
@@ -48,10 +48,12 @@ from typing import Any
 
 import numpy as np
 
-from ep_trtpy.builder.build import CPU, Device, EngineArtifact
-from ep_trtpy.engine.cache import Counters, get_or_build, graph_hash
+from ep_trtpy.builder.build import get_or_build
+from ep_trtpy.engine.artifact import CPU, Device, EngineArtifact
+from ep_trtpy.engine.cache import Counters, graph_hash
 from ep_trtpy.options import Options, parse
 from graph_partitioner.ir import Graph, dtype_name, elem_type, is_static, shape_str
+from graph_partitioner.onnx_io import graph_from_export
 
 log = logging.getLogger("ep_trtpy")
 
@@ -158,7 +160,7 @@ def get_capability(ep_id: int, graph_json: str, initializers: list[np.ndarray]) 
         log.info("TrtPyExecutionProvider: not claiming inside the body of control-flow node '%s'",
                  doc["parent_node"])
         return []
-    graph = Graph.from_export(doc, initializers)
+    graph = graph_from_export(doc, initializers)
     result = partition_module.partition(graph, ep.options.min_subgraph_size, ep.options.op_types_to_exclude)
     clusters = [[int(n.index) for n in cluster] for cluster in result.clusters]
     claimed = sum(len(c) for c in clusters)
@@ -181,7 +183,7 @@ def _subgraph(doc: dict, initializers: list[np.ndarray]) -> tuple[Graph, list[in
     fused = doc.get("fused_node")
     if not isinstance(fused, dict):
         raise ValueError("TrtPyExecutionProvider: compile() got a graph document without 'fused_node'")
-    graph = Graph.from_export(doc, initializers)
+    graph = graph_from_export(doc, initializers)
     graph.name = str(fused.get("name") or graph.name)
     fin = [str(n) for n in fused.get("inputs", [])]
     pos = {n: i for i, n in reversed(list(enumerate(fin)))}

@@ -186,14 +186,14 @@ PartitionFn = Callable[[onnx.ModelProto], "tuple[list[str], dict[str, str]]"]
 def partition_case(model: onnx.ModelProto) -> tuple[list[str], dict[str, str]]:
     """(claimed node names, {unclaimed node name: reason}) from ``graph_partitioner.partition`` on the case model
     (after ONNX shape inference, as ORT infers shapes before GetCapability)."""
-    from graph_partitioner.ir import Graph
+    from graph_partitioner.onnx_io import graph_from_onnx
     from graph_partitioner.partition import partition
 
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
     except Exception:  # noqa: BLE001 - inference is best effort; the partitioner copes with unknown shapes
         inferred = model
-    result = partition(Graph.from_onnx(inferred))
+    result = partition(graph_from_onnx(inferred))
     claimed = [n.name for cluster in result.clusters for n in cluster]
     return claimed, dict(result.reasons)
 

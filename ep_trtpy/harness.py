@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ep_trtpy import EP_NAME
+from ep_trtpy import EP_NAME, register
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -185,6 +185,8 @@ def create_session(model: onnx.ModelProto | str | bytes, provider: str = "trtpy"
         data = model
     if name == CPU:
         return ort.InferenceSession(data, sess_options, providers=[CPU])
+    if name == EP_NAME:
+        register()  # idempotent; a process that imported only submodules so far has not registered yet
     if not ep_registered(name):
         hint = (" (import ep_trtpy registers it; the plugin library must be built and offer a device)"
                 if name == EP_NAME else "")

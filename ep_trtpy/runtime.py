@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ep_trtpy.builder.plan import Plan
+from ep_trtpy.engine.plan import Plan
 from graph_partitioner.ir import dtype_name, np_dtype
 
 __all__ = ["build_engine", "run_engine", "profile_engine"]

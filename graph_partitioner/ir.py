@@ -1,8 +1,8 @@
 """The one graph IR used from GetCapability to engine build.
 
 A :class:`Graph` holds :class:`Node` objects in topological order and the :class:`Value` objects that connect
-them. Protobuf appears only at the edges (:meth:`Graph.from_onnx`, :meth:`Graph.to_onnx`), and the shim's JSON
-export arrives through :meth:`Graph.from_export`.
+them. Protobuf appears only at the edges (``onnx_io.graph_from_onnx``, ``onnx_io.graph_to_onnx``), and the shim's
+JSON export arrives through ``onnx_io.graph_from_export``; this module imports none of them.
 
 Conventions
 -----------
@@ -394,24 +394,3 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"Graph({self.name!r}: {len(self.nodes)} nodes, {len(self.inputs)} inputs, {len(self.outputs)} outputs)"
-
-    # ----------------------------------------------------------------------------------------- edges --
-    @classmethod
-    def from_onnx(cls, model: Any) -> Graph:
-        """From an onnx ModelProto (or a path to one)."""
-        from graph_partitioner import onnx_io
-
-        return onnx_io.graph_from_onnx(model)
-
-    def to_onnx(self, ir_version: int | None = None) -> Any:
-        """To an onnx ModelProto (internal ops keep their domain, which gets an opset import)."""
-        from graph_partitioner import onnx_io
-
-        return onnx_io.graph_to_onnx(self, ir_version=ir_version)
-
-    @classmethod
-    def from_export(cls, doc: dict, initializers: Sequence[np.ndarray]) -> Graph:
-        """From the shim's JSON export (see ep_trtpy/_host.py for the document's schema)."""
-        from graph_partitioner import onnx_io
-
-        return onnx_io.graph_from_export(doc, initializers)

@@ -3,70 +3,34 @@
     graph = optimize(subgraph, input_shapes, options)                  # the pass pipeline (pipeline.py)
     art = build(subgraph, input_shapes, options, "cuda", device)       # + lowering + native engine
     art = build(subgraph, input_shapes, options, "reference", CPU)     # the optimized graph runs on numpy
+    got = get_or_build(subgraph, input_shapes, options, "cuda", device)  # the engine cache first (engine/cache.py)
 
-An :class:`EngineArtifact` is what the engine file stores (ep_trtpy/engine/format.py) plus, for the cuda backend,
-the live native engine. The subgraph given to :func:`build` is never modified.
+An :class:`~ep_trtpy.engine.artifact.EngineArtifact` is what the engine file stores (ep_trtpy/engine/format.py)
+plus, for the cuda backend, the live native engine. The subgraph given to :func:`build` is never modified.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 from ep_trtpy.builder.pipeline import DEFAULT_FOLD_LIMIT, PassContext, run_pipeline
-from ep_trtpy.builder.plan import Plan
+from ep_trtpy.engine.artifact import BACKENDS, CPU, Device, EngineArtifact, InputShapes
+from ep_trtpy.engine.cache import Counters, atomic_write, cache_key, file_name, graph_hash, load
+from ep_trtpy.engine.format import encode
+from ep_trtpy.engine.plan import Plan
 from graph_partitioner.ir import Graph, dtype_name, is_static, shape_str
 
 log = logging.getLogger("ep_trtpy.builder")
 
-BACKENDS = ("cuda", "reference")
-
-InputShapes = Mapping[str, Sequence[int]] | Sequence[Sequence[int]]
-
 
 class BuildError(ValueError):
     """A subgraph cannot be built as given (the message names the value or node)."""
-
-
-@dataclass(frozen=True)
-class Device:
-    """The device an engine is built for: CUDA ordinal, name and compute capability (ordinal -1: the CPU)."""
-
-    ordinal: int = -1
-    name: str = "cpu"
-    cc: tuple[int, int] = (0, 0)
-
-    @property
-    def sm(self) -> str:
-        return f"sm{self.cc[0]}{self.cc[1]}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "cc": [int(self.cc[0]), int(self.cc[1])]}
-
-
-CPU = Device()
-
-
-@dataclass
-class EngineArtifact:
-    """A built engine: the optimized graph, and for the cuda backend the plan, the weights and the live engine."""
-
-    backend: str
-    graph: Graph
-    input_names: list[str]
-    input_shapes: list[tuple[int, ...]]
-    outputs: list[tuple[int, tuple[int, ...]]]  # (ONNX dtype, shape) per engine output
-    device: Device = CPU
-    plan: Plan | None = None
-    weights: bytes = b""
-    fusions: dict[str, list[str]] = field(default_factory=dict)
-    passes: list[dict[str, Any]] = field(default_factory=list)
-    build_seconds: float = 0.0
-    engine: Any = None  # ep_trtpy._kernels.Engine (cuda), never serialized
-    header: dict[str, Any] = field(default_factory=dict)  # filled when read from an engine file
 
 
 def normalize_shapes(graph: Graph, input_shapes: InputShapes | None) -> dict[str, tuple[int, ...]]:
@@ -191,3 +155,87 @@ def build(subgraph: Graph, input_shapes: InputShapes | None, options: Any, backe
             len(subgraph.nodes), n_layers, "layers" if art.plan is not None else "nodes", art.build_seconds, t_opt,
             t_lower, t_fin)
     return art
+
+
+# --------------------------------------------------------------------------------- the engine cache --
+
+def _dist_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+def producer_versions(backend: str) -> dict[str, str]:
+    """Versions of everything that produced an engine (cuda: plus the native libraries')."""
+    import ep_trtpy
+
+    v = {"ep_trtpy": str(ep_trtpy.__version__), "onnx": _dist_version("onnx"),
+         "onnxruntime": _dist_version("onnxruntime")}
+    if backend == "cuda":
+        try:
+            from ep_trtpy import _kernels
+
+            fn = getattr(_kernels, "library_versions", None)
+            libs = fn() if fn is not None else {}
+        except Exception as e:  # a native module without the function, or one that fails: record that
+            libs = {"native": f"unavailable ({type(e).__name__})"}
+        if isinstance(libs, dict):
+            v.update({str(k): str(x) for k, x in libs.items()})
+        else:
+            v["native"] = str(libs)
+    return v
+
+
+@dataclass
+class Obtained:
+    artifact: EngineArtifact
+    source: str  # "built" | "cache"
+    path: str | None
+    key: str
+    graph_hash: str
+    seconds: float
+
+
+def get_or_build(graph: Graph, input_shapes: InputShapes, options: Any, backend: str, device: Device = CPU,
+                 counters: Counters | None = None, ghash: str | None = None, save: bool | None = None,
+                 use_cache: bool | None = None, dump: Callable[[str, Graph], None] | None = None) -> Obtained:
+    """The engine artifact for `graph` at these shapes: from the engine cache when enabled (validated), else
+    built (and saved when enabled). For the cuda backend the artifact carries a live native engine. `dump` is the
+    pass pipeline's dump hook (called only when a build happens)."""
+    t0 = time.perf_counter()
+    counters = counters if counters is not None else Counters()
+    ghash = ghash or graph_hash(graph)
+    named = normalize_shapes(graph, input_shapes)
+    shapes = [tuple(named.get(v.name, v.shape or ())) for v in graph.inputs]
+    producers = producer_versions(backend)
+    option_items = options.engine_key_items() if options is not None else {}
+    key = cache_key(ghash, shapes, option_items, backend, device, producers)  # type: ignore[arg-type]
+    enabled = bool(getattr(options, "engine_cache_enable", False)) if use_cache is None else use_cache
+    path = os.path.join(options.cache_dir, file_name(ghash, key, backend, device)) if enabled and options else None
+    if path is not None:
+        art, status = load(path, key)
+        if art is not None:
+            try:
+                art.engine = instantiate(art, device, options)
+            except Exception as e:  # a plan the runtime cannot prepare is a reject, not a crash
+                art, status = None, f"reject: the native runtime cannot load it ({e})"
+        if art is not None:
+            counters.add("engine_cache_hits")
+            log.info("engine cache hit: %s", path)
+            return Obtained(art, "cache", path, key, ghash, time.perf_counter() - t0)
+        if status == "miss":
+            counters.add("engine_cache_misses")
+        else:
+            counters.add("engine_cache_rejects")
+            log.warning("engine cache: rejected %s: %s; rebuilding", path, status[len("reject: "):])
+    art = build(graph, named, options, backend, device, dump=dump)
+    counters.add("builds")
+    if path is not None and (save is None or save):
+        data = encode(art, key=key, graph_hash=ghash, producers=producers, options=option_items)
+        try:
+            atomic_write(path, data)
+            log.info("engine cache: saved %s (%d bytes)", path, len(data))
+        except OSError as e:
+            log.warning("engine cache: could not write %s: %s", path, e)
+    return Obtained(art, "built", path, key, ghash, time.perf_counter() - t0)

@@ -8,7 +8,7 @@ already placed tensor whose lifetime intersects (greedy best fit, as TensorRT-st
 
 from __future__ import annotations
 
-from ep_trtpy.builder.plan import Plan
+from ep_trtpy.engine.plan import Plan
 
 ALIGN = 256
 

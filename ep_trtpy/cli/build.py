@@ -1,7 +1,7 @@
 """``ep-trtpy build MODEL.onnx``: build (or load from the engine cache) the engine of every subgraph the EP claims.
 
 It goes through the same path as a session: partition (graph_partitioner.partition), then for each cluster the
-engine cache lookup and, on a miss, the build (ep_trtpy/engine/cache.py get_or_build), saving into the cache
+engine cache lookup and, on a miss, the build (ep_trtpy/builder/build.py get_or_build), saving into the cache
 folder. It prints one line per engine (nodes, input shapes, build time or cache hit, the cache file).
 
 Shapes: engines are built per concrete input shape. Give dynamic model inputs with ``--shapes
@@ -80,7 +80,7 @@ def _dumper(folder: str, engine: str) -> Any:
 
 
 def _device(backend: str) -> Any:
-    from ep_trtpy.builder.build import CPU, Device
+    from ep_trtpy.engine.artifact import CPU, Device
 
     if backend != "cuda":
         return CPU
@@ -95,10 +95,11 @@ def _device(backend: str) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     import ep_trtpy
-    from ep_trtpy.engine.cache import Counters, get_or_build
+    from ep_trtpy.builder.build import get_or_build
+    from ep_trtpy.engine.cache import Counters
     from ep_trtpy.options import parse
     from graph_partitioner import partition as partition_module
-    from graph_partitioner.ir import Graph
+    from graph_partitioner.onnx_io import graph_from_onnx
 
     if not os.path.exists(args.model):
         raise FileNotFoundError(f"no such model file: {args.model}")
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("ep_trtpy").setLevel(logging.INFO)
     backend = args.backend or ("cuda" if ep_trtpy.has_gpu() else "reference")
     device = _device(backend)
-    graph = Graph.from_onnx(args.model)
+    graph = graph_from_onnx(args.model)
     shapes = parse_shapes(args.shapes)
     names = {v.name for v in graph.inputs}
     for name in shapes:

@@ -79,13 +79,14 @@ def run(args: argparse.Namespace) -> int:
     from ep_trtpy.cli.build import _device, concrete_shapes
     from ep_trtpy.runtime import _prepare_io, profile_engine
     from graph_partitioner import partition as partition_module
-    from graph_partitioner.ir import Graph, np_dtype
+    from graph_partitioner.ir import np_dtype
+    from graph_partitioner.onnx_io import graph_from_onnx
 
     if not ep_trtpy.has_gpu():
         raise ValueError("profile needs a CUDA GPU (ep_trtpy.has_gpu() is False)")
     model, feeds = _model(args)
     options, precision = _options(args)
-    graph = Graph.from_onnx(model)
+    graph = graph_from_onnx(model)
     known = concrete_shapes(graph, {k: tuple(v.shape) for k, v in feeds.items()})
     result = partition_module.partition(graph, options.min_subgraph_size, options.op_types_to_exclude)
     device = _device("cuda")

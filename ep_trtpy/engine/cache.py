@@ -1,7 +1,8 @@
-"""The engine cache: keys, file names, atomic writes, validated loads, and get-or-build.
+"""The engine cache: keys, file names, atomic writes and validated loads.
 
 Key = SHA-256 over a canonical JSON of
-    format version, graph hash, concrete input shapes, options.engine_key_items(), backend,
+    format version, graph hash, concrete input shapes, the options that shape the engine
+    (``Options.engine_key_items()``), backend,
     device name and compute capability (cuda only), producer versions.
 The graph hash (:func:`graph_hash`) is over a canonical serialization of the subgraph: nodes in order with their
 op, domain and canonical attributes, inputs referred to by position (graph input k, output j of node i) or, for
@@ -14,6 +15,9 @@ File name: ``TrtPy_<graphhash16>_<key16>_sm<major><minor>.engine`` (``_cpu`` for
 (the last complete write wins; all are equivalent). A file that is missing is a miss; one that cannot be decoded,
 is truncated, corrupt, foreign or for another key is a *reject*: logged as a warning naming the file and the
 reason, rebuilt and atomically replaced. Never a crash, never a wrong answer.
+
+The look-up-or-build that uses all of this is the builder's (``ep_trtpy.builder.build.get_or_build``): the engine
+package knows engines and files, not how they are built.
 """
 
 from __future__ import annotations
@@ -24,16 +28,14 @@ import logging
 import os
 import tempfile
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 import numpy as np
 
-from ep_trtpy.builder.build import CPU, Device, EngineArtifact, InputShapes, build, instantiate, normalize_shapes
-from ep_trtpy.engine.format import FORMAT_VERSION, EngineFormatError, decode, encode, to_artifact
+from ep_trtpy.engine.artifact import Device, EngineArtifact
+from ep_trtpy.engine.format import FORMAT_VERSION, EngineFormatError, decode, to_artifact
 from graph_partitioner.ir import Graph, Value
 
 log = logging.getLogger("ep_trtpy")
@@ -97,40 +99,12 @@ def graph_hash(graph: Graph) -> str:
 
 # ---------------------------------------------------------------------------------------------- keys --
 
-def _dist_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "none"
-
-
-def producer_versions(backend: str) -> dict[str, str]:
-    """Versions of everything that produced an engine (cuda: plus the native libraries')."""
-    import ep_trtpy
-
-    v = {"ep_trtpy": str(ep_trtpy.__version__), "onnx": _dist_version("onnx"),
-         "onnxruntime": _dist_version("onnxruntime")}
-    if backend == "cuda":
-        try:
-            from ep_trtpy import _kernels
-
-            fn = getattr(_kernels, "library_versions", None)
-            libs = fn() if fn is not None else {}
-        except Exception as e:  # a native module without the function, or one that fails: record that
-            libs = {"native": f"unavailable ({type(e).__name__})"}
-        if isinstance(libs, dict):
-            v.update({str(k): str(x) for k, x in libs.items()})
-        else:
-            v["native"] = str(libs)
-    return v
-
-
-def cache_key(ghash: str, input_shapes: list[tuple[int, ...]], options: Any, backend: str, device: Device,
-              producers: dict[str, str]) -> str:
-    """The engine cache key (hex SHA-256)."""
-    items = options.engine_key_items() if options is not None else {}
-    doc = {"format": FORMAT_VERSION, "graph": ghash, "shapes": [list(s) for s in input_shapes], "options": items,
-           "backend": backend, "device": device.to_dict() if backend == "cuda" else None, "producers": producers}
+def cache_key(ghash: str, input_shapes: list[tuple[int, ...]], option_items: Mapping[str, Any], backend: str,
+              device: Device, producers: dict[str, str]) -> str:
+    """The engine cache key (hex SHA-256); `option_items` are the options that shape the engine."""
+    doc = {"format": FORMAT_VERSION, "graph": ghash, "shapes": [list(s) for s in input_shapes],
+           "options": dict(option_items), "backend": backend,
+           "device": device.to_dict() if backend == "cuda" else None, "producers": producers}
     return hashlib.sha256(json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()).hexdigest()
 
 
@@ -196,57 +170,3 @@ def load(path: str, key: str) -> tuple[EngineArtifact | None, str]:
         return None, f"reject: {e}"
     except Exception as e:  # noqa: BLE001  anything else a hostile file provokes is still only a reject
         return None, f"reject: unreadable ({type(e).__name__}: {e})"
-
-
-@dataclass
-class Obtained:
-    artifact: EngineArtifact
-    source: str  # "built" | "cache"
-    path: str | None
-    key: str
-    graph_hash: str
-    seconds: float
-
-
-def get_or_build(graph: Graph, input_shapes: InputShapes, options: Any, backend: str, device: Device = CPU,
-                 counters: Counters | None = None, ghash: str | None = None, save: bool | None = None,
-                 use_cache: bool | None = None, dump: Callable[[str, Graph], None] | None = None) -> Obtained:
-    """The engine artifact for `graph` at these shapes: from the engine cache when enabled (validated), else
-    built (and saved when enabled). For the cuda backend the artifact carries a live native engine. `dump` is the
-    pass pipeline's dump hook (called only when a build happens)."""
-    t0 = time.perf_counter()
-    counters = counters if counters is not None else Counters()
-    ghash = ghash or graph_hash(graph)
-    named = normalize_shapes(graph, input_shapes)
-    shapes = [tuple(named.get(v.name, v.shape or ())) for v in graph.inputs]
-    producers = producer_versions(backend)
-    key = cache_key(ghash, shapes, options, backend, device, producers)  # type: ignore[arg-type]
-    enabled = bool(getattr(options, "engine_cache_enable", False)) if use_cache is None else use_cache
-    path = os.path.join(options.cache_dir, file_name(ghash, key, backend, device)) if enabled and options else None
-    if path is not None:
-        art, status = load(path, key)
-        if art is not None:
-            try:
-                art.engine = instantiate(art, device, options)
-            except Exception as e:  # a plan the runtime cannot prepare is a reject, not a crash
-                art, status = None, f"reject: the native runtime cannot load it ({e})"
-        if art is not None:
-            counters.add("engine_cache_hits")
-            log.info("engine cache hit: %s", path)
-            return Obtained(art, "cache", path, key, ghash, time.perf_counter() - t0)
-        if status == "miss":
-            counters.add("engine_cache_misses")
-        else:
-            counters.add("engine_cache_rejects")
-            log.warning("engine cache: rejected %s: %s; rebuilding", path, status[len("reject: "):])
-    art = build(graph, named, options, backend, device, dump=dump)
-    counters.add("builds")
-    if path is not None and (save is None or save):
-        data = encode(art, key=key, graph_hash=ghash, producers=producers,
-                      options=options.engine_key_items() if options is not None else {})
-        try:
-            atomic_write(path, data)
-            log.info("engine cache: saved %s (%d bytes)", path, len(data))
-        except OSError as e:
-            log.warning("engine cache: could not write %s: %s", path, e)
-    return Obtained(art, "built", path, key, ghash, time.perf_counter() - t0)

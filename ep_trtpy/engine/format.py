@@ -37,9 +37,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ep_trtpy.builder.build import Device, EngineArtifact
-from ep_trtpy.builder.lowering import nbytes_of
-from ep_trtpy.builder.plan import TENSOR_KINDS, Plan
+from ep_trtpy.engine.artifact import BACKENDS, Device, EngineArtifact
+from ep_trtpy.engine.plan import TENSOR_KINDS, Plan, nbytes_of
 from graph_partitioner.ir import Graph
 
 MAGIC = b"TRTPYENG"
@@ -47,7 +46,6 @@ FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<8sIIQQ")
 CHECKSUM_BYTES = 32
 STRIP_ABOVE_BYTES = 1024
-BACKENDS = ("cuda", "reference")
 
 
 class EngineFormatError(ValueError):

@@ -20,7 +20,7 @@ import hashlib
 import json
 from typing import Any
 
-from ep_trtpy.builder.plan import LayerSpec, Plan
+from ep_trtpy.engine.plan import LayerSpec, Plan
 
 MAX_ALIGN = 256
 

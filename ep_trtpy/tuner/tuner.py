@@ -27,7 +27,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ep_trtpy.builder.plan import LayerSpec, Plan
+from ep_trtpy.engine.plan import LayerSpec, Plan
 from ep_trtpy.tuner.progress import BuildProgress
 from ep_trtpy.tuner.signature import layer_signature, signature_key
 from ep_trtpy.tuner.timing_cache import Entry, TimingCache, current_environment

@@ -31,7 +31,7 @@ from lowering_testutil import Case, In, ir_graph, node_case, rand  # noqa: E402,
 
 import ep_trtpy  # noqa: E402
 from ep_trtpy.builder.lowering import lower  # noqa: E402
-from ep_trtpy.builder.plan import Plan  # noqa: E402
+from ep_trtpy.engine.plan import Plan  # noqa: E402
 from graph_partitioner.ir import np_dtype  # noqa: E402
 
 EMULATE = os.environ.get("EP_TRTPY_KERNEL_TESTS_EMULATE", "") == "1"

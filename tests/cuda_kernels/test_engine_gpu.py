@@ -157,7 +157,7 @@ def test_tactics_are_written_back_and_replayed() -> None:
     import cupy as cp
 
     from ep_trtpy.builder.lowering import lower
-    from ep_trtpy.builder.plan import Plan
+    from ep_trtpy.engine.plan import Plan
     from ep_trtpy.runtime import build_engine, run_engine
 
     g, x, ref = _mlp_graph(seed=45)

@@ -141,7 +141,7 @@ def test_gemm_misaligned_operands_use_the_fallback_plan(act: int, c_mode: str) -
     numbers, with the epilogue in our kernel."""
     import cupy as cp
 
-    from ep_trtpy.builder.plan import LayerSpec, Plan, TensorSpec
+    from ep_trtpy.engine.plan import LayerSpec, Plan, TensorSpec
     from ep_trtpy.runtime import build_engine, run_engine
 
     rng = np.random.default_rng(36)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ep_trtpy.builder.lowering import LoweringError, lower
-from ep_trtpy.builder.plan import LayerSpec, Plan, TensorSpec
+from ep_trtpy.engine.plan import LayerSpec, Plan, TensorSpec
 from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, Graph
 
 from lib_kernel_helpers import In, one_node_graph

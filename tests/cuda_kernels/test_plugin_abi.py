@@ -10,6 +10,8 @@ import pytest
 import ep_trtpy
 from ep_trtpy import _kernels
 
+ep_trtpy.register()  # idempotent; needed when an earlier test module imported only submodules of ep_trtpy
+
 
 def test_abi_self_check_passed_on_this_onnxruntime() -> None:
     """Every probe of shim/abi_probes.cpp ran against the installed ORT and passed (fact sheet §4.3)."""

@@ -22,6 +22,8 @@ pytestmark = [pytest.mark.gpu,
 
 EP = ep_trtpy.EP_NAME
 CPU = "CPUExecutionProvider"
+
+ep_trtpy.register()  # idempotent; needed when an earlier test module imported only submodules of ep_trtpy
 ITEMSIZE = {TensorProto.FLOAT: 4, TensorProto.FLOAT16: 2}
 
 

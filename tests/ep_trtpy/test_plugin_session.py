@@ -28,6 +28,8 @@ from ep_trtpy import _kernels
 EP = ep_trtpy.EP_NAME
 CPU = "CPUExecutionProvider"
 
+ep_trtpy.register()  # idempotent; needed when an earlier test module imported only submodules of ep_trtpy
+
 reference_only = pytest.mark.skipif(ep_trtpy.has_gpu(), reason="the numpy reference backend serves Compute only "
                                                                  "where no CUDA device is usable")
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ep_trtpy.builder.plan import LayerSpec, Plan, TensorSpec
+from ep_trtpy.engine.plan import LayerSpec, Plan, TensorSpec, nbytes_of
 from graph_partitioner.ir import Graph, Node, Value, np_dtype
 
 WEIGHT_ALIGN = 256
@@ -51,10 +51,6 @@ def lowering(*keys: str) -> Callable[[LowerFn], LowerFn]:
 def lowerings() -> dict[str, LowerFn]:
     _load_all()
     return dict(_LOWERINGS)
-
-
-def nbytes_of(dtype: int, shape: Sequence[int]) -> int:
-    return int(np.prod(shape, dtype=np.int64)) * np_dtype(dtype).itemsize
 
 
 @dataclass

@@ -18,6 +18,7 @@ from ep_trtpy.models import bert
 from ep_trtpy.builder.build import optimize_with_context
 from ep_trtpy.options import parse
 from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, Graph, Node
+from graph_partitioner.onnx_io import graph_from_onnx
 from graph_partitioner.partition import partition
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hf_bert"
@@ -71,7 +72,7 @@ def test_generated_bert(knobs: dict, precision: str) -> None:
     model = models.build("bert", ci=True, **knobs)
     feeds = models.make_feeds("bert", batch=2, seed=3, ci=True, sequence=8)
     want = _ort_values(model, feeds, [o.name for o in model.graph.output])
-    g = Graph.from_onnx(model)
+    g = graph_from_onnx(model)
     opt, ctx = optimize_with_context(g, {k: v.shape for k, v in feeds.items()},
                                      OPTIONS[precision])
     assert not [r for r in ctx.refusals if r.startswith(("fuse_attention", "merge_qkv"))]
@@ -98,7 +99,7 @@ def _claimed_region(graph: Graph) -> list[Node]:
 @pytest.mark.parametrize("name", HF)
 def test_huggingface_exports(name: str, precision: str) -> None:
     model = onnx.load(str(FIXTURES / name))
-    graph = Graph.from_onnx(model)
+    graph = graph_from_onnx(model)
     sub = graph.subgraph(_claimed_region(graph), "claimed")
     rng = np.random.default_rng(5)
     mask = np.ones((2, 8), np.int64)

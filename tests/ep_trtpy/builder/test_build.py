@@ -15,8 +15,9 @@ import pytest
 import graph_runner
 from builder_testutil import GB, check_same, feeds_for, ops
 from ep_trtpy.builder import lowering as lowering_mod
-from ep_trtpy.builder.build import CPU, BuildError, Device, build, optimize, optimize_with_context
+from ep_trtpy.builder.build import BuildError, build, optimize, optimize_with_context
 from ep_trtpy.builder.pipeline import PIPELINE, load_pass, pass_names
+from ep_trtpy.engine.artifact import CPU, Device
 from ep_trtpy.options import parse
 
 H100 = Device(0, "NVIDIA H100 80GB HBM3", (9, 0))
@@ -159,7 +160,8 @@ def test_cuda_build_lowers_annotates_and_writes_back_tactics(cuda_standins):
 
 
 def test_cuda_engine_file_and_cache_hit_recreate_the_engine(cuda_standins, tmp_path):
-    from ep_trtpy.engine.cache import Counters, get_or_build
+    from ep_trtpy.builder.build import get_or_build
+    from ep_trtpy.engine.cache import Counters
     from ep_trtpy.engine.format import decode
 
     opts = parse({"engine_cache_enable": "1", "engine_cache_path": str(tmp_path)})

@@ -12,10 +12,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ep_trtpy.builder.build import optimize
 from ep_trtpy.builder.lowering import lower
-from ep_trtpy.builder.plan import LayerSpec, TensorSpec
 from ep_trtpy.cli import _roofline
+from ep_trtpy.engine.plan import LayerSpec, TensorSpec
 from ep_trtpy.options import parse
-from graph_partitioner.ir import Graph
+from graph_partitioner.onnx_io import graph_from_onnx
 
 
 def _direct_conv_flops(n: int, c: int, k: int, group: int, out_hw: tuple[int, int], rs: tuple[int, int]) -> int:
@@ -95,7 +95,7 @@ def _conv_gemm_model() -> onnx.ModelProto:
 def test_work_of_a_lowered_plan() -> None:
     """The plan's own kernels and tensors give the formulas' numbers (conv: 2·N·K·P·Q·(C/g)·R·S)."""
     options = parse({})
-    graph = optimize(Graph.from_onnx(_conv_gemm_model()), {"x": (2, 8, 8, 8)}, options)
+    graph = optimize(graph_from_onnx(_conv_gemm_model()), {"x": (2, 8, 8, 8)}, options)
     plan, _ = lower(graph, options)
     works = {lay.kernel: _roofline.layer_work(lay, plan.tensors) for lay in plan.layers}
     assert works["conv"].flops == 2 * 2 * 16 * 6 * 6 * (8 // 2) * 3 * 3

@@ -3,8 +3,9 @@
 import numpy as np
 
 from builder_testutil import GB
-from ep_trtpy.builder.build import Device, EngineArtifact, build
-from ep_trtpy.builder.plan import LayerSpec, Plan, TensorSpec
+from ep_trtpy.builder.build import build
+from ep_trtpy.engine.artifact import Device, EngineArtifact
+from ep_trtpy.engine.plan import LayerSpec, Plan, TensorSpec
 from ep_trtpy.options import parse
 from graph_partitioner.ir import FLOAT
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from engine_testutil import H100, small_graph
-from ep_trtpy.builder.build import CPU, Device
-from ep_trtpy.engine import cache
-from ep_trtpy.engine.cache import Counters, atomic_write, cache_key, file_name, get_or_build, graph_hash
+from ep_trtpy.builder.build import get_or_build, producer_versions
+from ep_trtpy.engine.artifact import CPU, Device
+from ep_trtpy.engine.cache import Counters, atomic_write, cache_key, file_name, graph_hash
 from ep_trtpy.engine.format import decode, encode
 from ep_trtpy.options import parse
 
@@ -18,7 +18,8 @@ PRODUCERS = {"ep_trtpy": "0.1.0", "onnx": "1.23", "onnxruntime": "1.31.1"}
 
 
 def _key(shapes=((2, 8),), options=None, backend="cuda", device=H100, producers=PRODUCERS, g=None):
-    return cache_key(graph_hash(g or small_graph()), list(shapes), options or parse({}), backend, device, producers)
+    return cache_key(graph_hash(g or small_graph()), list(shapes), (options or parse({})).engine_key_items(), backend,
+                     device, producers)
 
 
 def test_key_changes_with_what_matters():
@@ -169,5 +170,5 @@ def test_concurrent_atomic_writes(tmp_path):
 
 
 def test_producer_versions_reference_has_no_native_entries():
-    v = cache.producer_versions("reference")
+    v = producer_versions("reference")
     assert set(v) == {"ep_trtpy", "onnx", "onnxruntime"}

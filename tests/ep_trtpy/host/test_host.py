@@ -218,6 +218,7 @@ def _plugin_available() -> bool:
 
     import ep_trtpy
 
+    ep_trtpy.register()  # idempotent; this module imports only submodules of ep_trtpy at the top
     return any(d.ep_name == ep_trtpy.EP_NAME for d in ort.get_ep_devices())
 
 

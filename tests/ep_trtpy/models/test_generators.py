@@ -192,10 +192,10 @@ def test_partitioner_claims_every_node_in_one_cluster(name: str, kw: dict) -> No
     why = harness.stack_missing()
     if why and "partition" in why:
         pytest.skip(why)
-    from graph_partitioner.ir import Graph
+    from graph_partitioner.onnx_io import graph_from_onnx
     from graph_partitioner.partition import partition
 
     model = onnx.shape_inference.infer_shapes(models.build(name, ci=True, **kw))
-    result = partition(Graph.from_onnx(model))
+    result = partition(graph_from_onnx(model))
     assert not result.reasons, result.reasons
     assert len(result.clusters) == 1 and len(result.clusters[0]) == len(model.graph.node)

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pytest
 
-from ep_trtpy.builder.plan import LayerSpec, Plan, TensorSpec
+from ep_trtpy.engine.plan import LayerSpec, Plan, TensorSpec
 from ep_trtpy.tuner.signature import layer_signature, signature_key
 from ep_trtpy.tuner.timing_cache import FORMAT_NAME, Entry, Environment, TimingCache, current_environment
 

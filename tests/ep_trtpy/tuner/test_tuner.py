@@ -13,7 +13,8 @@ import pytest
 import fake_engine
 from builder_testutil import GB
 from ep_trtpy import tuner
-from ep_trtpy.builder.build import Device, build
+from ep_trtpy.builder.build import build
+from ep_trtpy.engine.artifact import Device
 from ep_trtpy.options import parse
 from ep_trtpy.tuner.timing_cache import TimingCache, current_environment
 
@@ -102,7 +103,8 @@ def test_without_the_timing_cache_every_build_times(native, tmp_path):
 
 
 def test_the_engine_cache_keeps_tactic_names_and_times_and_a_hit_times_nothing(native, tmp_path):
-    from ep_trtpy.engine.cache import Counters, get_or_build
+    from ep_trtpy.builder.build import get_or_build
+    from ep_trtpy.engine.cache import Counters
 
     opts = parse({"engine_cache_enable": "1", "engine_cache_path": str(tmp_path)})
     c = Counters()
@@ -183,7 +185,7 @@ def test_runtime_stats_carry_the_tuner_counters(native, tmp_path):
 
 def test_inspect_shows_each_layers_tactic_name_and_time(native, tmp_path, capsys):
     from ep_trtpy.cli import main
-    from ep_trtpy.engine.cache import get_or_build
+    from ep_trtpy.builder.build import get_or_build
 
     raw = {"engine_cache_enable": "1", "engine_cache_path": str(tmp_path / "e"), "timing_cache_enable": "1",
            "timing_cache_path": str(tmp_path / "t")}

@@ -7,7 +7,8 @@ import pytest
 
 import ep_trtpy
 from builder_testutil import GB
-from ep_trtpy.builder.build import Device, build
+from ep_trtpy.builder.build import build
+from ep_trtpy.engine.artifact import Device
 from ep_trtpy.options import parse
 
 pytestmark = [pytest.mark.gpu,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ep_trtpy.builder.plan import Plan
+from ep_trtpy.engine.plan import Plan
 from ep_trtpy.ops import pointwise_program as pp
 from graph_partitioner.ir import BOOL, FLOAT, FLOAT16, INT32, INT64, np_dtype
 

@@ -110,12 +110,12 @@ def test_whole_bert_plan_with_packed_attention(fp16: bool) -> None:
 
     from ep_trtpy import models
     from ep_trtpy.builder.build import optimize
-    from graph_partitioner.ir import Graph
+    from graph_partitioner.onnx_io import graph_from_onnx
 
     model = models.build("bert", ci=True)
     feeds = models.make_feeds("bert", batch=2, seed=1, ci=True, sequence=8)
     options = parse({"tf32_enable": "0", "fp16_enable": "1" if fp16 else "0"})
-    graph = optimize(Graph.from_onnx(model), {k: v.shape for k, v in feeds.items()}, options)
+    graph = optimize(graph_from_onnx(model), {k: v.shape for k, v in feeds.items()}, options)
     plan, weights = lower(graph, options)
     layers = [lay for lay in plan.layers if lay.kernel == "attention"]
     assert len(layers) == 2 and all(plan.tensors[t].kind == "alias" for lay in layers for t in lay.inputs[:3])

@@ -179,9 +179,10 @@ def test_float16_architectures_lower_channels_last_and_run_through_the_emulator(
     from ep_trtpy import models
     from ep_trtpy.builder.build import optimize
     from ep_trtpy.options import parse
+    from graph_partitioner.onnx_io import graph_from_onnx
 
     feeds = models.make_feeds(name, batch=2, seed=4, ci=True)
-    g = optimize(Graph.from_onnx(models.build(name, ci=True)), {k: v.shape for k, v in feeds.items()},
+    g = optimize(graph_from_onnx(models.build(name, ci=True)), {k: v.shape for k, v in feeds.items()},
                  parse({"fp16_enable": "1"}))
     plan, weights = lower(g)
     layouts = [lay.meta["layout"] for lay in plan.layers if lay.kernel in ("conv", "pool", "pool_nhwc")]

@@ -14,6 +14,7 @@ from ep_trtpy.builder.passes.layout_nhwc import moves_bytes
 from ep_trtpy.builder.pipeline import PassContext
 from ep_trtpy.options import parse
 from graph_partitioner.ir import FLOAT, FLOAT16, Graph
+from graph_partitioner.onnx_io import graph_from_onnx
 
 F16 = np.float16
 STRICT = SimpleNamespace(tf32_enable=False)
@@ -186,7 +187,7 @@ def test_moves_bytes():
 def _model(name):
     model = models.build(name, ci=True)
     feeds = models.make_feeds(name, batch=2, seed=3, ci=True)
-    return Graph.from_onnx(model), feeds
+    return graph_from_onnx(model), feeds
 
 
 def _max_rel(a, e):

@@ -20,10 +20,20 @@ lowering functions construct plans.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from graph_partitioner.ir import np_dtype
+
 TENSOR_KINDS = ("input", "output", "weight", "activation", "alias")
+
+
+def nbytes_of(dtype: int, shape: Sequence[int]) -> int:
+    """Bytes of a dense tensor of ONNX element type `dtype` and this shape."""
+    return int(np.prod(shape, dtype=np.int64)) * np_dtype(dtype).itemsize
 
 
 @dataclass
