@@ -12,7 +12,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from ep_trtpy import harness
+from ep_trtpy.cli import harness
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRST_RUN = os.path.join(ROOT, "samples", "01_first_run")

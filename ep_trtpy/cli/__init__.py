@@ -1,7 +1,9 @@
 """``ep-trtpy``: the command line, in the spirit of trtexec and Polygraphy.
 
 Each subcommand is a module in this package defining ``NAME``, ``HELP``, ``add_arguments(parser)`` and
-``run(args) -> int``; this file discovers them, so adding a command means adding a file.
+``run(args) -> int``; this file discovers them, so adding a command means adding a file. Modules without ``NAME``
+are the commands' helpers: ``harness`` (sessions, placement, comparison, feeds, timing; also used by the tests and
+samples), ``conformance_runner`` (the ONNX backend node cases), ``_common`` and the ``_*_worker`` processes.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ep_trtpy import harness
+from ep_trtpy.cli import harness
 from ep_trtpy.cli._bench_report import Row, accuracy
 
 HERE = os.path.dirname(os.path.abspath(__file__))

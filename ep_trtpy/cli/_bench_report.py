@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Sequence
 
-from ep_trtpy import harness
+from ep_trtpy.cli import harness
 
 OURS = "trtpy"
 PEERS = ("cuda", "cuda+graph", "torch-eager", "torch-compile")

@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ep_trtpy import harness
-from ep_trtpy.cli import _real_models
+from ep_trtpy.cli import _real_models, harness
 
 
 def add_source_arguments(p: argparse.ArgumentParser) -> None:

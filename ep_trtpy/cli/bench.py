@@ -43,8 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from ep_trtpy import harness
-from ep_trtpy.cli import _bench_peers, _bench_report, _common
+from ep_trtpy.cli import _bench_peers, _bench_report, _common, harness
 from ep_trtpy.cli._bench_report import Row
 
 NAME = "bench"

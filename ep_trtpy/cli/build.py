@@ -17,7 +17,7 @@ import argparse
 import os
 from typing import Any
 
-from ep_trtpy.harness import parse_shapes  # noqa: F401  (re-exported: `--shapes` parsing for build/profile)
+from ep_trtpy.cli.harness import parse_shapes  # noqa: F401  (re-exported: `--shapes` parsing for build/profile)
 
 NAME = "build"
 HELP = "Build (or load from the engine cache) the engine of every subgraph the EP would claim in MODEL."

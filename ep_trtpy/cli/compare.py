@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ep_trtpy import harness
-from ep_trtpy.cli import _common
+from ep_trtpy.cli import _common, harness
 from ep_trtpy.cli.run import ep_options
 
 NAME = "compare"

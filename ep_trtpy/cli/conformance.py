@@ -1,4 +1,5 @@
-"""``ep-trtpy conformance``: the ONNX backend node cases through TrtPyExecutionProvider (see ep_trtpy.conformance)."""
+"""``ep-trtpy conformance``: the ONNX backend node cases through TrtPyExecutionProvider (the runner is
+conformance_runner.py)."""
 
 from __future__ import annotations
 
@@ -22,13 +23,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ep_trtpy import conformance, harness
+    from ep_trtpy.cli import conformance_runner, harness
 
     ops = [o for o in (args.ops or "").split(",") if o.strip()] or None
     names = [n for n in (args.cases or "").split(",") if n.strip()] or None
     options = {"fp16_enable": "1"} if args.fp16 else None
 
-    def progress(r: conformance.CaseResult) -> None:
+    def progress(r: conformance_runner.CaseResult) -> None:
         if r.is_error or args.verbose:
             line = f"{r.status:16s} {r.name}"
             if r.failure:
@@ -40,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
             print(line, flush=True)
 
     try:
-        report = conformance.run(ops=ops, names=names, ep_options=options,
-                                 optimization="default" if args.ort_optimizations else "disable", progress=progress)
+        report = conformance_runner.run(ops=ops, names=names, ep_options=options,
+                                        optimization="default" if args.ort_optimizations else "disable",
+                                        progress=progress)
     except harness.EpUnavailableError as e:
         print(f"ep-trtpy conformance: error: {e}", file=sys.stderr)
         return 1

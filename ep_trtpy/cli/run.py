@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from ep_trtpy import harness
-from ep_trtpy.cli import _common
+from ep_trtpy.cli import _common, harness
 
 NAME = "run"
 HELP = ("Run MODEL.onnx (or --arch NAME) once through TrtPyExecutionProvider (+ CPU for what it does not claim); "

@@ -19,7 +19,8 @@ import sys
 import time
 
 import ep_trtpy
-from ep_trtpy import harness, models
+from ep_trtpy import models
+from ep_trtpy.cli import harness
 
 
 def run_one(name: str, batch: int, fp16: bool, ci: bool, iters: int, seed: int) -> dict:

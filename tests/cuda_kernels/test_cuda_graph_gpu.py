@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import ep_trtpy
-from ep_trtpy import _kernels, harness, models
+from ep_trtpy import _kernels, models
+from ep_trtpy.cli import harness
 from ep_trtpy.builder.lowering import lower
 from ep_trtpy.runtime import build_engine
 

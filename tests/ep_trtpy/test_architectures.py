@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import ep_trtpy
-from ep_trtpy import harness, models
+from ep_trtpy import models
+from ep_trtpy.cli import harness
 
 # (architecture, generator overrides): both BERT spellings and the Einsum attention form.
 VARIANTS = [

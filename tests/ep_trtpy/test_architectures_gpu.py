@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import ep_trtpy
-from ep_trtpy import harness, models
+from ep_trtpy import models
+from ep_trtpy.cli import harness
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not ep_trtpy.has_gpu(), reason="needs an NVIDIA GPU with a CUDA 13 driver")]

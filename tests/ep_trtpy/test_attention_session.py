@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ep_trtpy import harness
+from ep_trtpy.cli import harness
 from ep_trtpy.builder import pipeline
 from ep_trtpy.engine import format as engine_format
 

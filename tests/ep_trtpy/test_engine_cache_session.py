@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import ep_trtpy
-from ep_trtpy import harness, models
+from ep_trtpy import models
+from ep_trtpy.cli import harness
 
 
 def _session(model, cache: Path, **extra: str):

@@ -15,7 +15,7 @@ import onnx
 import pytest
 
 import ep_trtpy
-from ep_trtpy import harness
+from ep_trtpy.cli import harness
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "hf_bert")
 with open(os.path.join(FIXTURES, "versions.json")) as _f:

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from ep_trtpy import harness
+from ep_trtpy.cli import harness
 from ep_trtpy.cli import _bench_peers, _common, _real_models, build_parser
 
 HERE = os.path.dirname(os.path.abspath(__file__))

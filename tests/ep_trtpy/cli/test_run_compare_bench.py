@@ -11,8 +11,8 @@ import numpy as np
 import onnx
 import pytest
 
-from ep_trtpy import harness, models
-from ep_trtpy.cli import main
+from ep_trtpy import models
+from ep_trtpy.cli import harness, main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 SAMPLE = os.path.join(ROOT, "samples", "01_first_run", "model.onnx")

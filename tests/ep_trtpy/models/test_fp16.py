@@ -6,7 +6,8 @@ import numpy as np
 import onnx
 import pytest
 
-from ep_trtpy import harness, models
+from ep_trtpy import models
+from ep_trtpy.cli import harness
 from ep_trtpy.models.fp16 import to_fp16
 
 

@@ -187,7 +187,7 @@ def test_cli_writes_a_checked_model(tmp_path, capsys) -> None:
 def test_partitioner_claims_every_node_in_one_cluster(name: str, kw: dict) -> None:
     """The benchmarks measure our EP on whole models: graph_partitioner claims every node of each architecture
     (after ONNX shape inference, as ORT infers shapes before GetCapability) as a single subgraph."""
-    from ep_trtpy import harness
+    from ep_trtpy.cli import harness
 
     why = harness.stack_missing()
     if why and "partition" in why:

@@ -8,12 +8,12 @@ import onnx
 import pytest
 from onnx import helper
 
-from ep_trtpy import conformance
+from ep_trtpy.cli import conformance_runner
 
 
 @pytest.fixture(scope="module")
 def cases() -> list:
-    return conformance.select_cases(conformance.collect_cases(), ops=["Relu", "Add", "Softmax"])
+    return conformance_runner.select_cases(conformance_runner.collect_cases(), ops=["Relu", "Add", "Softmax"])
 
 
 def _refuse_all(model: onnx.ModelProto) -> tuple[list[str], dict[str, str]]:
@@ -26,14 +26,14 @@ def _claim_relu(model: onnx.ModelProto) -> tuple[list[str], dict[str, str]]:
 
 
 def test_case_op_names_the_op_under_test(cases: list) -> None:
-    by_name = {c.name: c for c in conformance.collect_cases()}
-    assert conformance.case_op(by_name["test_relu"]) == "Relu"
-    assert conformance.case_op(by_name["test_softmax_axis_0_expanded"]) == "Softmax"
-    assert conformance.case_op(by_name["test_layer_normalization_2d_axis0_expanded"]) == "LayerNormalization"
+    by_name = {c.name: c for c in conformance_runner.collect_cases()}
+    assert conformance_runner.case_op(by_name["test_relu"]) == "Relu"
+    assert conformance_runner.case_op(by_name["test_softmax_axis_0_expanded"]) == "Softmax"
+    assert conformance_runner.case_op(by_name["test_layer_normalization_2d_axis0_expanded"]) == "LayerNormalization"
 
 
 def test_unclaimed_cases_fall_back_to_cpu(cases: list) -> None:
-    report = conformance.run(cases, partition_fn=_refuse_all, require_ep=False, session_provider="cpu")
+    report = conformance_runner.run(cases, partition_fn=_refuse_all, require_ep=False, session_provider="cpu")
     counts = report.counts()
     assert counts["not_claimed"] > 10
     assert counts["failed"] == counts["fallback_failed"] == counts["passed"] == 0
@@ -42,7 +42,7 @@ def test_unclaimed_cases_fall_back_to_cpu(cases: list) -> None:
 
 
 def test_claimed_but_not_assigned_is_an_error(cases: list) -> None:
-    report = conformance.run(cases, partition_fn=_claim_relu, require_ep=False, session_provider="cpu")
+    report = conformance_runner.run(cases, partition_fn=_claim_relu, require_ep=False, session_provider="cpu")
     relu = next(r for r in report.results if r.name == "test_relu")
     assert relu.status == "failed" and relu.failure == "not_assigned"
     assert relu in report.not_assigned() and relu in report.errors()
@@ -64,16 +64,16 @@ def test_wrong_output_is_detected() -> None:
 
     Case.model = model
     Case.data_sets = [([x], [np.maximum(x, 0) + np.float32(1.0)])]
-    r = conformance.run_case(Case, partition_fn=lambda m: (["r"], {}), provider="cpu")
+    r = conformance_runner.run_case(Case, partition_fn=lambda m: (["r"], {}), provider="cpu")
     assert r.status == "failed" and r.failure == "wrong_output", r
     Case.data_sets = [([x], [np.maximum(x, 0)])]
-    r = conformance.run_case(Case, partition_fn=lambda m: (["r"], {}), provider="cpu")
+    r = conformance_runner.run_case(Case, partition_fn=lambda m: (["r"], {}), provider="cpu")
     assert r.status == "passed", r
 
 
 def test_exclusions_have_reasons() -> None:
-    names = {c.name for c in conformance.collect_cases()}
-    for case, reason in conformance.EXCLUSIONS.items():
+    names = {c.name for c in conformance_runner.collect_cases()}
+    for case, reason in conformance_runner.EXCLUSIONS.items():
         assert case in names, f"excluded case {case} does not exist in this onnx"
         assert len(reason.split()) >= 8, f"exclusion of {case} needs a real reason"
 
@@ -81,11 +81,11 @@ def test_exclusions_have_reasons() -> None:
 def test_real_partitioner_reasons_and_claims(cases: list) -> None:
     """With graph_partitioner's own rules: Relu/Add/Softmax float cases are claimed (and, on the CPU stand-in,
     reported as not assigned); refused cases carry the partitioner's sentence for each node."""
-    from ep_trtpy import harness
+    from ep_trtpy.cli import harness
 
     if harness.stack_missing() and "partition" in (harness.stack_missing() or ""):
         pytest.skip(harness.stack_missing())
-    report = conformance.run(cases, require_ep=False, session_provider="cpu")
+    report = conformance_runner.run(cases, require_ep=False, session_provider="cpu")
     by_name = {r.name: r for r in report.results}
     assert by_name["test_relu"].claimed == ["Relu_0"] and by_name["test_relu"].failure == "not_assigned"
     refused = by_name["test_add_uint8"]

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ep_trtpy import harness
+from ep_trtpy.cli import harness
 
 # case name -> reason. Only cases whose expected data cannot be the standard for a GPU kernel belong here.
 EXCLUSIONS: dict[str, str] = {

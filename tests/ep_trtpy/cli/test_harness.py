@@ -1,4 +1,4 @@
-"""Comparison, tolerance, feed and session helpers (ep_trtpy.harness)."""
+"""Comparison, tolerance, feed and session helpers (ep_trtpy.cli.harness)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from ep_trtpy import harness, models
+from ep_trtpy import models
+from ep_trtpy.cli import harness
 
 
 def test_compare_float_tolerances() -> None:
