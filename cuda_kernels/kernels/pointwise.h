@@ -1,6 +1,6 @@
 // The pointwise program interpreter: host/device interface (see pointwise.cu and runtime/kernels_pointwise.cpp).
 //
-// A program (ep_trtpy/ops/pointwise_program.py, re-encoded by ep_trtpy/builder/lowering/pointwise.py) runs once
+// A program (ep_trtpy/ops/pointwise_program.py, re-encoded by ep_trtpy/builder/lowering/elementwise.py) runs once
 // per output element. The native form adds two pseudo-ops to the program's opcodes: LOAD (read input `a` at the
 // element, converted to the compute type, into register `dst`) and STORE (write register `a` to output `b`,
 // converted to that output's dtype). Registers are renumbered by the lowering so that few are live at once.
@@ -18,13 +18,13 @@ constexpr int kMaxOutputs = 8;
 constexpr int kMaxDims = 8;
 constexpr int kMaxCode = 96;  // 64 program instructions + 16 loads + 8 stores (+ slack)
 
-// Opcodes: the numbering of ep_trtpy.ops.pointwise_program.OPCODES (checked by a CPU test), plus LOAD/STORE.
+// Opcodes: the numbering of ep_trtpy.ops.pointwise_program.OPCODES (the generated pointwise_ops.inc; kMov = 0),
+// plus LOAD/STORE.
 enum Op : uint8_t {
-  kMov = 0, kConst, kNeg, kAbs, kRelu, kSigmoid, kTanh, kErf, kExp, kLog, kSqrt, kReciprocal, kFloor, kCeil,
-  kRound, kSign, kSin, kCos, kIsNan, kIsInf, kNot, kGelu, kGeluTanh, kSoftplus, kSoftsign, kHardSwish,
-  kAdd, kSub, kMul, kDiv, kPow, kMin, kMax, kMod, kEq, kLt, kGt, kLe, kGe, kAnd, kOr, kXor, kPrelu,
-  kWhere, kLeakyRelu, kElu, kThresholdedRelu, kCelu, kHardSigmoid, kSelu, kClip, kCast,
-  kNumOps,  // 52
+#define TP_PW_OP(name, nsrc, int_ok) name,
+#include "pointwise_ops.inc"
+#undef TP_PW_OP
+  kNumOps,
   kLoad = 200,
   kStore = 201,
 };

@@ -1,6 +1,6 @@
 // KernelDef "pointwise": the program interpreter for ep_trtpy::Pointwise (kernels/pointwise.cu).
 //
-// Parameter layout (written by ep_trtpy/builder/lowering/pointwise.py):
+// Parameter layout (written by ep_trtpy/builder/lowering/elementwise.py):
 //   inputs   x_0 .. x_{n_in-1}   1..16 tensors; float32, float16, int32, int64 or bool
 //   outputs  y_0 .. y_{n_out-1}  1..8 tensors of the output's element count; same dtype set
 //   ints     [compute, nreg, ndim, n_code,
@@ -24,19 +24,16 @@ namespace {
 using kutil::fail;
 constexpr const char* kName = "pointwise";
 
-// Register sources of each opcode (ep_trtpy.ops.pointwise_program.OPS), and whether int64 compute allows it.
+// Register sources of each opcode and whether int64 compute allows it (ep_trtpy.ops.pointwise_program.OPS and
+// INT_OPS, through the generated pointwise_ops.inc).
 struct OpInfo {
   int nsrc;
   bool int_ok;
 };
 constexpr OpInfo kOps[pw::kNumOps] = {
-    {1, true},  {0, true},  {1, true},  {1, true},  {1, true},  {1, false}, {1, false}, {1, false},  // mov..erf
-    {1, false}, {1, false}, {1, false}, {1, false}, {1, false}, {1, false}, {1, false}, {1, true},   // exp..sign
-    {1, false}, {1, false}, {1, false}, {1, false}, {1, true},  {1, false}, {1, false}, {1, false},  // sin..softplus
-    {1, false}, {1, false}, {2, true},  {2, true},  {2, true},  {2, true},  {2, true},  {2, true},   // softsign..min
-    {2, true},  {2, true},  {2, true},  {2, true},  {2, true},  {2, true},  {2, true},  {2, true},   // max..and
-    {2, true},  {2, true},  {2, true},  {3, true},  {1, false}, {1, false}, {1, false}, {1, false},  // or..celu
-    {1, false}, {1, false}, {1, true},  {1, true},                                                   // hsig..cast
+#define TP_PW_OP(name, nsrc, int_ok) {nsrc, int_ok},
+#include "../kernels/pointwise_ops.inc"
+#undef TP_PW_OP
 };
 
 bool io_dtype(int32_t t) { return kutil::dtype_in(t, {1, 6, 7, 9, 10, 16}); }

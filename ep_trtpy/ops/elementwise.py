@@ -33,11 +33,9 @@ _COMPARE = frozenset({"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual
 _LOGIC = frozenset({"And", "Or", "Xor", "Not"})
 _BOOL_OUT = _COMPARE | _LOGIC | {"IsNaN", "IsInf"}
 _SAME_TYPE = frozenset({"Add", "Sub", "Mul", "Div", "Min", "Max", "Sum", "Mean", "Mod", "PRelu"}) | _COMPARE | _LOGIC
-FLOAT_ONLY = frozenset({
-    "Pow", "Sigmoid", "Tanh", "Erf", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "Sin", "Cos",
-    "Softplus", "Softsign", "LeakyRelu", "HardSigmoid", "HardSwish", "Elu", "Selu", "Celu", "ThresholdedRelu",
-    "Gelu", "IsNaN", "IsInf"})
-"""Ops whose first input must be a float type (Pow: the base may also be an integer, see below)."""
+FLOAT_ONLY = pointwise_ops.FLOAT_ONLY_OPS | {"Pow"}
+"""Ops whose first input must be a float type: those whose program op needs float compute (Pow: the base may
+also be an integer, see below)."""
 
 _IO = frozenset({FLOAT, FLOAT16, INT32, INT64, BOOL})
 

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ep_trtpy.ops.pointwise_program import Program
+from ep_trtpy.ops.pointwise_program import INT_OPS, Program
 from graph_partitioner.ir import BOOL, FLOAT, FLOAT16, FLOAT_TYPES, INT32, INT64, Node
 
 _UNARY = {
@@ -35,6 +35,10 @@ _ONE_IMM = {"LeakyRelu": ("leaky_relu", 0.01), "Elu": ("elu", 1.0), "Thresholded
 
 ELEMENTWISE_OPS = frozenset(set(_UNARY) | set(_BINARY) | set(_VARIADIC) | set(_ONE_IMM) | {
     "Clip", "Cast", "Where", "Mod", "HardSigmoid", "Selu", "Gelu", "IsInf"})
+_SINGLE = {**_UNARY, **{op: name for op, (name, _) in _ONE_IMM.items()}, "HardSigmoid": "hard_sigmoid",
+           "Selu": "selu", "Gelu": "gelu", "IsInf": "isinf"}
+FLOAT_ONLY_OPS = frozenset(op for op, name in _SINGLE.items() if name not in INT_OPS)
+"""Elementwise ops whose program op needs float compute (pointwise_program.INT_OPS lacks it)."""
 IO_TYPES = frozenset({FLOAT, FLOAT16, INT32, INT64, BOOL})
 
 
@@ -68,7 +72,7 @@ def program_for_node(node: Node) -> tuple[Program, list[int]] | None:
         return Program(len(ins), ct, code, [(reg, out_t)]), ins
 
     if op in _UNARY:
-        if ct == "int64" and op not in ("Neg", "Abs", "Relu", "Sign", "Not"):
+        if ct == "int64" and op in FLOAT_ONLY_OPS:
             return None
         return prog([[_UNARY[op], 1, 0]], 1)
     if op in _BINARY:

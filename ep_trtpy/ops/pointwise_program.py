@@ -74,6 +74,11 @@ INT_OPS = frozenset({
     "eq", "lt", "gt", "le", "ge", "and", "or", "xor", "where", "clip", "cast", "prelu",
 })
 
+NATIVE_OP_TABLE = "cuda_kernels/kernels/pointwise_ops.inc"
+"""The native opcode table generated from OPS and INT_OPS (:func:`native_op_table`); pointwise.h's ``enum Op`` and
+kernels_pointwise.cpp's arity table are built from it, so an op is declared here only."""
+_NATIVE_SPELLING = {"isnan": "IsNan", "isinf": "IsInf"}
+
 COMPUTE_TYPES = ("float", "int64")
 IO_DTYPES = frozenset({FLOAT, FLOAT16, BFLOAT16, INT32, INT64, BOOL})
 
@@ -359,3 +364,25 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 
 _erf = erf
+
+
+# ------------------------------------------------------------------------------------ native table --
+
+def native_op_table() -> str:
+    """The text of :data:`NATIVE_OP_TABLE`: one X-macro row per opcode, in OPCODES order."""
+    lines = [f"// Generated from ep_trtpy/ops/pointwise_program.py (OPS, INT_OPS) by\n"
+             f"//     python -m ep_trtpy.ops.pointwise_program --native > {NATIVE_OP_TABLE}\n"
+             "// Do not edit: a test fails when this file differs from what OPS and INT_OPS generate.\n"
+             "// TP_PW_OP(enumerator, register sources, allowed in int64 compute)\n"]
+    for name in OPCODES:
+        cpp = _NATIVE_SPELLING.get(name) or "".join(w.capitalize() for w in name.split("_"))
+        lines.append(f"TP_PW_OP(k{cpp}, {OPS[name][0]}, {'true' if name in INT_OPS else 'false'})\n")
+    return "".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--native"]:
+        sys.exit("usage: python -m ep_trtpy.ops.pointwise_program --native > " + NATIVE_OP_TABLE)
+    sys.stdout.write(native_op_table())

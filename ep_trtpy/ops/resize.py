@@ -1,4 +1,5 @@
-"""Resize (opsets 10, 11, 13, 18, 19): modes nearest and linear (n-linear over any number of axes).
+"""Resize (opsets 10, 11, 13, 18, 19): modes nearest and linear (n-linear over any number of axes), and its
+deprecated form Upsample (opsets 7 and 9), which is Resize-10 with the scales as an attribute (7) or input (9).
 
 Output size per axis: ``sizes`` when given (opset 18 ``keep_aspect_ratio_policy`` not_larger / not_smaller scales
 every listed axis by the min / max of ``sizes / in`` and rounds half up), else ``floor(in * scale)`` computed in
@@ -33,17 +34,23 @@ import numpy as np
 
 from ep_trtpy.ops._common import fail, in_name, is_float, norm_axes, opset
 from ep_trtpy.ops.registry import Info, infer, reference
-from graph_partitioner.ir import Node, dtype_name
+from graph_partitioner.ir import FLOAT, Node, dtype_name
 
 COORD_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
                "tf_half_pixel_for_nn")
 NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 
 
+def _old(node: Node) -> bool:
+    """Resize-10 semantics (inputs X, scales; asymmetric; opset 10's nearest rounding): Resize before opset 11
+    and Upsample."""
+    return node.op_type == "Upsample" or opset(node) < 11
+
+
 def _operands(node: Node, vals: Sequence[np.ndarray | None]) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(scales, sizes) from the node's inputs, by opset (10: X, scales; 11+: X, roi, scales, sizes)."""
     vals = list(vals) + [None] * 3
-    if opset(node) < 11:
+    if _old(node):
         return vals[0], None
     scales, sizes = vals[1], vals[2]
     if scales is not None and np.asarray(scales).size == 0:
@@ -57,7 +64,7 @@ def _check_attrs(node: Node) -> tuple[str, str, str]:
     mode = node.attr("mode", "nearest")
     if mode not in ("nearest", "linear"):
         raise fail(node, f"mode={mode!r} is not supported (nearest and linear are)")
-    coord = "asymmetric" if opset(node) < 11 else node.attr("coordinate_transformation_mode", "half_pixel")
+    coord = "asymmetric" if _old(node) else node.attr("coordinate_transformation_mode", "half_pixel")
     if coord not in COORD_MODES:
         raise fail(node, f"coordinate_transformation_mode={coord!r} is not supported")
     near = node.attr("nearest_mode", "round_prefer_floor")
@@ -166,7 +173,7 @@ def resize_ref(node: Node, x: np.ndarray, *operands: np.ndarray | None) -> np.nd
             continue
         src = source_coords(coord, n_out, n_in, scales[a])
         if mode == "nearest":
-            y = np.take(y, nearest_index(near, src, n_in, scales[a] < 1.0, opset(node) < 11), axis=a)
+            y = np.take(y, nearest_index(near, src, n_in, scales[a] < 1.0, _old(node)), axis=a)
             continue
         src = np.clip(src, 0, n_in - 1)
         i0 = np.floor(src).astype(np.int64)
@@ -186,10 +193,10 @@ def resize_infer(node: Node, x: Info, *operands: Info | None) -> Info:
     mode, _, _ = _check_attrs(node)
     if mode == "linear" and not is_float(x.dtype):
         raise fail(node, f"{in_name(node, 0)} is {dtype_name(x.dtype)}; linear Resize needs a float type")
-    first = 1 if opset(node) < 11 else 2  # index of the scales input
+    first = 1 if _old(node) else 2  # index of the scales input
     vals: list[np.ndarray | None] = []
     for k, o in enumerate(operands):
-        if o is None or (opset(node) >= 11 and k == 0):  # roi is only used by tf_crop_and_resize
+        if o is None or (not _old(node) and k == 0):  # roi is only used by tf_crop_and_resize
             vals.append(None)
             continue
         if o.value is None and o.shape != (0,):
@@ -200,3 +207,32 @@ def resize_infer(node: Node, x: Info, *operands: Info | None) -> Info:
     scales_v, sizes_v = _operands(node, vals)
     out, _ = resize_plan(node, x.shape, scales_v, sizes_v)
     return Info(x.dtype, out)
+
+
+def _upsample_scales(node: Node) -> np.ndarray:
+    """Upsample-7's scales attribute (Upsample-9 takes them as input 1)."""
+    scales = node.attr("scales")
+    if scales is None:
+        raise fail(node, "has neither a scales input nor a scales attribute")
+    return np.asarray(scales, np.float32)
+
+
+def _at_least_one(node: Node, scales: np.ndarray) -> np.ndarray:
+    if np.any(np.asarray(scales) < 1):
+        raise fail(node, f"scales {np.asarray(scales).tolist()} must all be >= 1 (Upsample only enlarges)")
+    return scales
+
+
+@reference("Upsample")
+def upsample_ref(node: Node, x: np.ndarray, scales: np.ndarray | None = None) -> np.ndarray:
+    return resize_ref(node, x, _at_least_one(node, _upsample_scales(node) if scales is None else scales))
+
+
+@infer("Upsample")
+def upsample_infer(node: Node, x: Info, scales: Info | None = None) -> Info:
+    if scales is None:
+        value = _upsample_scales(node)
+        scales = Info(FLOAT, value.shape, value)
+    if scales.value is not None:
+        _at_least_one(node, scales.value)
+    return resize_infer(node, x, scales)

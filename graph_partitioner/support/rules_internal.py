@@ -90,20 +90,6 @@ def fused_matmul(node: Node, ctx: SupportContext) -> str | None:
                           "'', 'Relu', 'Gelu' and 'GeluTanh' are")
 
 
-@rule("ep_trtpy::Attention", dtypes=FLOATS)
-def attention(node: Node, ctx: SupportContext) -> str | None:
-    """O = softmax(scale * Q_h K_h^T + mask) V_h per head; Q/K/V [B, S, H*D] (or packed QKV), additive mask."""
-    h = node.attr("num_heads")
-    if not isinstance(h, int) or h < 1:
-        return f"ep_trtpy::Attention num_heads={h!r} is not a positive integer"
-    if why := common.flag(node, "qkv_packed"):
-        return why
-    n_qkv = sum(1 for v in node.inputs[:3] if v is not None)
-    if n_qkv != (1 if node.attr("qkv_packed", 0) else 3):
-        return f"ep_trtpy::Attention has {n_qkv} of its Q, K, V inputs with qkv_packed={node.attr('qkv_packed', 0)}"
-    return None
-
-
 @rule("ep_trtpy::AddLayerNorm", dtypes=FLOATS)
 def add_layer_norm(node: Node, ctx: SupportContext) -> str | None:
     """Y = LayerNormalization(X + R, scale, bias) (axis, epsilon); optional second output S = X + R; X and R of

@@ -1,4 +1,5 @@
-"""Support rules: reductions (kernel "reduce" over [outer, R, inner]), global pooling, ArgMax/ArgMin."""
+"""Support rules: reductions (kernel "reduce" over [outer, R, inner]) and ArgMax/ArgMin (global pooling is in
+rules_pooling.py)."""
 
 from __future__ import annotations
 
@@ -54,23 +55,6 @@ for _op in FLOAT_ONLY_REDUCE + NUMERIC_REDUCE:
     _fn.__name__ = f"rule_{_op}"
     rule(_op, dtypes=NUMERIC if _op in NUMERIC_REDUCE else FLOATS,
          exempt_inputs=(1,))(_fn)
-
-
-def _global_pool(node: Node, ctx: SupportContext) -> str | None:
-    r = common.rank(node.input(0))
-    if r is not None and r < 3:
-        return f"{node.op_type} input '{node.inputs[0].name}' has rank {r}; rank >= 3 (N, C, spatial...) is needed"
-    return None
-
-
-for _op in ("GlobalAveragePool", "GlobalMaxPool"):
-
-    def _gfn(node: Node, ctx: SupportContext) -> str | None:
-        return _global_pool(node, ctx)
-
-    _gfn.__doc__ = "Input rank >= 3 (N, C, spatial dims); reduces all spatial dims."
-    _gfn.__name__ = f"rule_{_op}"
-    rule(_op, dtypes=FLOATS)(_gfn)
 
 
 def _arg(node: Node, ctx: SupportContext) -> str | None:

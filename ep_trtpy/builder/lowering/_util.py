@@ -137,3 +137,10 @@ def foldable(ctx: LowerCtx, node: Node) -> bool:
         if o.shape is None or not all(isinstance(d, int) for d in o.shape) or numel(o.shape) > SMALL_CONST:
             return False
     return True
+
+
+def op_version(ctx: LowerCtx, node: Node) -> int:
+    """The node's opset version (its schema's since_version when known, else the graph's default opset)."""
+    if node.since_version is not None:
+        return int(node.since_version)
+    return int(ctx.graph.opsets.get(node.domain or "", ctx.graph.opsets.get("", 17)))

@@ -1,5 +1,5 @@
-"""Lowering of reductions: ReduceSum/Mean/Max/Min/Prod/L1/L2/SumSquare/LogSumExp, GlobalAveragePool,
-GlobalMaxPool, ArgMax, ArgMin (kernels in cuda_kernels/runtime/kernels_reduce.cpp)::
+"""Lowering of reductions: ReduceSum/Mean/Max/Min/Prod/L1/L2/SumSquare/LogSumExp, ArgMax, ArgMin (kernels in
+cuda_kernels/runtime/kernels_reduce.cpp; GlobalAveragePool and GlobalMaxPool use ``reduce`` from pooling.py)::
 
     reduce          inputs [X] outputs [Y]   ints [op, outer, R, inner]
                     X read as [outer, R, inner], Y = [outer, inner]; op: 0 sum, 1 mean, 2 max, 3 min, 4 prod, 5 l1,
@@ -108,21 +108,6 @@ def lower_reduce(ctx: LowerCtx, node: Node) -> None:
         ctx.constant(y, _NUMPY[node.op_type](c, axis=tuple(red), keepdims=bool(keep)).astype(c.dtype))
         return
     emit_reduce(ctx, node, ctx.tensor(x), ctx.tensor(y), xs, red, op, x.dtype)  # type: ignore[arg-type]
-
-
-@lowering("GlobalAveragePool", "GlobalMaxPool")
-def lower_global_pool(ctx: LowerCtx, node: Node) -> None:
-    """Mean / max over every spatial dim of [N, C, ...] (keeping them as extent 1)."""
-    x, y = node.inputs[0], node.outputs[0]
-    assert x is not None
-    xs = shape_of(x)
-    if len(xs) < 3:
-        raise LoweringError(f"node '{node.name}' ({node.op_type}): input '{x.name}' must have rank >= 3")
-    check_dtype(node, x, FLOATS, "input")
-    check_out_shape(node, y, list(xs[:2]) + [1] * (len(xs) - 2))
-    op = 1 if node.op_type == "GlobalAveragePool" else 2
-    ctx.emit("reduce", [ctx.tensor(x)], [ctx.tensor(y)], ints=[op, xs[0] * xs[1], numel(xs[2:]), 1],
-             name=node.name)
 
 
 @lowering("ArgMax", "ArgMin")

@@ -20,8 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
-from ep_trtpy.builder.lowering._util import check_dtype, const_input, normalize_axis, shape_of
-from ep_trtpy.builder.lowering.softmax import op_version
+from ep_trtpy.builder.lowering._util import check_dtype, const_input, normalize_axis, op_version, shape_of
 from graph_partitioner.ir import FLOAT, FLOAT16, Node
 
 COORD_MODES = {"half_pixel": 0, "pytorch_half_pixel": 1, "align_corners": 2, "asymmetric": 3,

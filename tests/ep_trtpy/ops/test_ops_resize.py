@@ -1,5 +1,5 @@
 """Resize: our reference against onnxruntime's CPU provider for every coordinate transformation, nearest mode,
-scales and sizes, opsets 10 to 19."""
+scales and sizes, opsets 10 to 19; and the deprecated Upsample (opsets 7 and 9)."""
 
 from __future__ import annotations
 
@@ -61,6 +61,15 @@ CASES += [
     case("int32-nearest", "Resize", [(X * 10).astype(np.int32), NONE, scales(1, 1, 2, 2)], {"mode": "nearest"},
          const=(1, 2), opset=13),
     case("absent-roi", "Resize", [X, None, scales(1, 1, 2, 2)], {"mode": "nearest"}, const=(2,), opset=13),
+]
+# Upsample (deprecated since opset 10) is Resize-10 with the scales as an input (9) or an attribute (7).
+CASES += [
+    case("upsample9-nearest", "Upsample", [X, scales(1, 1, 2, 3)], {"mode": "nearest"}, const=(1,), opset=9),
+    case("upsample9-nearest-fractional", "Upsample", [X, scales(1, 1, 1.5, 2.5)], {"mode": "nearest"}, const=(1,),
+         opset=9),
+    case("upsample9-linear", "Upsample", [X, scales(1, 1, 2, 1.5)], {"mode": "linear"}, const=(1,), opset=9),
+    case("upsample7-attribute", "Upsample", [X], {"mode": "nearest", "scales": [1.0, 1.0, 2.0, 2.0]}, opset=7),
+    case("upsample7-linear", "Upsample", [X], {"mode": "linear", "scales": [1.0, 1.0, 1.5, 2.0]}, opset=7),
 ]
 
 

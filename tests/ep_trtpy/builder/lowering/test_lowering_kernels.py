@@ -12,7 +12,7 @@ from lowering_testutil import In, node_case, rand
 
 from ep_trtpy.builder.lowering import LoweringError, lower
 from ep_trtpy.builder.lowering.movement import collapse_transpose, value_bits
-from ep_trtpy.builder.lowering.pool import pool_geometry
+from ep_trtpy.builder.lowering.pooling import pool_geometry
 from ep_trtpy.builder.lowering.reduce import reduced_layout
 from graph_partitioner.ir import Graph
 
@@ -318,6 +318,17 @@ def test_resize_opset10(scales: list[float], mode: str) -> None:
     plan = run_case(node_case("Resize", [In("x", x), In("s", np.array(scales, np.float32), const=True)],
                               {"mode": mode}, opset=10), rtol=1e-5, atol=1e-5)
     assert plan.layers[0].ints[1:3] == [3, 4]  # asymmetric, opset-10 rounding
+
+
+@pytest.mark.parametrize("opset,scales,mode", [(9, [1, 1, 2, 3], "nearest"), (9, [1, 1, 1.5, 2.25], "linear"),
+                                              (7, [1, 1, 2, 2], "nearest")])
+def test_upsample(opset: int, scales: list[float], mode: str) -> None:
+    """Upsample (scales input in opset 9, attribute in 7) lowers to the resize kernel as Resize-10 does."""
+    x = rand((1, 2, 5, 7), np.float32, 35)
+    ins = [In("x", x)] + ([In("s", np.array(scales, np.float32), const=True)] if opset == 9 else [])
+    attrs = {"mode": mode} | ({"scales": [float(v) for v in scales]} if opset == 7 else {})
+    plan = run_case(node_case("Upsample", ins, attrs, opset=opset), rtol=1e-5, atol=1e-5)
+    assert [lay.kernel for lay in plan.layers] == ["resize"] and plan.layers[0].ints[1:3] == [3, 4]
 
 
 def test_resize_trilinear() -> None:

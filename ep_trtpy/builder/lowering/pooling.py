@@ -1,5 +1,7 @@
 """Lowering of MaxPool and AveragePool (1-D, 2-D, 3-D) onto the ``pool`` kernel
-(cuda_kernels/runtime/kernels_spatial.cpp), and of the channels-last ep_trtpy::Pool onto ``pool_nhwc``::
+(cuda_kernels/runtime/kernels_spatial.cpp), of the channels-last ep_trtpy::Pool onto ``pool_nhwc``, and of
+GlobalAveragePool / GlobalMaxPool onto the ``reduce`` kernel (mean / max over the spatial dims, read as
+[N*C, prod(spatial), 1]; layout in reduce.py)::
 
     pool  inputs [X] outputs [Y] (float32 / float16)
           ints [average, count_include_pad, nc, in_sp[3], out_sp[3], kernel[3], stride[3], pad_begin[3],
@@ -27,7 +29,7 @@ import math
 from collections.abc import Sequence
 
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
-from ep_trtpy.builder.lowering._util import FLOATS, check_dtype, shape_of
+from ep_trtpy.builder.lowering._util import FLOATS, check_dtype, check_out_shape, numel, shape_of
 from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, Node
 
 
@@ -140,3 +142,18 @@ def lower_pool_nhwc(ctx: LowerCtx, node: Node) -> None:
             *pb, *pe, *dilations]
     ctx.emit("pool_nhwc", [ctx.tensor(x)], [ctx.tensor(y)], ints=ints, name=node.name,
              meta={"op": node.key, "layout": "NHWC"})
+
+
+@lowering("GlobalAveragePool", "GlobalMaxPool")
+def lower_global_pool(ctx: LowerCtx, node: Node) -> None:
+    """Mean / max over every spatial dim of [N, C, ...] (keeping them as extent 1)."""
+    x, y = node.inputs[0], node.outputs[0]
+    assert x is not None
+    xs = shape_of(x)
+    if len(xs) < 3:
+        raise LoweringError(f"node '{node.name}' ({node.op_type}): input '{x.name}' must have rank >= 3")
+    check_dtype(node, x, FLOATS, "input")
+    check_out_shape(node, y, list(xs[:2]) + [1] * (len(xs) - 2))
+    op = 1 if node.op_type == "GlobalAveragePool" else 2
+    ctx.emit("reduce", [ctx.tensor(x)], [ctx.tensor(y)], ints=[op, xs[0] * xs[1], numel(xs[2:]), 1],
+             name=node.name)

@@ -1,6 +1,7 @@
-"""Lowering of ``ep_trtpy::Pointwise``, of every plain ONNX elementwise op (through
-:func:`ep_trtpy.ops.pointwise_ops.program_for_node`, so lowering works whether or not the passes ran) and of
-inference BatchNormalization, onto the native kernel ``pointwise`` (cuda_kernels/kernels/pointwise.cu).
+"""Lowering of ``ep_trtpy::Pointwise`` and of every plain ONNX elementwise op (through
+:func:`ep_trtpy.ops.pointwise_ops.program_for_node`, so lowering works whether or not the passes ran) onto the
+native kernel ``pointwise`` (cuda_kernels/kernels/pointwise.cu); :func:`emit_pointwise` serves other families
+(BatchNormalization, LayerNormalization's broadcast parameters).
 
 Kernel ``pointwise`` parameter layout (mirrored by cuda_kernels/runtime/kernels_pointwise.cpp)::
 
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
-from ep_trtpy.builder.lowering._util import FLOATS, broadcast_strides, collapse, foldable, shape_of
+from ep_trtpy.builder.lowering._util import broadcast_strides, collapse, foldable, shape_of
 from ep_trtpy.ops import pointwise_program as pp
 from ep_trtpy.ops.pointwise_ops import ELEMENTWISE_OPS, program_for_node
 from graph_partitioner.ir import Node, Value, dtype_name
@@ -235,40 +236,3 @@ def lower_elementwise(ctx: LowerCtx, node: Node) -> None:
 
 for _op in sorted(ELEMENTWISE_OPS):
     lowering(_op)(lower_elementwise)
-
-
-@lowering("BatchNormalization")
-def lower_batchnorm(ctx: LowerCtx, node: Node) -> None:
-    """Inference BatchNormalization: y = (x - mean) / sqrt(var + epsilon) * scale + B over axis 1. With constant
-    statistics this is y = x * a + b with a, b folded per channel (weights); otherwise the full formula runs in
-    one pointwise program."""
-    if len(node.outputs) != 1 or int(node.attr("training_mode", 0)):
-        raise LoweringError(f"node '{node.name}' (BatchNormalization): only inference (one output) is lowered")
-    x, y = node.inputs[0], node.outputs[0]
-    if x is None or x.dtype not in FLOATS:
-        raise LoweringError(f"node '{node.name}' (BatchNormalization): X must be float32, float16 or bfloat16")
-    xs = shape_of(x)
-    if len(xs) < 2:
-        raise LoweringError(f"node '{node.name}' (BatchNormalization): X must have rank >= 2")
-    c = xs[1]
-    chan = (c,) + (1,) * (len(xs) - 2)
-    eps = float(node.attr("epsilon", 1e-5))
-    params = node.inputs[1:5]
-    if len(params) != 4 or any(v is None for v in params):
-        raise LoweringError(f"node '{node.name}' (BatchNormalization): scale, B, mean and var are required")
-    consts = [ctx.const_value(v) for v in params]
-    out_t = y.dtype
-    if all(a is not None for a in consts):
-        scale, bias, mean, var = (np.asarray(a, dtype=np.float64).reshape(-1) for a in consts)
-        a = scale / np.sqrt(var + eps)
-        b = bias - mean * a
-        ta = ctx.weight(a.astype(np.float32).reshape(chan), f"{node.name}:a")
-        tb = ctx.weight(b.astype(np.float32).reshape(chan), f"{node.name}:b")
-        prog = pp.Program(3, "float", [["mul", 3, 0, 1], ["add", 4, 3, 2]], [(4, out_t)])
-        emit_pointwise(ctx, prog, [ctx.tensor(x), ta, tb], [xs, chan, chan], [ctx.tensor(y)], xs, node.name)
-        return
-    prog = pp.Program(5, "float", [
-        ["sub", 5, 0, 3], ["const", 6, eps], ["add", 7, 4, 6], ["sqrt", 8, 7], ["div", 9, 5, 8],
-        ["mul", 10, 9, 1], ["add", 11, 10, 2]], [(11, out_t)])
-    ins = [ctx.tensor(x)] + [ctx.tensor(v) for v in params]  # type: ignore[arg-type]
-    emit_pointwise(ctx, prog, ins, [xs] + [chan] * 4, [ctx.tensor(y)], xs, node.name)

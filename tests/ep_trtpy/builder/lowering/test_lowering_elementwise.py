@@ -15,28 +15,29 @@ from lowering_testutil import In, ir_graph, node_case, rand
 
 from ep_trtpy.builder.lowering import LoweringError, lower
 from ep_trtpy.builder.lowering._util import broadcast_strides, collapse
-from ep_trtpy.builder.lowering.pointwise import LOAD, STORE, encode_program
+from ep_trtpy.builder.lowering.elementwise import LOAD, STORE, encode_program
 from ep_trtpy.ops import pointwise_program as pp
 from graph_partitioner.ir import BOOL, FLOAT, FLOAT16, INT32, INT64, Graph, np_dtype
 
 ROOT = Path(__file__).resolve().parents[4]
 
 
-def test_native_opcodes_match_the_program_spec() -> None:
-    """The C++ enum (pointwise.h) and arity table (kernels_pointwise.cpp) follow OPCODES, OPS and INT_OPS."""
+def test_native_opcode_table_is_generated_from_the_program_spec() -> None:
+    """pointwise_ops.inc is what OPS and INT_OPS generate, and the C++ enum (pointwise.h) and arity table
+    (kernels_pointwise.cpp) are built from it alone."""
+    table = (ROOT / pp.NATIVE_OP_TABLE).read_text()
+    assert table == pp.native_op_table(), (f"{pp.NATIVE_OP_TABLE} is stale; regenerate it with "
+                                           f"python -m ep_trtpy.ops.pointwise_program --native > {pp.NATIVE_OP_TABLE}")
+    rows = re.findall(r"^TP_PW_OP\(k(\w+), (\d), (true|false)\)$", table, re.M)
+    assert [name.lower() for name, _, _ in rows] == [name.replace("_", "") for name in pp.OPCODES]
+    for (_, nsrc, int_ok), name in zip(rows, pp.OPCODES):
+        assert int(nsrc) == pp.OPS[name][0] and (int_ok == "true") == (name in pp.INT_OPS), name
     header = (ROOT / "cuda_kernels/kernels/pointwise.h").read_text()
-    body = header[header.index("enum Op"):header.index("kNumOps")]
-    names = re.findall(r"\bk([A-Z][A-Za-z]*)", body)
-    flat = [n.lower() for n in names]
-    assert flat == [name.replace("_", "") for name in pp.OPCODES], "pointwise.h's enum order differs from OPCODES"
+    enum = header[header.index("enum Op"):header.index("kNumOps")]
+    assert re.findall(r"\bk[A-Z]\w*", enum) == [] and '#include "pointwise_ops.inc"' in enum
     glue = (ROOT / "cuda_kernels/runtime/kernels_pointwise.cpp").read_text()
-    table = glue[glue.index("kOps[pw::kNumOps]"):]
-    table = table[:table.index("};")]
-    entries = re.findall(r"\{(\d), (true|false)\}", table)
-    assert len(entries) == len(pp.OPCODES)
-    for (nsrc, int_ok), name in zip(entries, pp.OPCODES):
-        assert int(nsrc) == pp.OPS[name][0], name
-        assert (int_ok == "true") == (name in pp.INT_OPS), name
+    arity = glue[glue.index("kOps[pw::kNumOps]"):]
+    assert '#include "../kernels/pointwise_ops.inc"' in arity[:arity.index("};")]
 
 
 def _single_op_program(name: str, compute: str, out_t: int) -> pp.Program:

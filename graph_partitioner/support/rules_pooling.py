@@ -1,4 +1,4 @@
-"""Support rules: windowed pooling (MaxPool, AveragePool). Global pooling is with the reductions."""
+"""Support rules: pooling, windowed (MaxPool, AveragePool) and global (GlobalAveragePool, GlobalMaxPool)."""
 
 from __future__ import annotations
 
@@ -41,3 +41,13 @@ def average_pool(node: Node, ctx: SupportContext) -> str | None:
     if why := _pool(node, ctx):
         return why
     return common.flag(node, "count_include_pad")
+
+
+@rule("GlobalAveragePool", dtypes=FLOATS)
+@rule("GlobalMaxPool", dtypes=FLOATS)
+def global_pool(node: Node, ctx: SupportContext) -> str | None:
+    """Input rank >= 3 (N, C, spatial dims); reduces all spatial dims."""
+    r = common.rank(node.input(0))
+    if r is not None and r < 3:
+        return f"{node.op_type} input '{node.inputs[0].name}' has rank {r}; rank >= 3 (N, C, spatial...) is needed"
+    return None
