@@ -1,7 +1,8 @@
 """Every provider option and environment variable, typed, with defaults and documentation.
 
-This table is the only place options are declared: parsing, validation, the README's option table
-(``python -m ep_trtpy.options --markdown``) and the CLI's flags are generated from it.
+:class:`Options` is the only place options are declared (one field each, with its parser, documentation and
+aliases): :data:`SPECS`, parsing, validation, the README's option table (``python -m ep_trtpy.options
+--markdown``) and the CLI's flags (``ep_trtpy.cli._common.add_option_flags``) are generated from it.
 
 Provider options reach the EP as strings (``providers=[("TrtPyExecutionProvider", {"fp16_enable": "1"})]``).
 ORT's TensorRT EP spellings are accepted as aliases (``trt_fp16_enable``), so switching from that EP means
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 
@@ -74,84 +75,75 @@ def _default_cache_path() -> str:
     return os.path.join(base, "ep_trtpy")
 
 
-SPECS: tuple[Spec, ...] = (
-    Spec("device_id", _nonneg_int, 0, "CUDA device ordinal the engines run on.", "int", ("trt_device_id",),
-         affects_engine=False),
-    Spec("fp16_enable", _bool, False,
-         "Build FP16 engines: float32 activations and weights run in float16 (LayerNorm, Softmax and reductions "
-         "accumulate in float32). The model's inputs and outputs keep their types.", "bool", ("trt_fp16_enable",)),
-    Spec("bf16_enable", _bool, False,
-         "Build BF16 engines: float32 activations and weights run in bfloat16, with the same float32 accumulation "
-         "as fp16_enable (bfloat16 has float32's range, so nothing overflows, at 3 significant digits). The model's "
-         "inputs and outputs keep their types. With fp16_enable also on, FP16 wins.", "bool", ("trt_bf16_enable",)),
-    Spec("tf32_enable", _bool, True,
-         "Let float32 matrix multiplications and convolutions use TF32 tensor cores (inputs rounded to 10 mantissa "
-         "bits, float32 accumulation), as TensorRT and ORT's CUDA EP do by default. Turn it off for strict float32 "
-         "(results within 1e-4 of the CPU provider).", "bool"),
-    Spec("builder_optimization_level", _level, 3,
-         "How hard the builder searches for each layer's fastest tactic: 0 = library heuristics only, nothing "
-         "timed; 1-4 = time the heuristics' top 2, 4, 8 or 16 candidates (3: the top 8); 5 = time every "
-         "candidate.", "int", ("trt_builder_optimization_level",)),
-    Spec("timing_cache_enable", _bool, False,
-         "Keep every tactic timing in a timing cache file (timing_cache_path) and reuse it: a layer already timed "
-         "on this GPU with these library versions is not timed again, by any engine or process.", "bool",
-         ("trt_timing_cache_enable",), affects_engine=False),
-    Spec("timing_cache_path", _path, "",
-         "Folder of the timing cache files (created if missing). Default: the engine cache folder.", "path",
-         ("trt_timing_cache_path",), affects_engine=False),
-    Spec("cuda_graph_enable", _bool, True,
-         "Replay each engine's launch list as a CUDA graph (captured once per set of input/output addresses, after "
-         "a first direct run): one launch per run instead of one per layer. Engines whose capture fails, or whose "
-         "addresses keep changing, run layer by layer.", "bool", ("trt_cuda_graph_enable",), affects_engine=False),
-    Spec("engine_cache_enable", _bool, False,
-         "Save built engines to engine_cache_path and load them in later sessions instead of building.", "bool",
-         ("trt_engine_cache_enable",), affects_engine=False),
-    Spec("engine_cache_path", _path, "",
-         "Folder of the engine cache (created if missing). Default: $XDG_CACHE_HOME/ep_trtpy or "
-         "~/.cache/ep_trtpy.", "path", ("trt_engine_cache_path",), affects_engine=False),
-    Spec("min_subgraph_size", _pos_int, 1,
-         "Smallest number of nodes a claimed subgraph may have; smaller clusters are left to the CPU provider.",
-         "int", ("trt_min_subgraph_size",), affects_engine=False),
-    Spec("op_types_to_exclude", _str_list, (),
-         "Comma-separated op types never claimed (e.g. 'Resize,Einsum').", "list", ("trt_op_types_to_exclude",),
-         affects_engine=False),
-    Spec("dump_subgraphs", _bool, False,
-         "Write each claimed subgraph as an ONNX model (<engine_cache_path>/subgraphs/) for debugging.", "bool",
-         ("trt_dump_subgraphs",), affects_engine=False),
-    Spec("detailed_build_log", _bool, False,
-         "Log every build step at INFO level: passes, fusions, lowering, each layer's timed tactic candidates with "
-         "their times and the winner, and (when stderr is not a terminal) build progress as log lines.", "bool",
-         ("trt_detailed_build_log",), affects_engine=False),
-)
-
-_BY_NAME: dict[str, Spec] = {}
-for _s in SPECS:
-    _BY_NAME[_s.name] = _s
-    for _a in _s.aliases:
-        _BY_NAME[_a] = _s
-
-# Session-level keys ORT or we pass through alongside provider options; accepted, not validated as ours.
-PASSTHROUGH_PREFIXES = ("ep.",)
+def _option(default: Any, parse: Callable[[str], Any], type_name: str, doc: str, *aliases: str,
+            affects_engine: bool = True) -> Any:
+    """An option's one declaration: the :class:`Options` field with its :class:`Spec` (named after the field)."""
+    spec = Spec("", parse, default, doc, type_name, aliases, affects_engine)
+    return field(default=default, metadata={"spec": spec})
 
 
 @dataclass(frozen=True)
 class Options:
-    """Parsed provider options."""
+    """Parsed provider options: one field per option, declared here once (:data:`SPECS` is derived from it)."""
 
-    device_id: int = 0
-    fp16_enable: bool = False
-    bf16_enable: bool = False
-    tf32_enable: bool = True
-    builder_optimization_level: int = 3
-    timing_cache_enable: bool = False
-    timing_cache_path: str = ""
-    cuda_graph_enable: bool = True
-    engine_cache_enable: bool = False
-    engine_cache_path: str = ""
-    min_subgraph_size: int = 1
-    op_types_to_exclude: tuple[str, ...] = ()
-    dump_subgraphs: bool = False
-    detailed_build_log: bool = False
+    device_id: int = _option(0, _nonneg_int, "int", "CUDA device ordinal the engines run on.", "trt_device_id",
+                             affects_engine=False)
+    fp16_enable: bool = _option(
+        False, _bool, "bool",
+        "Build FP16 engines: float32 activations and weights run in float16 (LayerNorm, Softmax and reductions "
+        "accumulate in float32). The model's inputs and outputs keep their types.", "trt_fp16_enable")
+    bf16_enable: bool = _option(
+        False, _bool, "bool",
+        "Build BF16 engines: float32 activations and weights run in bfloat16, with the same float32 accumulation "
+        "as fp16_enable (bfloat16 has float32's range, so nothing overflows, at 3 significant digits). The model's "
+        "inputs and outputs keep their types. With fp16_enable also on, FP16 wins.", "trt_bf16_enable")
+    tf32_enable: bool = _option(
+        True, _bool, "bool",
+        "Let float32 matrix multiplications and convolutions use TF32 tensor cores (inputs rounded to 10 mantissa "
+        "bits, float32 accumulation), as TensorRT and ORT's CUDA EP do by default. Turn it off for strict float32 "
+        "(results within 1e-4 of the CPU provider).")
+    builder_optimization_level: int = _option(
+        3, _level, "int",
+        "How hard the builder searches for each layer's fastest tactic: 0 = library heuristics only, nothing "
+        "timed; 1-4 = time the heuristics' top 2, 4, 8 or 16 candidates (3: the top 8); 5 = time every "
+        "candidate.", "trt_builder_optimization_level")
+    timing_cache_enable: bool = _option(
+        False, _bool, "bool",
+        "Keep every tactic timing in a timing cache file (timing_cache_path) and reuse it: a layer already timed "
+        "on this GPU with these library versions is not timed again, by any engine or process.",
+        "trt_timing_cache_enable", affects_engine=False)
+    timing_cache_path: str = _option(
+        "", _path, "path", "Folder of the timing cache files (created if missing). Default: the engine cache folder.",
+        "trt_timing_cache_path", affects_engine=False)
+    cuda_graph_enable: bool = _option(
+        True, _bool, "bool",
+        "Replay each engine's launch list as a CUDA graph (captured once per set of input/output addresses, after "
+        "a first direct run): one launch per run instead of one per layer. Engines whose capture fails, or whose "
+        "addresses keep changing, run layer by layer.", "trt_cuda_graph_enable", affects_engine=False)
+    engine_cache_enable: bool = _option(
+        False, _bool, "bool",
+        "Save built engines to engine_cache_path and load them in later sessions instead of building.",
+        "trt_engine_cache_enable", affects_engine=False)
+    engine_cache_path: str = _option(
+        "", _path, "path",
+        "Folder of the engine cache (created if missing). Default: $XDG_CACHE_HOME/ep_trtpy or ~/.cache/ep_trtpy.",
+        "trt_engine_cache_path", affects_engine=False)
+    min_subgraph_size: int = _option(
+        1, _pos_int, "int",
+        "Smallest number of nodes a claimed subgraph may have; smaller clusters are left to the CPU provider.",
+        "trt_min_subgraph_size", affects_engine=False)
+    op_types_to_exclude: tuple[str, ...] = _option(
+        (), _str_list, "list", "Comma-separated op types never claimed (e.g. 'Resize,Einsum').",
+        "trt_op_types_to_exclude", affects_engine=False)
+    dump_subgraphs: bool = _option(
+        False, _bool, "bool",
+        "Write each claimed subgraph as an ONNX model (<engine_cache_path>/subgraphs/) for debugging.",
+        "trt_dump_subgraphs", affects_engine=False)
+    detailed_build_log: bool = _option(
+        False, _bool, "bool",
+        "Log every build step at INFO level: passes, fusions, lowering, each layer's timed tactic candidates with "
+        "their times and the winner, and (when stderr is not a terminal) build progress as log lines.",
+        "trt_detailed_build_log", affects_engine=False)
     session: Mapping[str, str] = field(default_factory=dict)  # ep.* session entries (context_enable, ...)
 
     @property
@@ -168,6 +160,20 @@ class Options:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "session"}
+
+
+SPECS: tuple[Spec, ...] = tuple(replace(f.metadata["spec"], name=f.name) for f in fields(Options)
+                                if "spec" in f.metadata)
+"""Every provider option, in declaration order (parsing, aliases, documentation, engine key)."""
+
+_BY_NAME: dict[str, Spec] = {}
+for _s in SPECS:
+    _BY_NAME[_s.name] = _s
+    for _a in _s.aliases:
+        _BY_NAME[_a] = _s
+
+# Session-level keys ORT or we pass through alongside provider options; accepted, not validated as ours.
+PASSTHROUGH_PREFIXES = ("ep.",)
 
 
 def _jsonable(v: Any) -> Any:

@@ -24,6 +24,7 @@ from ep_trtpy.engine.artifact import BACKENDS, CPU, Device, EngineArtifact, Inpu
 from ep_trtpy.engine.cache import Counters, atomic_write, cache_key, file_name, graph_hash, load
 from ep_trtpy.engine.format import encode
 from ep_trtpy.engine.plan import Plan
+from ep_trtpy.options import Options
 from graph_partitioner.ir import Graph, dtype_name, is_static, shape_str
 
 log = logging.getLogger("ep_trtpy.builder")
@@ -57,19 +58,19 @@ def _verify(graph: Graph) -> None:
             raise BuildError(f"graph output {k} ('{v.name}') has no static dtype and shape after optimization")
 
 
-def optimize_with_context(graph: Graph, input_shapes: InputShapes | None, options: Any = None,
+def optimize_with_context(graph: Graph, input_shapes: InputShapes | None, options: Options | None = None,
                           dump: Callable[[str, Graph], None] | None = None,
                           fold_limit: int = DEFAULT_FOLD_LIMIT) -> tuple[Graph, PassContext]:
     """The optimized copy of `graph` for these input shapes, and the pass context (fusions, timings, refusals)."""
     g = graph.copy()
-    ctx = PassContext(options=options, input_shapes=normalize_shapes(g, input_shapes), fold_limit=fold_limit,
-                      dump=dump)
+    ctx = PassContext(options=options if options is not None else Options(),
+                      input_shapes=normalize_shapes(g, input_shapes), fold_limit=fold_limit, dump=dump)
     run_pipeline(g, ctx)
     _verify(g)
     return g, ctx
 
 
-def optimize(graph: Graph, input_shapes: InputShapes | None, options: Any = None) -> Graph:
+def optimize(graph: Graph, input_shapes: InputShapes | None, options: Options | None = None) -> Graph:
     """The optimized copy of `graph` for these concrete input shapes (the pass pipeline)."""
     return optimize_with_context(graph, input_shapes, options)[0]
 
@@ -84,7 +85,7 @@ def _annotate(plan: Plan, graph: Graph, ctx: PassContext) -> None:
             layer.meta.setdefault("precision", dtype_name(plan.tensors[layer.outputs[0]].dtype))
 
 
-def instantiate(artifact: EngineArtifact, device: Device, options: Any = None, started: float | None = None) -> Any:
+def instantiate(artifact: EngineArtifact, device: Device, options: Options, started: float | None = None) -> Any:
     """The native engine of a cuda artifact, built from its plan and weights. Layers keep the tactics they carry
     (an engine file's); the others get theirs from the timing cache or are timed (ep_trtpy/tuner/), and the
     choices are written back into the plan. `started` (time.monotonic()) is when the build began, for the
@@ -106,8 +107,8 @@ def instantiate(artifact: EngineArtifact, device: Device, options: Any = None, s
             tuner.progress.close()
     tuner.record(artifact.plan, engine)
     _write_back(artifact.plan, engine)
-    if options is not None and hasattr(engine, "cuda_graph") and hasattr(options, "cuda_graph_enable"):
-        engine.cuda_graph = bool(options.cuda_graph_enable)
+    if hasattr(engine, "cuda_graph"):
+        engine.cuda_graph = options.cuda_graph_enable
     return engine
 
 
@@ -121,12 +122,12 @@ def _write_back(plan: Plan, engine: Any) -> None:
         layer.workspace = int(w)
 
 
-def build(subgraph: Graph, input_shapes: InputShapes | None, options: Any, backend: str, device: Device = CPU,
+def build(subgraph: Graph, input_shapes: InputShapes | None, options: Options, backend: str, device: Device = CPU,
           dump: Callable[[str, Graph], None] | None = None) -> EngineArtifact:
     """Optimize `subgraph` for these shapes and produce an engine artifact for `backend`."""
     if backend not in BACKENDS:
         raise BuildError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-    detailed = bool(getattr(options, "detailed_build_log", False))
+    detailed = options.detailed_build_log
     t0, started = time.perf_counter(), time.monotonic()
     graph, ctx = optimize_with_context(subgraph, input_shapes, options, dump=dump)
     t_opt = time.perf_counter() - t0
@@ -197,7 +198,7 @@ class Obtained:
     seconds: float
 
 
-def get_or_build(graph: Graph, input_shapes: InputShapes, options: Any, backend: str, device: Device = CPU,
+def get_or_build(graph: Graph, input_shapes: InputShapes, options: Options, backend: str, device: Device = CPU,
                  counters: Counters | None = None, ghash: str | None = None, save: bool | None = None,
                  use_cache: bool | None = None, dump: Callable[[str, Graph], None] | None = None) -> Obtained:
     """The engine artifact for `graph` at these shapes: from the engine cache when enabled (validated), else
@@ -209,10 +210,10 @@ def get_or_build(graph: Graph, input_shapes: InputShapes, options: Any, backend:
     named = normalize_shapes(graph, input_shapes)
     shapes = [tuple(named.get(v.name, v.shape or ())) for v in graph.inputs]
     producers = producer_versions(backend)
-    option_items = options.engine_key_items() if options is not None else {}
+    option_items = options.engine_key_items()
     key = cache_key(ghash, shapes, option_items, backend, device, producers)  # type: ignore[arg-type]
-    enabled = bool(getattr(options, "engine_cache_enable", False)) if use_cache is None else use_cache
-    path = os.path.join(options.cache_dir, file_name(ghash, key, backend, device)) if enabled and options else None
+    enabled = options.engine_cache_enable if use_cache is None else use_cache
+    path = os.path.join(options.cache_dir, file_name(ghash, key, backend, device)) if enabled else None
     if path is not None:
         art, status = load(path, key)
         if art is not None:

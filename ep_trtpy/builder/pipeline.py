@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from ep_trtpy.options import Options
 from graph_partitioner.ir import BFLOAT16, FLOAT16, Graph, Node
 
 log = logging.getLogger("ep_trtpy.builder")
@@ -58,12 +59,6 @@ PIPELINE: tuple[Stage, ...] = (
 """The optimization pipeline, in order. Lowering, tactic selection and the memory plan follow in build.py."""
 
 
-def tf32_enabled(options: Any) -> bool:
-    """Whether float32 convolutions and matrix products may run on TF32 tensor cores (the layout pass and the
-    ``conv`` / ``gemm`` lowerings' math flag ask here): ``Options.tf32_enable``; no options means the default, on."""
-    return bool(getattr(options, "tf32_enable", True))
-
-
 @dataclass
 class PassRecord:
     stage: str
@@ -81,7 +76,7 @@ class PassRecord:
 class PassContext:
     """What every pass may consult and report to."""
 
-    options: Any = None  # ep_trtpy.options.Options (None: defaults)
+    options: Options = field(default_factory=Options)
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     fold_limit: int = DEFAULT_FOLD_LIMIT
     dump: Callable[[str, Graph], None] | None = None
@@ -92,15 +87,15 @@ class PassContext:
 
     @property
     def detailed(self) -> bool:
-        return bool(getattr(self.options, "detailed_build_log", False))
+        return self.options.detailed_build_log
 
     @property
     def fp16(self) -> bool:
-        return bool(getattr(self.options, "fp16_enable", False))
+        return self.options.fp16_enable
 
     @property
     def bf16(self) -> bool:
-        return bool(getattr(self.options, "bf16_enable", False))
+        return self.options.bf16_enable
 
     @property
     def reduced_precision(self) -> int | None:
@@ -109,7 +104,8 @@ class PassContext:
 
     @property
     def tf32(self) -> bool:
-        return tf32_enabled(self.options)
+        """Whether float32 convolutions and matrix products may run on TF32 tensor cores (``tf32_enable``)."""
+        return self.options.tf32_enable
 
     def info(self, msg: str, *args: Any) -> None:
         """A build-log line: INFO with detailed_build_log, else DEBUG."""

@@ -1,4 +1,5 @@
-"""Argument and input handling shared by ``ep-trtpy run``, ``compare`` and ``bench`` (not a command itself)."""
+"""Argument and input handling shared by the commands (not a command itself): model and input arguments, and the
+provider-option flags generated from ep_trtpy.options."""
 
 from __future__ import annotations
 
@@ -7,11 +8,78 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import onnx
+
+from ep_trtpy.cli import _real_models, harness
+from ep_trtpy.options import SPECS, Spec
+
+
+class _OptionFlag(argparse.Action):
+    """Stores the text of a provider option given on the command line in ``args.provider_options``."""
+
+    def __init__(self, option_strings: list[str], dest: str, spec: Spec, **kw: Any) -> None:
+        self.spec = spec
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if self.nargs == 0:
+            text = "0" if str(option_string).startswith("--no-") else "1"
+        else:
+            text = str(values)
+            try:
+                self.spec.parse(text)
+            except (ValueError, TypeError) as e:
+                parser.error(f"{option_string} {text!r}: {e}")
+        namespace.provider_options = {**namespace.provider_options, self.spec.name: text}
+
+
+def option_flag(name: str) -> str:
+    """The command-line flag of a provider option: ``fp16_enable`` -> ``--fp16``, ``builder_optimization_level``
+    -> ``--builder-optimization-level``."""
+    return "--" + name.removesuffix("_enable").replace("_", "-")
+
+
+PRECISION_OPTIONS = ("fp16_enable", "bf16_enable", "tf32_enable")
+"""The options ``--precision`` sets in bench and profile (fp32, fp32-strict, fp16, bf16)."""
+
+
+def add_option_flags(p: argparse.ArgumentParser, exclude: Sequence[str] = ()) -> None:
+    """A flag for every provider option that shapes the engine (``Spec.affects_engine``), generated from
+    ep_trtpy.options.SPECS: ``--x`` / ``--no-x`` for a boolean ``x_enable``, ``--name VALUE`` (checked by the
+    option's parser) for the others; plus ``--option KEY=VALUE`` for any provider option. Only what is given lands
+    in ``args.provider_options``; :func:`provider_options` adds the ``--option`` entries."""
+    group = p.add_argument_group("engine options (ep_trtpy.options; unset: the option's default)")
+    p.set_defaults(provider_options={})
+    for spec in SPECS:
+        if not spec.affects_engine or spec.name in exclude:
+            continue
+        default = int(spec.default) if isinstance(spec.default, bool) else spec.default
+        help_text = f"{spec.doc} (option {spec.name}, default {default})"
+        flag = option_flag(spec.name)
+        if spec.type_name == "bool":
+            group.add_argument(flag, "--no-" + flag[2:], action=_OptionFlag, spec=spec, nargs=0, help=help_text)
+        else:
+            group.add_argument(flag, action=_OptionFlag, spec=spec, metavar=spec.type_name.upper(), help=help_text)
+    group.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="any other TrtPyExecutionProvider option (repeatable)")
+
+
+def provider_options(args: argparse.Namespace) -> dict[str, str]:
+    """The provider options of the command line (see :func:`add_option_flags`), as ORT takes them."""
+    opts = dict(args.provider_options)
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--option {item!r}: expected KEY=VALUE")
+        opts[key.strip()] = value.strip()
+    return opts
+
 
 from ep_trtpy.cli import _real_models, harness
 

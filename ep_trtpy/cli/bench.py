@@ -96,12 +96,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--torch-device", help="torch device of the torch rows (default cuda:<device-id>)")
     p.add_argument("--cache-dir", help="parent folder of the temporary engine caches and worker files "
                                        "(default: system temp)")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra TrtPyExecutionProvider option (repeatable)")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON")
     p.add_argument("--from-json", nargs="+", metavar="IN",
                    help="run nothing: print the tables of earlier --json files together (and --json writes them "
                         "as one)")
+    _common.add_option_flags(p, exclude=_common.PRECISION_OPTIONS)  # --precision sets these, row by row
 
 
 # ----------------------------------------------------------------------------------------- our runners --
@@ -379,7 +378,6 @@ def run(args: argparse.Namespace) -> int:
     import onnxruntime as ort
 
     import ep_trtpy
-    from ep_trtpy.cli.run import ep_options
 
     if args.from_json:
         rows, meta = _bench_report.load(args.from_json)
@@ -389,7 +387,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {args.json}")
         return 1 if any(r.status == "error" for r in rows) else 0
     spaces, batches, precisions, providers = plan(args)
-    options = ep_options(argparse.Namespace(fp16=False, option=args.option))
+    options = _common.provider_options(args)
     if "trtpy" in providers and not harness.ep_registered():
         raise harness.EpUnavailableError(f"{harness.EP_NAME} is not registered with onnxruntime {ort.__version__}")
     gpu = _gpu(args.device_id)

@@ -17,6 +17,7 @@ import argparse
 import os
 from typing import Any
 
+from ep_trtpy.cli import _common
 from ep_trtpy.cli.harness import parse_shapes  # noqa: F401  (re-exported: `--shapes` parsing for build/profile)
 
 NAME = "build"
@@ -26,7 +27,6 @@ HELP = "Build (or load from the engine cache) the engine of every subgraph the E
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="ONNX model file")
     p.add_argument("--shapes", default="", help="concrete input shapes, e.g. 'input:1x3x224x224,mask:1x128'")
-    p.add_argument("--fp16", action="store_true", help="build FP16 engines (option fp16_enable)")
     p.add_argument("--cache-dir", default="", help="engine cache folder (default: the engine_cache_path default)")
     p.add_argument("--backend", choices=("cuda", "reference"), default=None,
                    help="cuda (default when a GPU is usable) or the numpy reference backend")
@@ -34,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--verbose", action="store_true", help="log every build step (detailed_build_log)")
     p.add_argument("--dump-passes", default="", metavar="DIR",
                    help="write the graph after every pass that changed it as DIR/<engine>/<nnn>_<pass>.onnx")
+    _common.add_option_flags(p)
 
 
 def concrete_shapes(graph: Any, shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
@@ -103,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not os.path.exists(args.model):
         raise FileNotFoundError(f"no such model file: {args.model}")
-    raw = {"engine_cache_enable": "1", "fp16_enable": "1" if args.fp16 else "0",
-           "min_subgraph_size": str(args.min_subgraph_size), "detailed_build_log": "1" if args.verbose else "0"}
+    raw = {"engine_cache_enable": "1", "min_subgraph_size": str(args.min_subgraph_size),
+           "detailed_build_log": "1" if args.verbose else "0", **_common.provider_options(args)}
     if args.cache_dir:
         raw["engine_cache_path"] = args.cache_dir
     options = parse(raw)

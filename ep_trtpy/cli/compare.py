@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ep_trtpy.cli import _common, harness
-from ep_trtpy.cli.run import ep_options
+from ep_trtpy.options import parse
 
 NAME = "compare"
 HELP = ("Run MODEL.onnx (or --arch NAME) on TrtPyExecutionProvider and on the CPU provider with the same inputs and "
@@ -14,14 +14,12 @@ HELP = ("Run MODEL.onnx (or --arch NAME) on TrtPyExecutionProvider and on the CP
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     _common.add_model_arguments(p)
-    p.add_argument("--fp16", action="store_true", help="build engines in float16 (fp16 tolerances)")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra TrtPyExecutionProvider option (repeatable)")
     p.add_argument("--rtol", type=float, help="relative tolerance (default: per dtype)")
     p.add_argument("--atol", type=float, help="absolute tolerance (default: per dtype, times the output's max |value|)")
     p.add_argument("--absolute-atol", action="store_true", help="do not scale --atol by the output's max |value|")
     p.add_argument("--require-all-nodes", action="store_true",
                    help="also fail unless every node ran on TrtPyExecutionProvider")
+    _common.add_option_flags(p)
 
 
 @_common.reports_unavailable_ep(NAME)
@@ -29,7 +27,9 @@ def run(args: argparse.Namespace) -> int:
     model, label = _common.load_model(args)
     feeds = _common.make_feeds(args, model, args.batch)
     data = harness.prepare_model(model).SerializeToString()
-    ours = harness.create_session(data, "trtpy", ep_options=ep_options(args))
+    options = _common.provider_options(args)
+    fp16 = parse(options).fp16_enable  # float16 engines are judged with fp16 tolerances
+    ours = harness.create_session(data, "trtpy", ep_options=options)
     cpu = harness.create_session(data, "cpu")
     names = [o.name for o in ours.get_outputs()]
     got = ours.run(None, feeds)
@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     if args.rtol is not None or args.atol is not None:
         tol = harness.Tolerance(args.rtol if args.rtol is not None else 0.0,
                                 args.atol if args.atol is not None else 0.0, not args.absolute_atol)
-    results = harness.compare_outputs(names, got, ref, tol, network=True, fp16_engine=args.fp16)
-    print(f"model {label}; {'fp16' if args.fp16 else 'fp32'} engines; " + _common.placement_summary(ours))
+    results = harness.compare_outputs(names, got, ref, tol, network=True, fp16_engine=fp16)
+    print(f"model {label}; {'fp16' if fp16 else 'fp32'} engines; " + _common.placement_summary(ours))
     print(f"{'output':24s} {'dtype':8s} {'shape':18s} {'max abs':>10s} {'max rel':>10s} {'cosine':>10s} "
           f"{'mismatched':>14s} {'rtol':>8s} {'atol':>8s}  verdict")
     for c in results:

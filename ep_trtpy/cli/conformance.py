@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ep_trtpy.cli import _common
+
 NAME = "conformance"
 HELP = ("Run the ONNX backend node test cases with TrtPyExecutionProvider first and the CPU provider second; print "
         "passed / failed / not claimed per op and totals (exit 1 on any failure).")
@@ -15,11 +17,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ops", help="comma-separated op types to run (default: all)")
     p.add_argument("--cases", help="comma-separated regular expressions on case names")
     p.add_argument("--json", metavar="FILE", help="write every case's result as JSON")
-    p.add_argument("--fp16", action="store_true", help="build engines with fp16_enable=1 (float16 tolerances)")
     p.add_argument("--ort-optimizations", action="store_true",
                    help="keep ORT's graph optimizations on (default off: the EP then sees each case's graph as is)")
     p.add_argument("--all-ops", action="store_true", help="print every op in the table, not only claimed ones")
     p.add_argument("-v", "--verbose", action="store_true", help="print each failure and each refusal reason")
+    _common.add_option_flags(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     ops = [o for o in (args.ops or "").split(",") if o.strip()] or None
     names = [n for n in (args.cases or "").split(",") if n.strip()] or None
-    options = {"fp16_enable": "1"} if args.fp16 else None
+    options = _common.provider_options(args) or None
 
     def progress(r: conformance_runner.CaseResult) -> None:
         if r.is_error or args.verbose:

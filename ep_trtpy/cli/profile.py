@@ -32,11 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _common.add_model_arguments(p)
     p.add_argument("--fp16", action="store_true", help="shorthand for --precision fp16")
     p.add_argument("--precision", default="", help="fp32 (TF32 allowed), fp32-strict, fp16 or bf16 (default fp32)")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra TrtPyExecutionProvider option (repeatable)")
     p.add_argument("--iters", type=int, default=20, help="timed runs")
     p.add_argument("--top", type=int, default=15, help="slowest layers to list")
     p.add_argument("--json", default="", metavar="OUT", help="write every layer's time as JSON")
+    _common.add_option_flags(p, exclude=_common.PRECISION_OPTIONS)  # --precision sets these
 
 
 def _model(args: argparse.Namespace) -> tuple[Any, dict[str, np.ndarray]]:
@@ -47,7 +46,6 @@ def _model(args: argparse.Namespace) -> tuple[Any, dict[str, np.ndarray]]:
 
 def _options(args: argparse.Namespace) -> tuple[Any, str]:
     from ep_trtpy.cli.bench import PRECISIONS, precision_options
-    from ep_trtpy.cli.run import ep_options
     from ep_trtpy.options import parse
 
     precision = args.precision or ("fp16" if args.fp16 else "fp32")
@@ -57,7 +55,7 @@ def _options(args: argparse.Namespace) -> tuple[Any, str]:
         extra, _ = precision_options(precision)
     except LookupError as e:
         raise ValueError(f"--precision {precision}: {e}") from None
-    return parse(dict(ep_options(argparse.Namespace(fp16=False, option=args.option)), **extra)), precision
+    return parse(dict(_common.provider_options(args), **extra)), precision
 
 
 def _work_columns(plan: Any, ms: list[float]) -> list[dict[str, Any]]:

@@ -14,22 +14,10 @@ HELP = ("Run MODEL.onnx (or --arch NAME) once through TrtPyExecutionProvider (+ 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     _common.add_model_arguments(p)
-    p.add_argument("--fp16", action="store_true", help="build engines in float16 (fp16_enable=1)")
     p.add_argument("--provider", default="trtpy", help="trtpy (default) or cpu")
     p.add_argument("--iters", type=int, default=10, help="timed runs after the first (0: only the first run)")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra TrtPyExecutionProvider option (repeatable)")
     p.add_argument("--save", metavar="FILE.npz", help="write the outputs to an .npz file")
-
-
-def ep_options(args: argparse.Namespace) -> dict[str, str]:
-    opts = {"fp16_enable": "1"} if args.fp16 else {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--option {item!r}: expected KEY=VALUE")
-        opts[key.strip()] = value.strip()
-    return opts
+    _common.add_option_flags(p)
 
 
 @_common.reports_unavailable_ep(NAME)
@@ -39,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     model, label = _common.load_model(args)
     feeds = _common.make_feeds(args, model, args.batch)
     t0 = time.perf_counter()
-    sess = harness.create_session(model, args.provider, ep_options=ep_options(args) if args.provider != "cpu" else None)
+    sess = harness.create_session(model, args.provider, ep_options=_common.provider_options(args) if args.provider != "cpu" else None)
     create_s = time.perf_counter() - t0
     print(f"model {label}; inputs: " + ", ".join(f"{k} {v.dtype}{list(v.shape)}" for k, v in feeds.items()))
     print(_common.placement_summary(sess))

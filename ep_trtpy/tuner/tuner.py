@@ -27,7 +27,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ep_trtpy.engine.artifact import Device
 from ep_trtpy.engine.plan import LayerSpec, Plan
+from ep_trtpy.options import Options
 from ep_trtpy.tuner.progress import BuildProgress
 from ep_trtpy.tuner.signature import layer_signature, signature_key
 from ep_trtpy.tuner.timing_cache import Entry, TimingCache, current_environment
@@ -79,15 +81,14 @@ class Tuner:
         self.from_cache: set[int] = set()  # layer indices whose tactic apply() took from the cache
 
     @classmethod
-    def for_build(cls, options: Any, device: Any, label: str = "engine", started: float | None = None,
+    def for_build(cls, options: Options, device: Device, label: str = "engine", started: float | None = None,
                   versions: Mapping[str, Any] | None = None) -> Tuner:
-        """The tuner for a build with `options` (ep_trtpy.options.Options, None: defaults) on `device` (a builder
-        Device: name and compute capability). The timing cache file is read by :meth:`apply`, only when a layer
-        needs a tactic. `versions` overrides the native library versions (tests)."""
-        level = int(getattr(options, "builder_optimization_level", DEFAULT_LEVEL))
-        detailed = bool(getattr(options, "detailed_build_log", False))
+        """The tuner for a build with `options` on `device` (its name and compute capability). The timing cache
+        file is read by :meth:`apply`, only when a layer needs a tactic. `versions` overrides the native library
+        versions (tests)."""
+        level, detailed = options.builder_optimization_level, options.detailed_build_log
         cache = None
-        if options is not None and getattr(options, "timing_cache_enable", False):
+        if options.timing_cache_enable:
             env = current_environment(device.name, device.cc, versions)
             cache = TimingCache(options.timing_cache_dir, env)
         return cls(level, cache, detailed, BuildProgress(label, detailed, started=started))

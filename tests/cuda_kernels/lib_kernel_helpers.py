@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from ep_trtpy.options import Options
 from graph_partitioner.ir import FLOAT, FLOAT16, Graph, Value, elem_type
 
 GPU_SKIP_REASON = "needs an NVIDIA GPU with a CUDA 13 driver (ep_trtpy.has_gpu() is False here)"
@@ -159,12 +159,12 @@ def ort_reference(op: str, inputs: Sequence[tuple[str, np.ndarray, bool]], out_s
 
 
 # ----------------------------------------------------------------------------------------------- running --
-STRICT_FP32 = SimpleNamespace(tf32_enable=False)
+STRICT_FP32 = Options(tf32_enable=False)
 """Lowering options for exact float32 (no TF32 tensor-core math): the float32 tolerances below need them."""
 
 
 def run_on_gpu(graph: Graph, feeds: Sequence[np.ndarray], device: int = 0,
-               options: Any = STRICT_FP32) -> tuple[list[np.ndarray], Any, Any]:
+               options: Options = STRICT_FP32) -> tuple[list[np.ndarray], Any, Any]:
     """lower -> build_engine -> run_engine on cupy copies of `feeds`; returns (host outputs, plan, engine)."""
     import cupy as cp
 

@@ -7,19 +7,18 @@ code under test.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 
 from ep_trtpy.builder.lowering import LoweringError, lower
 from ep_trtpy.engine.plan import LayerSpec, Plan, TensorSpec
+from ep_trtpy.options import Options
 from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, Graph
 
 from lib_kernel_helpers import In, one_node_graph
 
 F = FLOAT
-STRICT = SimpleNamespace(tf32_enable=False)
+STRICT = Options(tf32_enable=False)
 
 
 def _layer(plan: Plan, kernel: str) -> LayerSpec:

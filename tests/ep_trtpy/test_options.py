@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
 
-from ep_trtpy.options import SPECS, OptionError, markdown_table, parse
+from ep_trtpy.options import SPECS, OptionError, Options, markdown_table, parse
 
 NEW = {  # name -> (ORT TensorRT EP alias or None, default, a non-default value as text, parsed)
     "timing_cache_enable": ("trt_timing_cache_enable", False, "1", True),
@@ -62,3 +63,11 @@ def test_the_readme_table_lists_the_new_options_with_their_aliases():
         shown = int(default) if isinstance(default, bool) else default
         assert f"| `{shown}` |" in row and (alias is None or f"`{alias}`" in row)
     assert "FP16 wins" in table and "TF32" in table
+
+
+def test_options_are_declared_once():
+    """SPECS is derived from the Options fields: every field but `session` is an option with the same default."""
+    options = [f for f in dataclasses.fields(Options) if f.name != "session"]
+    assert [f.name for f in options] == [s.name for s in SPECS]
+    assert all(f.default == s.default for f, s in zip(options, SPECS))
+    assert parse({}) == Options()

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ep_trtpy.engine.plan import LayerSpec, Plan, TensorSpec, nbytes_of
+from ep_trtpy.options import Options
 from graph_partitioner.ir import Graph, Node, Value, np_dtype
 
 WEIGHT_ALIGN = 256
@@ -56,7 +57,7 @@ def lowerings() -> dict[str, LowerFn]:
 @dataclass
 class LowerCtx:
     graph: Graph
-    options: Any = None  # ep_trtpy.options.BuildOptions (precision, device, ...)
+    options: Options = field(default_factory=Options)  # what lowerings choose by (tf32_enable: the math flag)
     plan: Plan = field(default_factory=Plan)
     weights: bytearray = field(default_factory=bytearray)
     _ids: dict[int, int] = field(default_factory=dict)  # id(Value) -> tensor id
@@ -186,10 +187,10 @@ class LowerCtx:
         return self.plan
 
 
-def lower(graph: Graph, options: Any = None) -> tuple[Plan, bytes]:
-    """Lower an optimized graph with static shapes into (plan, weights blob)."""
+def lower(graph: Graph, options: Options | None = None) -> tuple[Plan, bytes]:
+    """Lower an optimized graph with static shapes into (plan, weights blob); `options` None: the defaults."""
     _load_all()
-    ctx = LowerCtx(graph, options)
+    ctx = LowerCtx(graph, options if options is not None else Options())
     for node in graph.nodes:
         fn = _LOWERINGS.get(node.key)
         if fn is None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
 from ep_trtpy.builder.lowering._util import check_dtype, check_out_shape, contiguous_strides, itemsize, shape_of
-from ep_trtpy.builder.pipeline import tf32_enabled
 from ep_trtpy.ops.attention import KEY, check_mask, geometry
 from ep_trtpy.ops.registry import OpError
 from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, Node
@@ -72,6 +71,6 @@ def lower_attention(ctx: LowerCtx, node: Node) -> None:
         mask, strides = ctx.tensor(m), mask_strides(shape_of(m))
     else:
         mask, strides = -1, [0, 0, 0, 0]
-    math = int(q.dtype == FLOAT and tf32_enabled(ctx.options))
+    math = int(q.dtype == FLOAT and ctx.options.tf32_enable)
     ctx.emit("attention", qkv + [mask], [ctx.tensor(out)], ints=[b, h, sq, skv, d, dv, *rows, *strides, math],
              floats=[float(node.attr("scale", 1.0))], name=node.name)

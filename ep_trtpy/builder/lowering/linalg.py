@@ -56,7 +56,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
-from ep_trtpy.builder.pipeline import tf32_enabled
 from ep_trtpy.ops.internal import CONV_ACTIVATIONS, NCHW_OF_NHWC, NHWC_OF_NCHW
 from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, Node, Value, dtype_name, np_dtype
 
@@ -180,7 +179,7 @@ def _lower_conv(ctx: LowerCtx, node: Node, activation: str, z: Value | None) -> 
         raise LoweringError(f"node '{node.name}' ({node.key}): bias '{b.name}' must hold {ws[0]} values")
     if z is not None and _static(node, z, "Z") != tuple(out):
         raise LoweringError(f"node '{node.name}' ({node.key}): residual '{z.name}' must have the output's shape")
-    tf32 = int(dtype == FLOAT and tf32_enabled(ctx.options))
+    tf32 = int(dtype == FLOAT and ctx.options.tf32_enable)
     inputs = [ctx.tensor(x), ctx.tensor(w), ctx.tensor(b) if b is not None else -1,  # type: ignore[arg-type]
               ctx.tensor(z) if z is not None else -1]
     ints = [k, group, act, int(nhwc), tf32, *pb, *pe, *strides, *dilations]
@@ -346,7 +345,7 @@ def emit_gemm(ctx: LowerCtx, node: Node, a: int, b: int, y: int, *, dtype: int, 
     if count > MAX_UNROLLED_GEMMS:
         raise LoweringError(f"node '{node.name}' ({node.key}): batch broadcasting of A{list(a_batch)} and "
                             f"B{list(b_batch)} needs {count} GEMM launches (limit {MAX_UNROLLED_GEMMS})")
-    math_flag = int(dtype == FLOAT and tf32_enabled(ctx.options))
+    math_flag = int(dtype == FLOAT and ctx.options.tf32_enable)
     ints_tail = [int(trans_a), int(trans_b), s_a, s_b, act, 0, c_sr, c_sc, math_flag]
     floats = [float(alpha), float(beta)]
     ins_c = [c] if c >= 0 else []

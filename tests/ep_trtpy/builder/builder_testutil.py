@@ -9,6 +9,7 @@ import numpy as np
 
 import graph_runner
 from ep_trtpy.builder.pipeline import PassContext, run_pass
+from ep_trtpy.options import Options
 from graph_partitioner.ir import FLOAT, Graph, Value
 
 
@@ -39,8 +40,8 @@ class GB:
         return self.g
 
 
-def ctx_for(options: Any = None, **kw: Any) -> PassContext:
-    return PassContext(options=options, **kw)
+def ctx_for(options: Options | None = None, **kw: Any) -> PassContext:
+    return PassContext(options=options if options is not None else Options(), **kw)
 
 
 def apply(graph: Graph, passes: Sequence[str], ctx: PassContext | None = None,

@@ -5,8 +5,6 @@ tests/ep_trtpy/ops/test_ops_internal.py)."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 from kernel_emulator import execute
@@ -15,9 +13,10 @@ from ep_trtpy.builder.lowering import LoweringError, lower
 from ep_trtpy.ops import executor
 from ep_trtpy.ops.internal import CONV_ACTIVATIONS
 from ep_trtpy.ops.registry import Info, run_infer
+from ep_trtpy.options import Options
 from graph_partitioner.ir import FLOAT16, Graph, elem_type
 
-STRICT, TF32 = SimpleNamespace(tf32_enable=False), SimpleNamespace(tf32_enable=True)
+STRICT, TF32 = Options(tf32_enable=False), Options(tf32_enable=True)
 NHWC = (0, 2, 3, 1)
 ACT_PARAMS = {"Clip": {"act_alpha": -0.5, "act_beta": 0.75}, "LeakyRelu": {"act_alpha": 0.125}}
 

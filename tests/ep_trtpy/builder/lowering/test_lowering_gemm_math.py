@@ -4,13 +4,12 @@ as fold_transposes makes them) reads the same numbers."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 from kernel_emulator import _tf32, execute
 
 from ep_trtpy.builder.lowering import lower
+from ep_trtpy.options import Options
 from graph_partitioner.ir import FLOAT, Graph
 
 
@@ -33,7 +32,7 @@ def test_gemm_reads_float32_as_tf32_only_when_allowed(trans_a: int, trans_b: int
     rng = np.random.default_rng(7)
     a = rng.standard_normal(g.inputs[0].shape).astype(np.float32)
     b = rng.standard_normal(g.inputs[1].shape).astype(np.float32)
-    plan, weights = lower(g, SimpleNamespace(tf32_enable=tf32))
+    plan, weights = lower(g, Options(tf32_enable=tf32))
     (lay,) = plan.layers
     assert lay.ints[4:6] == [trans_a, trans_b] and lay.ints[12] == int(tf32)
     (got,) = execute(plan, weights, [a, b])

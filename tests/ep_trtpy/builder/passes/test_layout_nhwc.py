@@ -1,7 +1,5 @@
 """layout_nhwc: 2-D convolutions channels-last, Transposes only where a region meets the rest of the graph."""
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 
@@ -12,12 +10,12 @@ from ep_trtpy.builder.build import optimize_with_context
 from ep_trtpy.builder.passes import layout_nhwc
 from ep_trtpy.builder.passes.layout_nhwc import moves_bytes
 from ep_trtpy.builder.pipeline import PassContext
-from ep_trtpy.options import parse
+from ep_trtpy.options import Options, parse
 from graph_partitioner.ir import FLOAT, FLOAT16, Graph
 from graph_partitioner.onnx_io import graph_from_onnx
 
 F16 = np.float16
-STRICT = SimpleNamespace(tf32_enable=False)
+STRICT = Options(tf32_enable=False)
 PASSES = ["fuse_conv", "canonicalize_pointwise", "layout_nhwc"]
 
 
@@ -79,7 +77,7 @@ def test_float32_follows_tf32_enable():
     assert all(n.attrs.get("channels_last", 0) == 0 for n in strict.nodes) and not _transposes(strict)
     assert any("float32 without tf32_enable" in r for r in ctx.refusals), ctx.refusals
     check_same(before, strict, feeds_for(before))
-    _run(g, PassContext(options=SimpleNamespace(tf32_enable=True)))
+    _run(g, PassContext(options=Options(tf32_enable=True)))
     assert [n.attrs.get("channels_last") for n in g.nodes if n.op_type == "FusedConv"] == [1, 1, 1]
     check_same(before, g, feeds_for(before))
 
@@ -242,7 +240,7 @@ def test_architectures_in_float32_go_channels_last_only_with_tf32(name):
     strict, _ = optimize_with_context(g, shapes, STRICT)
     assert not any(n.attrs.get("channels_last") for n in strict.nodes)
     assert len(_transposes(strict)) == len(_transposes(g))
-    tf32, _ = optimize_with_context(g, shapes, SimpleNamespace(tf32_enable=True))
+    tf32, _ = optimize_with_context(g, shapes, Options(tf32_enable=True))
     assert sum(1 for n in tf32.nodes if n.attrs.get("channels_last")) > 10
     for opt in (strict, tf32):  # the references compute exact float32: the layout changes no number
         for a, e in zip(graph_runner.run(opt, feeds), want):
