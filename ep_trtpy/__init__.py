@@ -23,7 +23,8 @@ import os
 import sys
 import threading
 
-__version__ = "0.1.0"
+from ep_trtpy._version import __version__
+
 __all__ = ["EP_NAME", "__version__", "get_ep_name", "get_library_path", "register", "runtime_stats",
            "reset_runtime_stats", "has_gpu"]
 

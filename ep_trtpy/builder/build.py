@@ -169,9 +169,9 @@ def _dist_version(name: str) -> str:
 
 def producer_versions(backend: str) -> dict[str, str]:
     """Versions of everything that produced an engine (cuda: plus the native libraries')."""
-    import ep_trtpy
+    from ep_trtpy._version import __version__
 
-    v = {"ep_trtpy": str(ep_trtpy.__version__), "onnx": _dist_version("onnx"),
+    v = {"ep_trtpy": str(__version__), "onnx": _dist_version("onnx"),
          "onnxruntime": _dist_version("onnxruntime")}
     if backend == "cuda":
         try:

@@ -84,10 +84,10 @@ def current_environment(gpu: str, cc: tuple[int, int], versions: Mapping[str, An
     """The environment of a build on GPU `gpu` (compute capability `cc`). `versions` defaults to the native
     module's ``library_versions()`` (cudart, cudnn, cublaslt) and ``ep_trtpy.__version__``."""
     if versions is None:
-        import ep_trtpy
         from ep_trtpy import _kernels
+        from ep_trtpy._version import __version__
 
-        versions = {"ep_trtpy": ep_trtpy.__version__, **dict(_kernels.library_versions())}
+        versions = {"ep_trtpy": __version__, **dict(_kernels.library_versions())}
     return Environment(str(versions.get("ep_trtpy", "?")), str(versions.get("cudart", "?")),
                        str(versions.get("cudnn", "?")), str(versions.get("cublaslt", "?")), str(gpu),
                        (int(cc[0]), int(cc[1])))
