@@ -1,5 +1,5 @@
 // KernelDefs "softmax" (kernels/softmax.cu) and "layernorm" (kernels/layernorm.cu).
-// Lowerings: ep_trtpy/builder/lowering/softmax.py, ep_trtpy/builder/lowering/layernorm.py.
+// Lowerings: ep_trtpy/builder/lowering/normalization.py.
 //
 // "softmax"
 //   inputs   X [outer, R, inner] (any shape of that many elements): float32, float16 or bfloat16

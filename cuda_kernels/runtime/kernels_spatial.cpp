@@ -1,5 +1,5 @@
 // KernelDefs "resize" (kernels/resize.cu) and "pool" (kernels/pool.cu).
-// Lowerings: ep_trtpy/builder/lowering/resize.py, ep_trtpy/builder/lowering/pool.py.
+// Lowerings: ep_trtpy/builder/lowering/resize.py, ep_trtpy/builder/lowering/pooling.py.
 //
 // "resize"   inputs [X], outputs [Y]: float32 or float16, same dtype
 //            ints   [linear, coord_mode, nearest_mode, ndim (1..8), in_dims[ndim], out_dims[ndim], resized[ndim]]

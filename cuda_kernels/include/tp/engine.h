@@ -1,7 +1,7 @@
 // ep_trtpy native engine: a static-shape launch list executed on one CUDA stream without Python.
 //
 // An Engine is assembled by the Python builder through the pybind11 module (ep_trtpy._kernels.Engine):
-// tensors and layers are added one by one (mirroring ep_trtpy/builder/plan.py), weights are uploaded, then
+// tensors and layers are added one by one (mirroring ep_trtpy/engine/plan.py), weights are uploaded, then
 // finalize() asks every layer's kernel to prepare (descriptors, cuBLASLt/cuDNN plans, tactic choice, workspace).
 // run() resolves each tensor's device pointer (input, output, weights + offset, arena + offset, or a view of
 // another tensor) and launches the layers in order on the given stream.
