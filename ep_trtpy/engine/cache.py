@@ -115,11 +115,12 @@ def file_name(ghash: str, key: str, backend: str, device: Device) -> str:
 
 # --------------------------------------------------------------------------------------------- files --
 
-def atomic_write(path: str, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old file or the complete new one."""
+def atomic_write(path: str, data: bytes, suffix: str = ".engine") -> None:
+    """Write `data` to `path` so that readers see either the old file or the complete new one (a temporary file
+    in the same folder, fsync, rename)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".engine", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -34,12 +34,13 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from ep_trtpy.engine.cache import atomic_write
 
 log = logging.getLogger("ep_trtpy.tuner")
 
@@ -232,20 +233,7 @@ def _first_time(path: str) -> bool:
 
 
 def _atomic_write_json(path: str, doc: Any) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, separators=(",", ":"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, json.dumps(doc, separators=(",", ":")).encode("utf-8"), suffix=".json")
 
 
 @contextmanager
