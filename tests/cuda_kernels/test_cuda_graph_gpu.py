@@ -12,7 +12,7 @@ from ep_trtpy.cli import harness
 from ep_trtpy.builder.lowering import lower
 from ep_trtpy.runtime import build_engine
 
-from lib_kernel_helpers import GPU_SKIP_REASON, gpu_available
+from lib_kernel_helpers import GPU_SKIP_REASON, STRICT_FP32, gpu_available
 from test_engine_gpu import _mlp_graph
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not gpu_available(), reason=GPU_SKIP_REASON)]
@@ -30,7 +30,7 @@ def test_capture_then_replay_gives_identical_results_and_new_pointers_capture_ag
     import cupy as cp
 
     g, x, ref = _mlp_graph()
-    plan, weights = lower(g)
+    plan, weights = lower(g, STRICT_FP32)  # strict float32: the checks are to 1e-4
     engine = build_engine(plan, weights, 0)
     assert engine.cuda_graph
     stream = cp.cuda.Stream(non_blocking=True)
@@ -57,7 +57,7 @@ def test_graphs_off_runs_layer_by_layer() -> None:
     import cupy as cp
 
     g, x, ref = _mlp_graph()
-    plan, weights = lower(g)
+    plan, weights = lower(g, STRICT_FP32)  # strict float32: the checks are to 1e-4
     engine = build_engine(plan, weights, 0)
     engine.cuda_graph = False
     stream = cp.cuda.Stream(non_blocking=True)
@@ -77,7 +77,7 @@ def test_through_ort_with_device_iobinding(enable: str) -> None:
     import onnxruntime as ort
 
     model = models.build("resnet50", ci=True)
-    sess = harness.create_session(model, "trtpy", ep_options={"cuda_graph_enable": enable})
+    sess = harness.create_session(model, "trtpy", ep_options={"cuda_graph_enable": enable, "tf32_enable": "0"})
     cpu = harness.create_session(model, "cpu")
     feeds = models.make_feeds("resnet50", batch=4, seed=9, ci=True)
     (name, x), = feeds.items()

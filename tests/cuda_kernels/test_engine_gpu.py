@@ -11,7 +11,8 @@ import pytest
 
 from graph_partitioner.ir import FLOAT, FLOAT16, Graph
 
-from lib_kernel_helpers import GPU_SKIP_REASON, In, assert_close, gpu_available, one_node_graph, rand, run_on_gpu
+from lib_kernel_helpers import (GPU_SKIP_REASON, STRICT_FP32, In, assert_close, gpu_available, one_node_graph, rand,
+                                run_on_gpu)
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not gpu_available(), reason=GPU_SKIP_REASON)]
 
@@ -105,7 +106,7 @@ def test_runs_on_two_streams_are_ordered() -> None:
     from ep_trtpy.runtime import build_engine, run_engine
 
     g, _, ref = _mlp_graph(n=2048, hidden=1024, seed=42)
-    plan, weights = lower(g)
+    plan, weights = lower(g, STRICT_FP32)  # strict float32: the checks are to 1e-4
     engine = build_engine(plan, weights, 0)
     rng = np.random.default_rng(43)
     xs = [rng.uniform(-1, 1, (2048, 64)).astype(np.float32) for _ in range(6)]
@@ -129,7 +130,7 @@ def test_run_with_raw_stream_pointer_and_counters() -> None:
     from ep_trtpy.runtime import build_engine, run_engine
 
     g, x, ref = _mlp_graph(n=8, hidden=16, seed=44)
-    plan, weights = lower(g)
+    plan, weights = lower(g, STRICT_FP32)  # strict float32: the checks are to 1e-4
     engine = build_engine(plan, weights, 0)
     stream = cp.cuda.Stream(non_blocking=True)
     before = _kernels.counters()["gpu_engine_runs"]
@@ -146,7 +147,7 @@ def test_profile_layers() -> None:
     from ep_trtpy.runtime import build_engine, profile_engine
 
     g, x, _ = _mlp_graph()
-    plan, weights = lower(g)
+    plan, weights = lower(g, STRICT_FP32)  # strict float32: the checks are to 1e-4
     engine = build_engine(plan, weights, 0)
     ms = profile_engine(engine, [cp.asarray(x)], iterations=5)
     assert len(ms) == len(plan.layers) == engine.num_layers
@@ -161,7 +162,7 @@ def test_tactics_are_written_back_and_replayed() -> None:
     from ep_trtpy.runtime import build_engine, run_engine
 
     g, x, ref = _mlp_graph(seed=45)
-    plan, weights = lower(g)
+    plan, weights = lower(g, STRICT_FP32)  # strict float32: the checks are to 1e-4
     assert all(lay.tactic == -1 for lay in plan.layers)
     build_engine(plan, weights, 0)
     chosen = [lay.tactic for lay in plan.layers]
@@ -180,7 +181,7 @@ def test_input_checks_name_the_problem() -> None:
     from ep_trtpy.runtime import build_engine, run_engine
 
     g, x, _ = _mlp_graph(n=8, hidden=16)
-    plan, weights = lower(g)
+    plan, weights = lower(g, STRICT_FP32)  # strict float32: the checks are to 1e-4
     engine = build_engine(plan, weights, 0)
     with pytest.raises(ValueError, match=r"input 0 is float64\[8, 64\]"):
         run_engine(engine, [cp.asarray(x, dtype=cp.float64)])
@@ -203,7 +204,7 @@ def test_device_queries_and_memory_accounting() -> None:
     gc.collect()
     in_use0 = _kernels.device_memory_stats(0)[0]
     g, _, _ = _mlp_graph(n=1024, hidden=1024)
-    plan, weights = lower(g)
+    plan, weights = lower(g, STRICT_FP32)  # strict float32: the checks are to 1e-4
     engine = build_engine(plan, weights, 0)
     in_use1 = _kernels.device_memory_stats(0)[0]
     assert in_use1 - in_use0 >= len(weights) + plan.arena_bytes
