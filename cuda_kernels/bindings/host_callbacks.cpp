@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "tp/onnx_dtype.h"
 #include "tp/runtime_api.h"
 
 namespace py = pybind11;
@@ -109,24 +110,9 @@ py::module_ host() { return py::module_::import("ep_trtpy._host"); }
 
 // numpy dtype of an ONNX element type; false for types numpy cannot view element by element.
 bool numpy_dtype(int32_t t, py::dtype* out) {
-  const char* name = nullptr;
-  switch (t) {
-    case 1: name = "float32"; break;
-    case 2: name = "uint8"; break;
-    case 3: name = "int8"; break;
-    case 4: name = "uint16"; break;
-    case 5: name = "int16"; break;
-    case 6: name = "int32"; break;
-    case 7: name = "int64"; break;
-    case 9: name = "bool"; break;
-    case 10: name = "float16"; break;
-    case 11: name = "float64"; break;
-    case 12: name = "uint32"; break;
-    case 13: name = "uint64"; break;
-    case 16: name = "uint16"; break;  // bfloat16 bits
-    default: return false;
-  }
-  *out = py::dtype(name);
+  const tp::onnx::DtypeInfo* d = tp::onnx::dtype_info(t);
+  if (d == nullptr || d->size == 0) return false;
+  *out = py::dtype(t == 16 ? "uint16" : d->name);  // bfloat16: its bits, as uint16
   return true;
 }
 

@@ -95,5 +95,29 @@ std::string join(const std::vector<int64_t>& v) {
   return s + "]";
 }
 
+int set_forward_descriptors(CudnnConvDescs* d, int onnx_dtype, bool tf32, const ForwardConvShape& f,
+                            const char* x_what, const char* y_what, std::string* err) {
+  ConvGeometry g;
+  g.nsp = static_cast<int>(f.x_sp.size());
+  std::vector<int64_t> xd = {f.n, f.c}, wd = {f.k, f.cg}, yd = {f.n, f.k};
+  for (int64_t v : g.lift(f.x_sp, 1)) xd.push_back(v);
+  for (int64_t v : g.lift(f.k_sp, 1)) wd.push_back(v);
+  for (int64_t v : g.lift(f.y_sp, 1)) yd.push_back(v);
+  std::vector<int> xi, wi, yi, pads, strides, dils;
+  if (to_int_dims(xd, &xi, x_what, err) || to_int_dims(wd, &wi, "W", err) || to_int_dims(yd, &yi, y_what, err) ||
+      to_int_params(g.lift(f.pads, 0), &pads, "pad", err) || to_int_params(g.lift(f.strides, 1), &strides, "stride", err) ||
+      to_int_params(g.lift(f.dilations, 1), &dils, "dilation", err))
+    return 1;
+  const cudnnDataType_t type = cudnn_type(onnx_dtype);
+  if (set_tensor_nd(&d->x, type, xi, err) || set_filter_nd(&d->w, type, wi, err) || set_tensor_nd(&d->y, type, yi, err) ||
+      set_conv_nd(&d->conv, pads, strides, dils, static_cast<int>(f.group), math_policy(onnx_dtype, tf32), err))
+    return 1;
+  std::vector<int> got(yi.size(), 0);
+  TP_TRY_CUDNN(cudnnGetConvolutionNdForwardOutputDim(d->conv, d->x, d->w, static_cast<int>(got.size()), got.data()));
+  TP_REQUIRE(got == yi, std::string("cuDNN's forward convolution of ") + x_what + " gives another shape than " +
+                            y_what + " " + join(yd));
+  return 0;
+}
+
 }  // namespace lib
 }  // namespace tp

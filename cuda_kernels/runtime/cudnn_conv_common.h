@@ -65,6 +65,18 @@ int set_conv_nd(cudnnConvolutionDescriptor_t* d, const std::vector<int>& pads, c
 
 std::string join(const std::vector<int64_t>& v);
 
+// The descriptors of a forward convolution y = conv(x, w) (conv's X -> Y; conv_transpose's output -> its input):
+// x [n, c, x_sp...], w [k, c/group, k_sp...], y [n, k, y_sp...], 1-D lifted to 2-D, every value range-checked,
+// and cuDNN's output shape checked against y. `x_what`/`y_what` name the tensors in messages. Returns 0 or 1 with
+// *err.
+struct ForwardConvShape {
+  int64_t n = 0, c = 0, k = 0, cg = 0;
+  std::vector<int64_t> x_sp, k_sp, y_sp, pads, strides, dilations;
+  int64_t group = 1;
+};
+int set_forward_descriptors(CudnnConvDescs* d, int onnx_dtype, bool tf32, const ForwardConvShape& f,
+                            const char* x_what, const char* y_what, std::string* err);
+
 // A tactic stored in the engine file is reused when cuDNN still accepts it within `max_workspace` (it may come from
 // another cuDNN or GPU: then the caller searches again). True when *algo / *workspace were set.
 template <typename Algo, typename WorkspaceFn>

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "tp/engine.h"
+#include "tp/onnx_dtype.h"
 
 namespace tp {
 namespace {
@@ -37,22 +38,8 @@ std::vector<std::string> kernel_names() {
 }
 
 size_t dtype_size(int32_t t) {
-  switch (t) {
-    case 1: return 4;   // float
-    case 2: return 1;   // uint8
-    case 3: return 1;   // int8
-    case 4: return 2;   // uint16
-    case 5: return 2;   // int16
-    case 6: return 4;   // int32
-    case 7: return 8;   // int64
-    case 9: return 1;   // bool
-    case 10: return 2;  // float16
-    case 11: return 8;  // double
-    case 12: return 4;  // uint32
-    case 13: return 8;  // uint64
-    case 16: return 2;  // bfloat16
-    default: return 0;
-  }
+  const onnx::DtypeInfo* d = onnx::dtype_info(t);
+  return d ? d->size : 0;  // strings and unknown types: 0
 }
 
 }  // namespace tp

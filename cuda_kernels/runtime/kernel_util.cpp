@@ -3,6 +3,8 @@
 
 #include <mutex>
 
+#include "tp/onnx_dtype.h"
+
 namespace tp {
 namespace kutil {
 
@@ -12,20 +14,8 @@ int fail(std::string* err, const std::string& msg) {
 }
 
 std::string dtype_name(int32_t t) {
-  switch (t) {
-    case 1: return "float32";
-    case 2: return "uint8";
-    case 3: return "int8";
-    case 4: return "uint16";
-    case 5: return "int16";
-    case 6: return "int32";
-    case 7: return "int64";
-    case 9: return "bool";
-    case 10: return "float16";
-    case 11: return "float64";
-    case 16: return "bfloat16";
-    default: return "dtype " + std::to_string(t);
-  }
+  const onnx::DtypeInfo* d = onnx::dtype_info(t);
+  return d ? d->name : "dtype " + std::to_string(t);
 }
 
 std::string dims_str(const std::vector<int64_t>& dims) {

@@ -149,35 +149,24 @@ int convt_prepare(Engine& engine, Layer& layer, std::string* err) {
     if (pb[i] != pe[i] || op[i] >= st[i]) direct = false;
   s->mode = direct ? Mode::Direct : Mode::Crop;
 
-  ConvGeometry g;
-  g.nsp = static_cast<int>(nsp);
-  std::vector<int64_t> xsp(nsp), ksp(nsp), dxsp(nsp), pads(nsp);
+  // cuDNN computes the transposed convolution as the backward data pass of the forward convolution dx -> dy.
+  ForwardConvShape f;
+  f.n = N;
+  f.c = Cout;
+  f.k = Cin;
+  f.cg = Cg;
+  f.group = group;
+  f.strides = st;
+  f.dilations = dil;
+  std::vector<int64_t> dxsp(nsp);
   for (size_t i = 0; i < nsp; ++i) {
-    xsp[i] = X.dims[2 + i];
-    ksp[i] = W.dims[2 + i];
+    f.y_sp.push_back(X.dims[2 + i]);
+    f.k_sp.push_back(W.dims[2 + i]);
     dxsp[i] = direct ? Y.dims[2 + i] : full[i];
-    pads[i] = direct ? pb[i] : 0;
+    f.pads.push_back(direct ? pb[i] : 0);
   }
-  std::vector<int64_t> dyd = {N, Cin}, wd = {Cin, Cg}, dxd = {N, Cout};
-  for (int64_t v : g.lift(xsp, 1)) dyd.push_back(v);
-  for (int64_t v : g.lift(ksp, 1)) wd.push_back(v);
-  for (int64_t v : g.lift(dxsp, 1)) dxd.push_back(v);
-  std::vector<int> dyi, wi, dxi, padi, stri, dili;
-  if (to_int_dims(dyd, &dyi, "X", err) || to_int_dims(wd, &wi, "W", err) ||
-      to_int_dims(dxd, &dxi, direct ? "Y" : "the uncropped result", err) ||
-      to_int_params(g.lift(pads, 0), &padi, "pad", err) || to_int_params(g.lift(st, 1), &stri, "stride", err) ||
-      to_int_params(g.lift(dil, 1), &dili, "dilation", err))
-    return 1;
-  const cudnnDataType_t type = cudnn_type(s->dtype);
-  if (set_tensor_nd(&s->d.y, type, dyi, err) || set_filter_nd(&s->d.w, type, wi, err) ||
-      set_tensor_nd(&s->d.x, type, dxi, err) ||
-      set_conv_nd(&s->d.conv, padi, stri, dili, static_cast<int>(group), math_policy(s->dtype), err))
-    return 1;
-  // The forward convolution of dx must give dy's shape, or cuDNN rejects the pair.
-  std::vector<int> fwd(dyi.size(), 0);
-  TP_TRY_CUDNN(cudnnGetConvolutionNdForwardOutputDim(s->d.conv, s->d.x, s->d.w, static_cast<int>(fwd.size()),
-                                                     fwd.data()));
-  TP_REQUIRE(fwd == dyi, "internal: the forward convolution of the output shape does not give X's shape");
+  f.x_sp = dxsp;
+  if (set_forward_descriptors(&s->d, s->dtype, false, f, direct ? "Y" : "the uncropped result", "X", err)) return 1;
 
   int64_t dx_elems = N * Cout;
   for (size_t i = 0; i < nsp; ++i) dx_elems *= dxsp[i];

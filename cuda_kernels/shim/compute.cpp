@@ -11,6 +11,7 @@
 #include "ep.h"
 #include "graph_export.h"
 #include "ort_values.h"
+#include "tp/onnx_dtype.h"
 
 namespace tp::shim {
 
@@ -30,23 +31,8 @@ struct ComputeInfo {
 };
 
 const char* dtype_name(int32_t t) {
-  switch (t) {
-    case ort::kElemFloat: return "float32";
-    case ort::kElemUint8: return "uint8";
-    case ort::kElemInt8: return "int8";
-    case ort::kElemUint16: return "uint16";
-    case ort::kElemInt16: return "int16";
-    case ort::kElemInt32: return "int32";
-    case ort::kElemInt64: return "int64";
-    case ort::kElemString: return "string";
-    case ort::kElemBool: return "bool";
-    case ort::kElemFloat16: return "float16";
-    case ort::kElemDouble: return "float64";
-    case ort::kElemUint32: return "uint32";
-    case ort::kElemUint64: return "uint64";
-    case ort::kElemBfloat16: return "bfloat16";
-    default: return "an unsupported element type";
-  }
+  const tp::onnx::DtypeInfo* d = tp::onnx::dtype_info(t);
+  return d ? d->name : "an unsupported element type";
 }
 
 struct Input {
