@@ -27,12 +27,6 @@ __all__ = ["build_engine", "run_engine", "profile_engine"]
 Progress = Callable[[int, int, str], None]
 
 
-def _has_tuner_api(engine: Any) -> bool:
-    """Whether the native engine takes tactic names, a tuning level and a progress callback (perf-design.md,
-    "Tactics and the tuner"). Compatibility with a native module built before them; remove once they are merged."""
-    return hasattr(engine, "set_tuning_level")
-
-
 def build_engine(plan: Plan, weights: bytes, device: int = 0, tuning_level: int | None = None,
                  progress: Progress | None = None) -> Any:
     """A finalized native engine for `plan` on CUDA device `device`.
@@ -43,7 +37,8 @@ def build_engine(plan: Plan, weights: bytes, device: int = 0, tuning_level: int 
     Raises ValueError when the plan is malformed (tensor ids not dense, an engine input or output slot without a
     tensor) and RuntimeError with the runtime's sentence when the native side refuses (e.g. "layer 'conv_3'
     (conv): ...", no GPU). On success, ``plan.layers[i].tactic``, ``.tactic_name`` and ``.workspace`` hold what the
-    kernels chose.
+    kernels chose, and ``.tactic_state`` the bytes that spare the next finalize its search or compilation (a
+    serialized cuDNN plan; stored in the engine file).
     """
     from ep_trtpy import _kernels
 
@@ -62,26 +57,22 @@ def build_engine(plan: Plan, weights: bytes, device: int = 0, tuning_level: int 
                                 int(t.nbytes))
         if tid != t.id:
             raise ValueError(f"engine assigned id {tid} to plan tensor '{t.name}' (id {t.id})")
-    tuner_api = _has_tuner_api(engine)
     for i, layer in enumerate(plan.layers):
-        named = {"tactic_name": layer.tactic_name} if tuner_api else {}
         engine.add_layer(layer.kernel, [int(x) for x in layer.inputs], [int(x) for x in layer.outputs],
                          [int(x) for x in layer.ints], [float(x) for x in layer.floats], int(layer.tactic),
-                         int(layer.workspace), layer.name or f"layer{i}", **named)
+                         int(layer.workspace), layer.name or f"layer{i}", tactic_name=layer.tactic_name,
+                         tactic_state=layer.tactic_state)
     engine.set_weights(weights if isinstance(weights, (bytes, bytearray, memoryview)) else bytes(weights))
     engine.set_arena_bytes(int(plan.arena_bytes))
-    if tuner_api:
-        if tuning_level is not None:
-            engine.set_tuning_level(int(tuning_level))
-        engine.finalize(progress=progress)
-    else:
-        engine.finalize()
-    for layer, tactic, workspace in zip(plan.layers, engine.tactics(), engine.workspaces()):
+    if tuning_level is not None:
+        engine.set_tuning_level(int(tuning_level))
+    engine.finalize(progress=progress)
+    for layer, tactic, workspace, name, state in zip(plan.layers, engine.tactics(), engine.workspaces(),
+                                                     engine.tactic_names(), engine.tactic_states()):
         layer.tactic = int(tactic)
         layer.workspace = int(workspace)
-    if tuner_api:
-        for layer, name in zip(plan.layers, engine.tactic_names()):
-            layer.tactic_name = str(name)
+        layer.tactic_name = str(name)
+        layer.tactic_state = bytes(state)
     return engine
 
 

@@ -66,7 +66,7 @@ void init_engine_bindings(py::module_& m) {
           "add_layer",
           [](tp::Engine& e, const std::string& kernel, const std::vector<int>& inputs, const std::vector<int>& outputs,
              const std::vector<int64_t>& ints, const std::vector<double>& floats, int64_t tactic, int64_t workspace,
-             const std::string& name, const std::string& tactic_name) {
+             const std::string& name, const std::string& tactic_name, const py::bytes& tactic_state) {
             tp::Layer l;
             l.kernel = kernel;
             l.inputs = inputs;
@@ -75,6 +75,7 @@ void init_engine_bindings(py::module_& m) {
             l.floats = floats;
             l.tactic = tactic;
             l.tactic_name = tactic_name;
+            l.tactic_state = static_cast<std::string>(tactic_state);
             l.workspace = workspace > 0 ? static_cast<size_t>(workspace) : 0;
             l.name = name;
             int id = e.add_layer(std::move(l));
@@ -83,7 +84,9 @@ void init_engine_bindings(py::module_& m) {
           },
           py::arg("kernel"), py::arg("inputs"), py::arg("outputs"), py::arg("ints"), py::arg("floats"),
           py::arg("tactic"), py::arg("workspace"), py::arg("name"), py::arg("tactic_name") = "",
-          "Append a layer to the launch list (tactic_name: a tactic to use instead of searching).")
+          py::arg("tactic_state") = py::bytes(),
+          "Append a layer to the launch list (tactic_name: a tactic to use instead of searching; tactic_state: "
+          "the bytes an earlier finalize wrote for it, which spare the search or compilation when still valid).")
       .def(
           "set_weights",
           [](tp::Engine& e, py::buffer data) {
@@ -137,6 +140,14 @@ void init_engine_bindings(py::module_& m) {
              for (const auto& l : e.layers()) t.push_back(l.tactic_name);
              return t;
            })
+      .def(
+          "tactic_states",
+          [](const tp::Engine& e) {
+            py::list t;
+            for (const auto& l : e.layers()) t.append(py::bytes(l.tactic_state));
+            return t;
+          },
+          "Per layer, the bytes that let a later finalize set up its tactic without searching (b'' for none).")
       .def(
           "layer_timings",
           [](const tp::Engine& e) {

@@ -256,6 +256,24 @@ Candidate named(Search& sr, const std::string& name) {
   return {};
 }
 
+// The candidate of a graph tactic name restored from its serialized plan (layer.tactic_state), or family -1.
+Candidate restored(Search& sr, const std::string& name, const std::string& state, std::string* why) {
+  for (int f : {kFused, kBias, kConvOnly}) {
+    const std::string pre = kPrefix[f];
+    if (name.compare(0, pre.size(), pre) != 0) continue;
+    std::string e;
+    if (FusedGraph::restore(sr.h, state, name.substr(pre.size()), &sr.graphs[f], &e) != 0 ||
+        sr.graphs[f]->workspace(0) > kMaxWorkspace) {
+      sr.graphs[f].reset();
+      *why += " [" + name + ": " + (e.empty() ? "restored plan needs too much workspace" : e) + "]";
+      return {};
+    }
+    sr.tried[f] = true;
+    return {f, 0, name};
+  }
+  return {};
+}
+
 void reorder_now(ConvState& s, const void* w_krsc, void* w_rsc, cudaStream_t stream, std::string* err, int* rc) {
   const ConvParams& p = s.p;
   const cudaError_t e = nhwc::reorder_depthwise_weights(w_krsc, w_rsc, p.dtype, p.c, p.k_sp[0] * p.k_sp[1], stream);
@@ -281,7 +299,9 @@ int conv_nhwc_prepare(Engine& engine, Layer& layer, ConvState& s, std::string* e
   }
   Candidate chosen;
   std::string why;
-  if (!wanted.empty()) {
+  if (!wanted.empty() && wanted == layer.tactic_name && !layer.tactic_state.empty())
+    chosen = restored(sr, wanted, layer.tactic_state, &why);
+  if (chosen.family < 0 && !wanted.empty()) {
     chosen = named(sr, wanted);
     if (chosen.family >= 0 && build_candidate(sr, chosen, &why) != 0) chosen.family = -1;
   }
@@ -345,6 +365,7 @@ int conv_nhwc_prepare(Engine& engine, Layer& layer, ConvState& s, std::string* e
   }
   layer.tactic_name = chosen.name;
   layer.tactic = chosen.family == kDepthwise ? 0 : chosen.plan;
+  layer.tactic_state.clear();
   s.win = window(p);
   if (chosen.family == kDepthwise) {
     s.mode = ConvMode::Depthwise;
@@ -371,6 +392,8 @@ int conv_nhwc_prepare(Engine& engine, Layer& layer, ConvState& s, std::string* e
   s.epi_residual = chosen.family != kFused;
   s.epi_act = chosen.family != kFused;
   layer.workspace = s.graph->workspace(s.plan);
+  std::string ignored;  // without the bytes, a later prepare builds the plan from its name
+  if (s.graph->serialize(s.plan, &layer.tactic_state, &ignored) != 0) layer.tactic_state.clear();
   return 0;
 }
 

@@ -14,6 +14,8 @@
 #include <exception>
 #include <unordered_map>
 
+#include "tp/runtime_api.h"
+
 namespace tp {
 namespace lib {
 
@@ -217,9 +219,55 @@ int FusedGraph::build(int i, std::string* err) {
     if (st.is_bad()) return fail(err, "workspace of cuDNN plan " + impl_->names[k], st);
     impl_->ws[k] = static_cast<size_t>(std::max<int64_t>(ws, 0));
     impl_->built[k] = 1;
+    tp_counter_add(TP_COUNTER_PLANS_BUILT, 1);
     return 0;
   } catch (const std::exception& e) {
     *err = "building cuDNN plan " + impl_->names[k] + ": " + e.what();
+    return 1;
+  }
+}
+
+int FusedGraph::serialize(int i, std::string* out, std::string* err) {
+  const size_t k = static_cast<size_t>(i);
+  if (!impl_->built.at(k)) {
+    *err = "cuDNN plan " + impl_->names[k] + " is not built";
+    return 1;
+  }
+  try {
+    // Building a built plan again only makes it the graph's current one, which serialize() writes.
+    fe::error_t st = impl_->graph.build_plan_at_index(impl_->index[k]);
+    if (st.is_bad()) return fail(err, "selecting cuDNN plan " + impl_->names[k], st);
+    std::vector<uint8_t> data;
+    st = impl_->graph.serialize(data, /*serialize_structure=*/false);
+    if (st.is_bad()) return fail(err, "serializing cuDNN plan " + impl_->names[k], st);
+    out->assign(data.begin(), data.end());
+    return 0;
+  } catch (const std::exception& e) {
+    *err = "serializing cuDNN plan " + impl_->names[k] + ": " + e.what();
+    return 1;
+  }
+}
+
+int FusedGraph::restore(cudnnHandle_t h, const std::string& bytes, const std::string& name,
+                        std::unique_ptr<FusedGraph>* out, std::string* err) {
+  try {
+    auto impl = std::make_unique<Impl>();
+    const std::vector<uint8_t> data(bytes.begin(), bytes.end());
+    fe::error_t st = impl->graph.deserialize(h, data, /*enforce_precompiled=*/true, /*run_warmup=*/false);
+    if (st.is_bad()) return fail(err, "restoring cuDNN plan " + name, st);
+    int64_t ws = 0;
+    st = impl->graph.get_workspace_size_plan_at_index(0, ws);
+    if (st.is_bad()) return fail(err, "workspace of restored cuDNN plan " + name, st);
+    impl->index = {0};
+    impl->names = {name};
+    impl->rtc = {false};
+    impl->built = {1};
+    impl->ws = {static_cast<size_t>(std::max<int64_t>(ws, 0))};
+    out->reset(new FusedGraph(std::move(impl)));
+    tp_counter_add(TP_COUNTER_PLANS_RESTORED, 1);
+    return 0;
+  } catch (const std::exception& e) {
+    *err = "restoring cuDNN plan " + name + ": " + e.what();
     return 1;
   }
 }

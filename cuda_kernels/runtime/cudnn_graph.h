@@ -77,6 +77,13 @@ class FusedGraph {
               std::string* err) const;
   // Index of the candidate named `name`, or -1.
   int find(const std::string& name) const;
+  // Built candidate i as bytes: cuDNN's serialized execution plan (for a runtime-compiled engine, with its
+  // compiled kernel). 0, or 1 with *err.
+  int serialize(int i, std::string* out, std::string* err);
+  // A graph whose only candidate (0, built, named `name`) is the plan serialize() wrote: no heuristics, no
+  // compilation. 0, or 1 with *err (bytes of another cuDNN version or GPU, damaged bytes).
+  static int restore(cudnnHandle_t h, const std::string& bytes, const std::string& name,
+                     std::unique_ptr<FusedGraph>* out, std::string* err);
 
   struct Impl;  // the frontend graph (cudnn_graph.cpp)
 

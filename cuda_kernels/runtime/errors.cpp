@@ -18,7 +18,8 @@ std::string g_abi_report;
 const char* const kCounterNames[TP_COUNTER_COUNT] = {
     "gpu_engine_runs", "reference_runs", "host_get_engine", "staged_host_inputs",
     "copies_h2d",      "copies_d2h",     "copies_d2d",      "compute_calls",
-    "graph_captures",  "graph_replays",  "tactics_timed",
+    "graph_captures",  "graph_replays",  "tactics_timed",   "plans_built",
+    "plans_restored",
 };
 }  // namespace
 

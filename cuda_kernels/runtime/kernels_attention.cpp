@@ -350,8 +350,14 @@ int attn_prepare(Engine& engine, Layer& layer, std::string* err) {
   if (s->dtype != 1 && (!s->mask || s->m_sk != 0)) {
     cudnnHandle_t h = nullptr;
     if (engine.handles().cudnn(&h, err)) return 1;
-    if (FusedGraph::attention(h, graph_spec(*s), &graph, &graph_err) != 0) graph.reset();
+    const std::string& named = layer.tactic_name;
+    // A plan serialized by an earlier prepare: no heuristics and no compilation (else build the graph).
+    if (!layer.tactic_state.empty() && named.compare(0, kCudnnPrefix.size(), kCudnnPrefix) == 0 &&
+        FusedGraph::restore(h, layer.tactic_state, named.substr(kCudnnPrefix.size()), &graph, &graph_err) != 0)
+      graph.reset();
+    if (!graph && FusedGraph::attention(h, graph_spec(*s), &graph, &graph_err) != 0) graph.reset();
   }
+  layer.tactic_state.clear();
   s->cast_mask = s->mask && s->m_dtype != s->dtype;
   size_t unfused_ws = 0;
   std::string unfused_err;
@@ -450,6 +456,8 @@ int attn_prepare(Engine& engine, Layer& layer, std::string* err) {
   s->graph = std::move(graph);
   layer.tactic = s->plan;
   layer.workspace = mask_bytes + s->graph->workspace(s->plan);
+  std::string ignored;  // without the bytes, a later prepare builds the plan from its name
+  if (s->graph->serialize(s->plan, &layer.tactic_state, &ignored) != 0) layer.tactic_state.clear();
   return 0;
 }
 

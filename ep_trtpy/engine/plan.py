@@ -69,6 +69,9 @@ class LayerSpec:
     name: str = ""  # the IR node this layer implements
     meta: dict[str, Any] = field(default_factory=dict)  # for inspect only (fused nodes, precision, tactic_ms, ...)
     tactic_name: str = ""  # the kernel's name of `tactic` ("" : none chosen yet, or a kernel without names)
+    # Bytes that let the kernel set up `tactic_name` again without searching or compiling (a serialized cuDNN
+    # plan); kept in the engine file's tactic-state section, not in to_dict().
+    tactic_state: bytes = field(default=b"", repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kernel": self.kernel, "inputs": self.inputs, "outputs": self.outputs, "ints": self.ints,

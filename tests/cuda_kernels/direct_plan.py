@@ -41,7 +41,7 @@ class View:
 
 def run_layer(kernel: str, specs: Sequence[Any], outputs: Sequence[tuple[int, Sequence[int]]], ints: Sequence[int],
               floats: Sequence[float] = (), tactic_name: str = "", tuning_level: int = 3, runs: int = 2,
-              poison: int = 0xFF) -> tuple[list[np.ndarray], Any]:
+              poison: int = 0xFF, tactic_state: bytes = b"") -> tuple[list[np.ndarray], Any]:
     """Build an engine with one layer whose inputs are `specs` (in order; View entries are not engine inputs)
     and outputs `outputs`, run it `runs` times and return the host outputs of the last run and the engine."""
     import cupy as cp
@@ -81,7 +81,7 @@ def run_layer(kernel: str, specs: Sequence[Any], outputs: Sequence[tuple[int, Se
         out_ids.append(eng.add_tensor(f"out{k}", dt, list(shape), "output", k, 0, nbytes))
     layer_inputs = [tid for tid, s in zip(ids, specs) if _is_operand(s, specs)]
     eng.add_layer(kernel, layer_inputs, out_ids, [int(v) for v in ints], [float(v) for v in floats], -1, 0, kernel,
-                  tactic_name)
+                  tactic_name, tactic_state)
     eng.set_weights(bytes(weights) if weights else b"\0")
     eng.set_arena_bytes(0)
     eng.finalize()

@@ -117,3 +117,30 @@ def test_attention_fully_masked_row_is_zero(tactic: str) -> None:
     keep = np.ones(o.shape, bool)
     keep[1, 3] = False
     assert float(np.max(np.abs(o.astype(np.float64) - ref)[keep])) <= TOL[FLOAT16]
+
+
+def test_attention_tactic_state_restores_the_cudnn_plan() -> None:
+    """A cuDNN attention tactic comes back from the bytes its build wrote without building a plan."""
+    from ep_trtpy import _kernels
+
+    rng = np.random.default_rng(11)
+    b, h, s, d = 2, 4, 64, 64
+    qkv = rng.uniform(-1, 1, (b, s, 3, h, d)).astype(np.float16)
+    m, (msb, msh, msq, msk), mref = _mask(rng, "b11s", b, h, s, s, np.float16)
+    n, es = qkv.size, 2
+    specs = [Input(qkv.reshape(b, s, 3 * h * d)), View(0, 0, (n,)), View(0, h * d * es, (n - h * d,)),
+             View(0, 2 * h * d * es, (n - 2 * h * d,)), Input(m)]
+    ints = [b, h, s, s, d, d, 3 * h * d, 3 * h * d, 3 * h * d, msb, msh, msq, msk]
+    ref = reference(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], mref, 0.125)
+    # level 0 takes the first candidate that builds: cuDNN's first plan
+    (o1,), eng1 = run_layer("attention", specs, [(FLOAT16, (b, s, h * d))], ints, [0.125], tuning_level=0)
+    chosen, state = eng1.tactic_names()[0], eng1.tactic_states()[0]
+    assert chosen.startswith("cudnn:") and len(state) > 64, (chosen, len(state))
+    before = _kernels.counters()
+    (o2,), eng2 = run_layer("attention", specs, [(FLOAT16, (b, s, h * d))], ints, [0.125], tactic_name=chosen,
+                            tactic_state=state)
+    after = _kernels.counters()
+    assert after["plans_restored"] == before["plans_restored"] + 1 and after["plans_built"] == before["plans_built"]
+    assert eng2.tactic_names()[0] == chosen
+    for o in (o1, o2):
+        assert float(np.max(np.abs(o.astype(np.float64) - ref))) <= TOL[FLOAT16]

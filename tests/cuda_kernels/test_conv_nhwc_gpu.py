@@ -38,7 +38,7 @@ def act_ref(v: np.ndarray, act: str, alpha: float, beta: float) -> np.ndarray:
 
 def _case(rng: np.random.Generator, dtype: int, n: int, c: int, h: int, w: int, k: int, r: int, stride: int, pad: int,
           group: int, bias: bool, residual: bool, act: str, alpha: float = 0.0, beta: float = 0.0,
-          level: int = 3, tactic_name: str = "") -> tuple[np.ndarray, np.ndarray, list]:
+          level: int = 3, tactic_name: str = "", tactic_state: bytes = b"") -> tuple[np.ndarray, np.ndarray, list]:
     npd = np_dtype(dtype)
     x = rng.uniform(-1, 1, (n, c, h, w)).astype(np.float32)
     wt = (rng.uniform(-1, 1, (k, c // group, r, r)) / math.sqrt(c // group * r * r)).astype(np.float32)
@@ -59,7 +59,7 @@ def _case(rng: np.random.Generator, dtype: int, n: int, c: int, h: int, w: int, 
              Input(z.transpose(0, 2, 3, 1).astype(npd).copy()) if z is not None else None]
     ints = [2, group, ACTS[act], 1, 1 if dtype == FLOAT else 0, pad, pad, pad, pad, stride, stride, 1, 1]
     (y,), eng = run_layer("conv", specs, [(dtype, (n, p, q, k))], ints, [alpha, beta], tactic_name=tactic_name,
-                          tuning_level=level)
+                          tuning_level=level, tactic_state=tactic_state)
     return y, ref, [eng, specs, ints]
 
 
@@ -115,6 +115,36 @@ def test_conv_nhwc_level0_and_named_tactic_replay(case: tuple) -> None:
     y4, ref4, (eng4, _, _) = _case(np.random.default_rng(5), FLOAT16, *args, level=3, tactic_name=chosen)
     _check(y4, ref4, FLOAT16, f"{name} replayed {chosen}")
     assert eng4.tactic_names()[0] == chosen and eng4.layer_timings() == [[]]
+
+
+def _plan_counters() -> tuple[int, int]:
+    from ep_trtpy import _kernels
+
+    c = _kernels.counters()
+    return c["plans_built"], c["plans_restored"]
+
+
+# residual + ReLU and HardSwish (scalar operands) take runtime-compiled cuDNN plans; 3x3 + bias + ReLU a
+# precompiled one
+@pytest.mark.parametrize("case", [CONV_CASES[1], CONV_CASES[9], CONV_CASES[0]], ids=lambda c: c[0])
+def test_conv_nhwc_tactic_state_restores_the_plan_without_building(case: tuple) -> None:
+    """The bytes a build writes (a serialized cuDNN plan) set up the same tactic later without building a plan;
+    damaged bytes fall back to building from the tactic name."""
+    name, *args = case
+    y1, ref1, (eng1, _, _) = _case(np.random.default_rng(6), FLOAT16, *args, level=3)
+    _check(y1, ref1, FLOAT16, f"{name} built")
+    chosen, state = eng1.tactic_names()[0], eng1.tactic_states()[0]
+    assert chosen.split(":")[0] in ("fused", "bias", "conv") and len(state) > 64, (chosen, len(state))
+    built, restored = _plan_counters()
+    y2, ref2, (eng2, _, _) = _case(np.random.default_rng(7), FLOAT16, *args, level=3, tactic_name=chosen,
+                                   tactic_state=state)
+    _check(y2, ref2, FLOAT16, f"{name} restored {chosen}")
+    assert _plan_counters() == (built, restored + 1), "restoring builds no plan"
+    assert eng2.tactic_names()[0] == chosen and eng2.layer_timings() == [[]] and eng2.tactic_states()[0]
+    y3, ref3, (eng3, _, _) = _case(np.random.default_rng(8), FLOAT16, *args, level=3, tactic_name=chosen,
+                                   tactic_state=b"not a cuDNN plan" + state[:40])
+    _check(y3, ref3, FLOAT16, f"{name} damaged state")
+    assert _plan_counters()[1] == restored + 1 and eng3.tactic_names()[0] == chosen
 
 
 @pytest.mark.parametrize("dtype", [FLOAT16, FLOAT], ids=["fp16", "fp32"])

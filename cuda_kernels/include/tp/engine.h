@@ -63,6 +63,10 @@ struct Layer {
   // Kernel-specific name of the tactic (a cuDNN engine configuration, a cuBLASLt algorithm, one of our kernels).
   // prepare() uses it when it is not empty (then `tactic` is ignored), and writes back the name it chose.
   std::string tactic_name;
+  // Kernel-specific bytes that let a later prepare() set up `tactic_name` without searching or compiling (a
+  // serialized cuDNN execution plan, with its runtime-compiled kernel). prepare() uses them when they are valid
+  // for this cuDNN and GPU (else it falls back to the name), and writes back the bytes of its choice ("" if none).
+  std::string tactic_state;
   // The candidates prepare() timed (name, ms; +inf for a failure), in order; empty when it timed nothing.
   std::vector<std::pair<std::string, double>> timings;
   size_t workspace = 0;      // scratch bytes; prepare() may raise it

@@ -179,7 +179,9 @@ typedef enum tp_counter {
   TP_COUNTER_GRAPH_CAPTURES = 8,       /* engine runs that captured a CUDA graph */
   TP_COUNTER_GRAPH_REPLAYS = 9,        /* engine runs served by replaying a captured CUDA graph */
   TP_COUNTER_TACTICS_TIMED = 10,       /* tactic candidates timed while engines were prepared */
-  TP_COUNTER_COUNT = 11
+  TP_COUNTER_PLANS_BUILT = 11,         /* cuDNN execution plans built (heuristics, maybe runtime compilation) */
+  TP_COUNTER_PLANS_RESTORED = 12,      /* cuDNN execution plans restored from a layer's tactic state */
+  TP_COUNTER_COUNT = 13
 } tp_counter;
 
 TP_API void tp_counter_add(tp_counter counter, uint64_t n);

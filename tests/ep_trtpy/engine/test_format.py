@@ -14,6 +14,7 @@ from ep_trtpy.engine import format as fmt
 from ep_trtpy.engine.format import EngineFormatError, decode, encode, to_artifact
 
 KEY = "ab" * 32
+PREFIX, P = fmt._PREFIX.format, fmt._PREFIX.size  # the fixed prefix of the engine file
 PRODUCERS = {"ep_trtpy": "0.1.0", "onnx": "1.23", "onnxruntime": "1.31.1"}
 
 
@@ -27,12 +28,12 @@ def _resign(body_without_checksum: bytes) -> bytes:
 
 def _with_header(data: bytes, mutate) -> bytes:
     """Rewrite the JSON header through `mutate(dict)` and re-sign (a well-formed but wrong file)."""
-    _m, ver, hlen, glen, wlen = struct.unpack_from("<8sIIQQ", data, 0)
-    header = json.loads(data[32:32 + hlen])
+    _m, ver, hlen, glen, wlen, slen = struct.unpack_from(PREFIX, data, 0)
+    header = json.loads(data[P:P + hlen])
     mutate(header)
     hb = json.dumps(header).encode()
-    rest = data[32 + hlen:-32]
-    return _resign(struct.pack("<8sIIQQ", b"TRTPYENG", ver, len(hb), glen, wlen) + hb + rest)
+    rest = data[P + hlen:-32]
+    return _resign(struct.pack(PREFIX, b"TRTPYENG", ver, len(hb), glen, wlen, slen) + hb + rest)
 
 
 def test_reference_round_trip_runs_the_same():
@@ -76,6 +77,48 @@ def test_tactic_names_and_times_travel_and_old_plans_without_them_load():
     assert [lay.tactic_name for lay in type(art.plan).from_dict(old).layers] == [""] * len(old["layers"])
 
 
+def test_tactic_states_travel_in_their_own_section():
+    art = cuda_like_artifact()
+    art.plan.layers[0].tactic_state = bytes(range(256)) * 3
+    art.plan.layers[-1].tactic_state = b"\x00plan"
+    data = _encode(art)
+    _m, _v, hlen, glen, wlen, slen = struct.unpack_from(PREFIX, data, 0)
+    assert slen == 256 * 3 + 5
+    dec = decode(data, expect_key=KEY)
+    assert [lay.tactic_state for lay in dec.plan.layers] == [lay.tactic_state for lay in art.plan.layers]
+    assert "tactic_state" not in dec.plan.to_dict()["layers"][0]  # binary: only in the section
+
+
+@pytest.mark.parametrize("spans, match", [
+    (None, "one span per plan layer"),
+    ([[0, 1]], "one span per plan layer"),
+    ("many", "one span per plan layer"),
+])
+def test_tactic_state_spans_must_match_the_layers(spans, match):
+    art = cuda_like_artifact()
+    data = _with_header(_encode(art), lambda h: h.update(tactic_states=spans))
+    with pytest.raises(EngineFormatError, match=match):
+        decode(data)
+
+
+@pytest.mark.parametrize("span", [[0, 6], [5, 1], [-1, 1], [0, True], ["0", 1], [0]])
+def test_a_tactic_state_outside_its_section_is_a_format_error(span):
+    art = cuda_like_artifact()
+    art.plan.layers[0].tactic_state = b"plan!"
+
+    def mutate(h):
+        h["tactic_states"][0] = span
+    with pytest.raises(EngineFormatError, match="outside the tactic-state section"):
+        decode(_with_header(_encode(art), mutate))
+
+
+def test_an_engine_file_of_format_version_1_is_refused_by_version():
+    data = bytearray(_encode(cuda_like_artifact()))
+    struct.pack_into("<I", data, 8, 1)
+    with pytest.raises(EngineFormatError, match="unsupported engine format version 1"):
+        decode(bytes(data))
+
+
 @pytest.mark.parametrize("cut", [0, 4, 8, 20, 31, 32, 40, -200, -33, -1])
 def test_truncated(cut):
     data = _encode(reference_artifact())
@@ -87,8 +130,8 @@ def test_truncated(cut):
 @pytest.mark.parametrize("where", [40, "graph", -40, -1])
 def test_flipped_byte_is_a_checksum_mismatch(where):
     data = bytearray(_encode(cuda_like_artifact()))
-    _m, _v, hlen, glen, wlen = struct.unpack_from("<8sIIQQ", data, 0)
-    pos = 32 + hlen + glen // 2 if where == "graph" else where
+    _m, _v, hlen, glen, wlen, _s = struct.unpack_from(PREFIX, data, 0)
+    pos = P + hlen + glen // 2 if where == "graph" else where
     data[pos] ^= 0x40
     with pytest.raises(EngineFormatError, match="checksum mismatch"):
         decode(bytes(data))
@@ -150,18 +193,18 @@ def test_well_signed_but_malformed_header(mutate, match):
 
 def test_header_not_json():
     data = _encode(reference_artifact())
-    _m, ver, hlen, glen, wlen = struct.unpack_from("<8sIIQQ", data, 0)
+    _m, ver, hlen, glen, wlen, slen = struct.unpack_from(PREFIX, data, 0)
     body = bytearray(data[:-32])
-    body[32] = ord("[") ^ 0xFF
+    body[P] = ord("[") ^ 0xFF
     with pytest.raises(EngineFormatError, match="not valid JSON"):
         decode(_resign(bytes(body)))
 
 
 def test_garbage_graph_section_is_a_format_error():
     data = _encode(reference_artifact())
-    _m, ver, hlen, glen, wlen = struct.unpack_from("<8sIIQQ", data, 0)
+    _m, ver, hlen, glen, wlen, slen = struct.unpack_from(PREFIX, data, 0)
     body = bytearray(data[:-32])
-    for i in range(32 + hlen, 32 + hlen + glen):
+    for i in range(P + hlen, P + hlen + glen):
         body[i] = 0xFF
     with pytest.raises(EngineFormatError, match="graph section"):
         to_artifact(decode(_resign(bytes(body))))
@@ -175,19 +218,19 @@ def test_no_pickle_or_eval_in_engine_code():
 
 def test_deeply_nested_header_is_a_format_error():
     data = _encode(reference_artifact())
-    _m, ver, hlen, glen, wlen = struct.unpack_from("<8sIIQQ", data, 0)
+    _m, ver, hlen, glen, wlen, slen = struct.unpack_from(PREFIX, data, 0)
     hb = b"[" * 200_000 + b"]" * 200_000
-    rest = data[32 + hlen:-32]
+    rest = data[P + hlen:-32]
     with pytest.raises(EngineFormatError, match="not valid JSON"):
-        decode(_resign(struct.pack("<8sIIQQ", b"TRTPYENG", ver, len(hb), glen, wlen) + hb + rest))
+        decode(_resign(struct.pack(PREFIX, b"TRTPYENG", ver, len(hb), glen, wlen, slen) + hb + rest))
 
 
 def test_fuzzed_but_well_signed_headers_only_raise_format_errors():
     """Random edits of the header text, re-signed: decoding succeeds or raises EngineFormatError, nothing else."""
     data = _encode(cuda_like_artifact())
-    _m, ver, hlen, glen, wlen = struct.unpack_from("<8sIIQQ", data, 0)
-    header = bytearray(data[32:32 + hlen])
-    rest = data[32 + hlen:-32]
+    _m, ver, hlen, glen, wlen, slen = struct.unpack_from(PREFIX, data, 0)
+    header = bytearray(data[P:P + hlen])
+    rest = data[P + hlen:-32]
     rng = np.random.default_rng(0)
     alphabet = b'0123456789-.,:{}[]"aetrfnul '
     outcomes = {"ok": 0, "error": 0}
@@ -195,7 +238,7 @@ def test_fuzzed_but_well_signed_headers_only_raise_format_errors():
         h = bytearray(header)
         for _k in range(int(rng.integers(1, 4))):
             h[int(rng.integers(0, len(h)))] = alphabet[int(rng.integers(0, len(alphabet)))]
-        blob = _resign(struct.pack("<8sIIQQ", b"TRTPYENG", ver, len(h), glen, wlen) + bytes(h) + rest)
+        blob = _resign(struct.pack(PREFIX, b"TRTPYENG", ver, len(h), glen, wlen, slen) + bytes(h) + rest)
         try:
             to_artifact(decode(blob))
             outcomes["ok"] += 1

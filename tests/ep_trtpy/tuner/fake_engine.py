@@ -3,7 +3,8 @@
 Layers of the kernels in :data:`TUNABLE` have candidates ``<kernel>_alg<k>`` whose times depend on the layer's
 parameters and ``k`` (so the winner is not always the first); ``set_tuning_level`` bounds how many are timed
 (level 0: the first, untimed; 1-4: the top 2, 4, 8, 16; 5: all :data:`N_CANDIDATES`). A layer added with a
-``tactic_name`` (or a tactic >= 0) uses it and times nothing. ``FakeEngine.tactics_timed`` counts every candidate
+``tactic_name`` (or a tactic >= 0) uses it and times nothing; tunable layers get the UTF-8 bytes of their
+tactic name as ``tactic_state`` (standing in for a serialized cuDNN plan). ``FakeEngine.tactics_timed`` counts every candidate
 timed by any instance, like the native runtime counter.
 """
 
@@ -38,9 +39,11 @@ class FakeEngine:
         self.tensors.append((name, dtype, tuple(shape), kind, index, offset, nbytes))
         return len(self.tensors) - 1
 
-    def add_layer(self, kernel, inputs, outputs, ints, floats, tactic, workspace, name, tactic_name="") -> None:
+    def add_layer(self, kernel, inputs, outputs, ints, floats, tactic, workspace, name, tactic_name="",
+                  tactic_state=b"") -> None:
         self.layers.append({"kernel": kernel, "ints": list(ints), "tactic": int(tactic), "tactic_name": tactic_name,
-                            "workspace": int(workspace), "name": name, "timings": []})
+                            "tactic_state": bytes(tactic_state), "workspace": int(workspace), "name": name,
+                            "timings": []})
 
     def set_weights(self, weights) -> None:
         self.weights = bytes(weights)
@@ -71,6 +74,8 @@ class FakeEngine:
                 FakeEngine.tactics_timed += len(timed)
                 best = min(range(len(timed)), key=lambda k: timed[k][1])
                 lay["tactic"], lay["tactic_name"], lay["timings"] = best, timed[best][0], timed
+            # like a serialized cuDNN plan: bytes that name the choice
+            lay["tactic_state"] = lay["tactic_name"].encode() if lay["kernel"] in TUNABLE else b""
         self.finalized = True
 
     def tactics(self) -> list[int]:
@@ -78,6 +83,9 @@ class FakeEngine:
 
     def tactic_names(self) -> list[str]:
         return [lay["tactic_name"] for lay in self.layers]
+
+    def tactic_states(self) -> list[bytes]:
+        return [lay["tactic_state"] for lay in self.layers]
 
     def workspaces(self) -> list[int]:
         return [lay["workspace"] for lay in self.layers]

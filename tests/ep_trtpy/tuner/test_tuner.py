@@ -116,6 +116,9 @@ def test_the_engine_cache_keeps_tactic_names_and_times_and_a_hit_times_nothing(n
     assert got == [(lay.tactic, lay.tactic_name, lay.meta.get("tactic_ms")) for lay in _tunable(first.artifact)]
     assert [lay["tactic_name"] for lay in again.artifact.engine.layers if lay["kernel"] == "gemm"] == \
         [g[1] for g in got]  # the names reached Engine.add_layer
+    states = [lay.tactic_state for lay in _tunable(first.artifact)]
+    assert states and all(states)
+    assert [lay["tactic_state"] for lay in again.artifact.engine.layers if lay["kernel"] == "gemm"] == states
 
 
 def test_detailed_build_log_lists_candidates_and_the_winner(native, tmp_path, caplog):
@@ -149,27 +152,6 @@ def test_the_finalize_progress_callback_reaches_the_engine(native, tmp_path):
 def test_the_reference_backend_has_no_tuner(native, tmp_path):
     art = build(mlp(), {"x": (4, 8)}, _opts(tmp_path), "reference")
     assert art.engine is None and art.plan is None and os.listdir(tmp_path) == [] and native() == 0
-
-
-class OldEngine(fake_engine.FakeEngine):
-    """A native engine built before tactic names, tuning levels and progress (perf-design.md)."""
-
-    set_tuning_level = tactic_names = layer_timings = property()  # hasattr() is False for these
-
-    def add_layer(self, kernel, inputs, outputs, ints, floats, tactic, workspace, name) -> None:
-        super().add_layer(kernel, inputs, outputs, ints, floats, tactic, workspace, name)
-
-    def finalize(self) -> None:
-        super().finalize()
-
-
-def test_a_native_module_without_the_tuner_interface_still_builds(monkeypatch, native, tmp_path):
-    from ep_trtpy import _kernels
-
-    monkeypatch.setattr(_kernels, "Engine", OldEngine)
-    art = build(mlp(), {"x": (4, 8)}, _opts(tmp_path), "cuda", H200)
-    assert isinstance(art.engine, OldEngine) and art.engine.finalized and art.engine.level == 3
-    assert all(lay.tactic >= 0 and lay.tactic_name == "" for lay in art.plan.layers)
 
 
 def test_runtime_stats_carry_the_tuner_counters(native, tmp_path):
