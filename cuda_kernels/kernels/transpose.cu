@@ -1,6 +1,9 @@
 // N-d transpose. A batched swap of the last two dims ([B, R, C] -> [B, C, R], which is what NCHW <-> NHWC and
 // most attention transposes collapse to) goes through 32 x 32 shared-memory tiles so that both the reads and the
-// writes are coalesced; every other permutation is a strided copy (copy.cu).
+// writes are coalesced, unless one of the two dims is narrow (<= kNarrow: an image's 3 channels), where a tile
+// would leave most of its threads idle (185 GB/s measured for [32, 3, 224 * 224] half on an H200): then each
+// thread moves one row of the narrow dim, and a warp still reads and writes contiguous runs. Every other
+// permutation is a strided copy (copy.cu).
 #include "common.cuh"
 #include "movement.h"
 
@@ -38,8 +41,39 @@ __global__ void __launch_bounds__(kTile * kRows) tiled(const E* __restrict__ in,
   }
 }
 
+constexpr int kNarrow = 8;
+
+// [B, R, C] -> [B, C, R] with R <= kNarrow (reads: R coalesced rows; writes: R consecutive elements per thread) or
+// C <= kNarrow (the mirror image). One thread per element of the wide dim.
+template <typename E, bool kNarrowRows>
+__global__ void narrow(const E* __restrict__ in, E* __restrict__ out, ll batch, ll r, ll c) {
+  const ll wide = kNarrowRows ? c : r, thin = kNarrowRows ? r : c;
+  const ll total = batch * wide;
+  for (ll i = blockIdx.x * static_cast<ll>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<ll>(gridDim.x) * blockDim.x) {
+    const ll b = i / wide, w = i - b * wide;
+    const E* src = in + b * r * c;
+    E* dst = out + b * r * c;
+    for (ll t = 0; t < thin; ++t) {
+      if (kNarrowRows)
+        dst[w * r + t] = src[t * c + w];  // in [t, w] -> out [w, t]
+      else
+        dst[t * r + w] = src[w * c + t];  // in [w, t] -> out [t, w]
+    }
+  }
+}
+
 template <typename E>
 cudaError_t run_tiled(const void* in, void* out, ll batch, ll r, ll c, cudaStream_t stream, ll max_blocks) {
+  if (r <= kNarrow || c <= kNarrow) {
+    constexpr int kThreads = 256;
+    const unsigned grid = k::grid_1d(batch * (r <= kNarrow ? c : r), kThreads, max_blocks);
+    if (r <= kNarrow)
+      narrow<E, true><<<grid, kThreads, 0, stream>>>(static_cast<const E*>(in), static_cast<E*>(out), batch, r, c);
+    else
+      narrow<E, false><<<grid, kThreads, 0, stream>>>(static_cast<const E*>(in), static_cast<E*>(out), batch, r, c);
+    return cudaGetLastError();
+  }
   const ll tiles = batch * ((r + kTile - 1) / kTile) * ((c + kTile - 1) / kTile);
   tiled<E><<<k::grid_1d(tiles, 1, max_blocks), dim3(kTile, kRows), 0, stream>>>(static_cast<const E*>(in),
                                                                                  static_cast<E*>(out), batch, r, c);

@@ -16,7 +16,9 @@ DTYPES = [np.float32, np.float16, np.int64, np.bool_, np.int8]
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (31, 33), (32, 32), (33, 31), (100, 7), (7, 100), (1, 1000), (517, 259),
-                                   (8, 33, 65), (64, 3, 49), (2, 1, 1)])
+                                   (8, 33, 65), (64, 3, 49), (2, 1, 1),
+                                   # a narrow dim (<= 8): one thread per element of the wide dim
+                                   (5, 3, 4099), (3, 4097, 3), (2, 8, 1001), (2, 1001, 8), (9, 1000)])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_transpose_last_two_dims_tiled(shape: tuple, dtype: type) -> None:
     perm = list(range(len(shape) - 2)) + [len(shape) - 1, len(shape) - 2]
