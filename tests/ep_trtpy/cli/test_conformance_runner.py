@@ -90,3 +90,16 @@ def test_real_partitioner_reasons_and_claims(cases: list) -> None:
     assert by_name["test_relu"].claimed == ["Relu_0"] and by_name["test_relu"].failure == "not_assigned"
     refused = by_name["test_add_uint8"]
     assert refused.status == "not_claimed" and "uint8" in refused.reasons["Add_0"]
+
+
+def test_our_ep_runs_the_cases_strict_float32_unless_told(cases: list, monkeypatch) -> None:
+    seen = []
+
+    def record(case, partition_fn, ep_options, provider, optimization, session_provider):
+        seen.append(dict(ep_options or {}))
+        return conformance_runner.CaseResult(case.name, "Relu", "skipped")
+
+    monkeypatch.setattr(conformance_runner, "run_case", record)
+    conformance_runner.run(cases[:1], require_ep=False)
+    conformance_runner.run(cases[:1], require_ep=False, ep_options={"tf32_enable": "1", "fp16_enable": "1"})
+    assert seen == [{"tf32_enable": "0"}, {"tf32_enable": "1", "fp16_enable": "1"}]
