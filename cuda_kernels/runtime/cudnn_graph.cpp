@@ -29,6 +29,7 @@ struct FusedGraph::Impl {
   std::vector<bool> rtc;
   std::vector<char> built;
   std::vector<size_t> ws;
+  std::string restored_from;  // the bytes restore() read (a restored graph cannot build its plan again)
 };
 
 FusedGraph::FusedGraph(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -233,6 +234,10 @@ int FusedGraph::serialize(int i, std::string* out, std::string* err) {
     *err = "cuDNN plan " + impl_->names[k] + " is not built";
     return 1;
   }
+  if (!impl_->restored_from.empty()) {
+    *out = impl_->restored_from;
+    return 0;
+  }
   try {
     // Building a built plan again only makes it the graph's current one, which serialize() writes.
     fe::error_t st = impl_->graph.build_plan_at_index(impl_->index[k]);
@@ -263,6 +268,7 @@ int FusedGraph::restore(cudnnHandle_t h, const std::string& bytes, const std::st
     impl->rtc = {false};
     impl->built = {1};
     impl->ws = {static_cast<size_t>(std::max<int64_t>(ws, 0))};
+    impl->restored_from = bytes;
     out->reset(new FusedGraph(std::move(impl)));
     tp_counter_add(TP_COUNTER_PLANS_RESTORED, 1);
     return 0;

@@ -78,7 +78,7 @@ class FusedGraph {
   // Index of the candidate named `name`, or -1.
   int find(const std::string& name) const;
   // Built candidate i as bytes: cuDNN's serialized execution plan (for a runtime-compiled engine, with its
-  // compiled kernel). 0, or 1 with *err.
+  // compiled kernel); for a restored graph, the bytes it was restored from. 0, or 1 with *err.
   int serialize(int i, std::string* out, std::string* err);
   // A graph whose only candidate (0, built, named `name`) is the plan serialize() wrote: no heuristics, no
   // compilation. 0, or 1 with *err (bytes of another cuDNN version or GPU, damaged bytes).

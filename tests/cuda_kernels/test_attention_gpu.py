@@ -141,6 +141,6 @@ def test_attention_tactic_state_restores_the_cudnn_plan() -> None:
                             tactic_state=state)
     after = _kernels.counters()
     assert after["plans_restored"] == before["plans_restored"] + 1 and after["plans_built"] == before["plans_built"]
-    assert eng2.tactic_names()[0] == chosen
+    assert eng2.tactic_names()[0] == chosen and eng2.tactic_states()[0] == state
     for o in (o1, o2):
         assert float(np.max(np.abs(o.astype(np.float64) - ref))) <= TOL[FLOAT16]

@@ -140,7 +140,8 @@ def test_conv_nhwc_tactic_state_restores_the_plan_without_building(case: tuple) 
                                    tactic_state=state)
     _check(y2, ref2, FLOAT16, f"{name} restored {chosen}")
     assert _plan_counters() == (built, restored + 1), "restoring builds no plan"
-    assert eng2.tactic_names()[0] == chosen and eng2.layer_timings() == [[]] and eng2.tactic_states()[0]
+    assert eng2.tactic_names()[0] == chosen and eng2.layer_timings() == [[]]
+    assert eng2.tactic_states()[0] == state, "a restored plan hands back the bytes it came from"
     y3, ref3, (eng3, _, _) = _case(np.random.default_rng(8), FLOAT16, *args, level=3, tactic_name=chosen,
                                    tactic_state=b"not a cuDNN plan" + state[:40])
     _check(y3, ref3, FLOAT16, f"{name} damaged state")
