@@ -172,3 +172,21 @@ def test_concurrent_atomic_writes(tmp_path):
 def test_producer_versions_reference_has_no_native_entries():
     v = producer_versions("reference")
     assert set(v) == {"ep_trtpy", "onnx", "onnxruntime"}
+
+
+def test_graph_hash_digests_large_constants_in_parallel_to_the_same_value(monkeypatch):
+    """The threaded path (graphs above PARALLEL_HASH_BYTES) hashes exactly what the serial path hashes, a
+    non-contiguous constant hashes like its C-order copy, and a changed byte changes the hash."""
+    from ep_trtpy.engine import cache
+
+    g = small_graph()
+    w = next(v for n in g.nodes for v in n.inputs if v is not None and v.const is not None and v.const.ndim == 2)
+    w.const = np.asfortranarray(w.const)
+    serial = graph_hash(g)
+    monkeypatch.setattr(cache, "PARALLEL_HASH_BYTES", 0)
+    assert graph_hash(g) == serial
+    w.const = np.ascontiguousarray(w.const)
+    assert graph_hash(g) == serial
+    w.const = w.const.copy()
+    w.const[3, 7] = np.nextafter(w.const[3, 7], np.float32(2))
+    assert graph_hash(g) != serial
