@@ -119,7 +119,8 @@ def reset_runtime_stats() -> None:
 
 
 def _imported_for_a_submodule() -> bool:
-    """True while this package is initialized on the way to one of its submodules (``import ep_trtpy.ops``).
+    """True while this package is initialized on the way to one of its submodules (``import ep_trtpy.ops``,
+    ``python -m ep_trtpy``).
 
     CPython's import machinery initializes a parent package from inside ``_find_and_load(name)`` of the submodule
     that was asked for: the import frame just outside this package's own one names it.
@@ -130,6 +131,9 @@ def _imported_for_a_submodule() -> bool:
         code = frame.f_code
         if code.co_name == "_find_and_load" and "importlib._bootstrap" in code.co_filename:
             asked.append(str(frame.f_locals.get("name", "")))
+        elif code.co_name == "_get_module_details" and "runpy" in code.co_filename:
+            # ``python -m ep_trtpy``: runpy initializes the package on the way to ep_trtpy.__main__
+            return str(frame.f_locals.get("mod_name", "")).startswith(__name__ + ".")
         frame = frame.f_back
     return len(asked) == 2 and asked[1].startswith(__name__ + ".")
 

@@ -11,8 +11,11 @@ changing only the provider name. Unknown keys and bad values raise :class:`Optio
 
 from __future__ import annotations
 
+import difflib
+import functools
+import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -184,6 +187,17 @@ def valid_names() -> list[str]:
     return [s.name for s in SPECS]
 
 
+def _nearest_option(key: str) -> str | None:
+    """The option a mistyped key most likely means: the one option whose name contains it (``fp16`` ->
+    ``fp16_enable``), else the closest spelling."""
+    k = key.strip().lower()
+    holding = {s.name for name, s in _BY_NAME.items() if k and k in name}
+    if len(holding) == 1:
+        return holding.pop()
+    near = difflib.get_close_matches(k, list(_BY_NAME), n=1, cutoff=0.6)
+    return _BY_NAME[near[0]].name if near else None
+
+
 def parse(raw: Mapping[str, str]) -> Options:
     """Options from ORT's string map. Raises OptionError for unknown keys or bad values."""
     values: dict[str, Any] = {}
@@ -194,7 +208,9 @@ def parse(raw: Mapping[str, str]) -> Options:
             continue
         spec = _BY_NAME.get(key)
         if spec is None:
-            raise OptionError(f"unknown TrtPyExecutionProvider option '{key}'; valid options: "
+            near = _nearest_option(str(key))
+            hint = f" (did you mean '{near}'?)" if near else ""
+            raise OptionError(f"unknown TrtPyExecutionProvider option '{key}'{hint}; valid options: "
                               f"{', '.join(valid_names())} (ORT TensorRT EP spellings with the 'trt_' prefix are "
                               f"accepted too)")
         if spec.name in values:
@@ -203,7 +219,53 @@ def parse(raw: Mapping[str, str]) -> Options:
             values[spec.name] = spec.parse(text)
         except (ValueError, TypeError) as e:
             raise OptionError(f"bad value {text!r} for TrtPyExecutionProvider option '{key}': {e}") from None
+    warn_unknown_op_types(values.get("op_types_to_exclude", ()))
     return Options(**values, session=session)
+
+
+@functools.lru_cache(maxsize=1)
+def _known_op_types() -> dict[str, str]:
+    """Every op type op_types_to_exclude can name, lower-cased -> spelled: ONNX's (all domains onnx knows) and the
+    keys of ep_trtpy's support rules (``ep_trtpy::Pointwise``, contrib ops)."""
+    import onnx.defs
+
+    from graph_partitioner.support import rules
+
+    names = {s.name for s in onnx.defs.get_all_schemas_with_history()} | set(rules())
+    names |= {k.rpartition("::")[2] for k in rules()}
+    return {n.lower(): n for n in sorted(names)}
+
+
+def unknown_op_types(names: Iterable[str]) -> list[str]:
+    """The names in ``names`` that are no known op type, each as text with the correctly-cased op type when one
+    matches case-insensitively (``"'conv' (did you mean 'Conv'?)"``) or a close one."""
+    known = _known_op_types()
+    spelled = set(known.values())
+    out = []
+    for name in names:
+        if name in spelled:
+            continue
+        hit = known.get(name.lower())
+        if hit is None:
+            near = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.8)
+            hit = known[near[0]] if near else None
+        out.append(f"'{name}'" + (f" (did you mean '{hit}'?)" if hit else ""))
+    return out
+
+
+_warned_op_types: set[tuple[str, ...]] = set()
+
+
+def warn_unknown_op_types(names: Iterable[str]) -> list[str]:
+    """Log (once per process for the same names) a warning naming the unknown op types in op_types_to_exclude;
+    returns them (see :func:`unknown_op_types`)."""
+    unknown = unknown_op_types(names)
+    if unknown and tuple(unknown) not in _warned_op_types:
+        _warned_op_types.add(tuple(unknown))
+        logging.getLogger("ep_trtpy").warning(
+            "op_types_to_exclude names unknown op types, which exclude nothing: %s (op types are case-sensitive "
+            "ONNX names such as 'Conv', or keys such as 'ep_trtpy::Pointwise')", ", ".join(unknown))
+    return unknown
 
 
 def markdown_table() -> str:

@@ -195,11 +195,14 @@ def load(paths: Sequence[str]) -> tuple[list[Row], dict[str, Any]]:
     rows: list[Row] = []
     meta: dict[str, Any] = {}
     for path in paths:
-        with open(path) as f:
-            doc = json.load(f)
-        if doc.get("schema") != SCHEMA:
-            raise ValueError(f"{path} is not an ep-trtpy bench JSON file of schema {SCHEMA} "
-                             f"(schema {doc.get('schema')!r})")
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = json.load(f)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path} is not a JSON file ({e})") from None
+        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+            schema = doc.get("schema") if isinstance(doc, dict) else None
+            raise ValueError(f"{path} is not an ep-trtpy bench JSON file of schema {SCHEMA} (schema {schema!r})")
         rows.extend(Row.from_dict(r) for r in doc["rows"])
         if not meta:
             meta = {k: v for k, v in doc.items() if k not in ("schema", "rows", "cells", "ours", "peers")}

@@ -7,6 +7,7 @@ import argparse
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ import numpy as np
 import onnx
 
 from ep_trtpy.cli import _real_models, harness
-from ep_trtpy.options import SPECS, Spec
+from ep_trtpy.cli._errors import UsageError, closest, folder, input_file, positive_int, read_onnx
+from ep_trtpy.options import SPECS, OptionError, Options, Spec, parse
 
 
 class _OptionFlag(argparse.Action):
@@ -66,22 +68,57 @@ def add_option_flags(p: argparse.ArgumentParser, exclude: Sequence[str] = ()) ->
             group.add_argument(flag, "--no-" + flag[2:], action=_OptionFlag, spec=spec, nargs=0, help=help_text)
         else:
             group.add_argument(flag, action=_OptionFlag, spec=spec, metavar=spec.type_name.upper(), help=help_text)
-    group.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+    group.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", type=_key_value,
                        help="any other TrtPyExecutionProvider option (repeatable)")
 
 
+def _key_value(item: str) -> str:
+    """``--option KEY=VALUE``, checked as the EP will check it (a known key, a value its parser takes)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{item!r} is not KEY=VALUE (e.g. --option fp16_enable=1)")
+    try:
+        parse({key.strip(): value.strip()})
+    except OptionError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return item
+
+
+def option_type(name: str) -> Any:
+    """An argparse ``type`` parsing a value as provider option ``name`` does (a bad value is argparse's error)."""
+    spec = next(s for s in SPECS if s.name == name)
+
+    def parse_value(text: str) -> Any:
+        try:
+            return spec.parse(text)
+        except (ValueError, TypeError) as e:
+            raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
+
+    parse_value.__name__ = spec.type_name
+    return parse_value
+
+
+def parse_options(raw: dict[str, str]) -> Options:
+    """ep_trtpy.options.parse, a bad key or value being a UsageError."""
+    try:
+        return parse(raw)
+    except OptionError as e:
+        raise UsageError(str(e)) from None
+
+
 def provider_options(args: argparse.Namespace) -> dict[str, str]:
-    """The provider options of the command line (see :func:`add_option_flags`), as ORT takes them."""
+    """The provider options of the command line (see :func:`add_option_flags`), as ORT takes them; checked
+    together (a key given twice under two spellings, a cache folder that is a file are UsageErrors)."""
     opts = dict(args.provider_options)
     for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--option {item!r}: expected KEY=VALUE")
+        key, _, value = item.partition("=")
         opts[key.strip()] = value.strip()
+    parsed = parse_options(opts)
+    for name in ("engine_cache_path", "timing_cache_path"):
+        path = getattr(parsed, name)
+        if path:
+            folder(path, f"option {name}", create=False)
     return opts
-
-
-from ep_trtpy.cli import _real_models, harness
 
 
 def add_source_arguments(p: argparse.ArgumentParser) -> None:
@@ -107,7 +144,8 @@ def add_model_arguments(p: argparse.ArgumentParser, batch_list: bool = False) ->
     if batch_list:
         p.add_argument("--batch", default="1", help="comma-separated batch sizes (default 1)")
     else:
-        p.add_argument("--batch", type=int, default=1, help="batch size for dynamic first dimensions (default 1)")
+        p.add_argument("--batch", type=positive_int, default=1,
+                       help="batch size for dynamic first dimensions (default 1)")
     p.add_argument("--shapes", help="input shapes NAME:D0xD1x...,... (for dynamic dimensions; overrides --batch)")
     p.add_argument("--feeds", help="inputs from an .npz file (names as the model's inputs)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
@@ -139,14 +177,37 @@ def export_dir(args: argparse.Namespace) -> str:
 def real_source(args: argparse.Namespace) -> _real_models.Source | None:
     """The real model --model names, if it names one."""
     text = getattr(args, "source", None)
-    return _real_models.source(text) if text and _real_models.is_source(text) else None
+    if not text or not _real_models.is_source(text):
+        return None
+    try:
+        return _real_models.source(text)
+    except ValueError:
+        known = list(_real_models.SOURCES)
+        raise UsageError(f"--model '{text}' is no known model source{closest(text, known)}; known: "
+                         f"{', '.join(known)}, or an ONNX file") from None
+
+
+def check_model_arguments(args: argparse.Namespace) -> None:
+    """Exactly one of MODEL.onnx, --model SOURCE, --arch NAME, each valid (a readable file, a known source or
+    architecture), checked before anything is loaded or exported."""
+    from ep_trtpy import models
+
+    given = [x for x in (args.model, getattr(args, "source", None), args.arch) if x]
+    if len(given) != 1:
+        raise UsageError("give exactly one of MODEL.onnx, --model SOURCE or --arch NAME"
+                         + (f" (got {', '.join(repr(g) for g in given)})" if given else ""))
+    if args.arch:
+        archs = models.names()
+        if args.arch not in archs:
+            raise UsageError(f"--arch '{args.arch}' is no generated architecture{closest(args.arch, archs)}; "
+                             f"available: {', '.join(archs)}")
+    elif real_source(args) is None:
+        input_file(given[0])
 
 
 def load(args: argparse.Namespace) -> Loaded:
     """The model of MODEL.onnx, --model SOURCE (exported in a torch subprocess) or --arch NAME."""
-    given = [x for x in (args.model, getattr(args, "source", None), args.arch) if x]
-    if len(given) != 1:
-        raise ValueError("give exactly one of MODEL.onnx, --model SOURCE or --arch NAME")
+    check_model_arguments(args)
     if args.arch:
         from ep_trtpy import models
 
@@ -156,9 +217,8 @@ def load(args: argparse.Namespace) -> Loaded:
         exported = _real_models.export_in_subprocess(src, export_dir(args), python=args.torch_python,
                                                      attn_implementation=args.attn_implementation)
         return Loaded(onnx.load(exported.onnx_path), src.label, exported)
-    if not os.path.exists(given[0]):
-        raise FileNotFoundError(f"model file not found: {given[0]}")
-    return Loaded(onnx.load(given[0]), os.path.basename(given[0]))
+    path = args.model or args.source
+    return Loaded(read_onnx(path), os.path.basename(path))
 
 
 def load_model(args: argparse.Namespace) -> tuple[onnx.ModelProto, str]:
@@ -167,34 +227,136 @@ def load_model(args: argparse.Namespace) -> tuple[onnx.ModelProto, str]:
     return loaded.model, loaded.label
 
 
-def make_feeds(args: argparse.Namespace, model: onnx.ModelProto, batch: int) -> dict[str, np.ndarray]:
-    """Inputs: --feeds file, else the architecture's or real model's own feeds, else seeded random inputs."""
-    if args.feeds:
-        with np.load(args.feeds, allow_pickle=False) as data:
+def _dims(vi: Any) -> list[int | str] | None:
+    """An input's dimensions (an int, or the name of a dynamic one: its dim_param, else '?'); None: no shape."""
+    tt = vi.type.tensor_type
+    if not tt.HasField("shape"):
+        return None
+    return [int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
+
+
+def _dims_text(dims: Sequence[int | str] | None) -> str:
+    return "[unknown rank]" if dims is None else "[" + ", ".join(str(d) for d in dims) + "]"
+
+
+def _is_batch(i: int, d: int | str) -> bool:
+    return i == 0 or "batch" in str(d).lower()
+
+
+def input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], batch: int = 1,
+                 notes: list[str] | None = None, batch_flags: str = "--batch or --shapes") -> dict[str, tuple[int, ...]]:
+    """The concrete shape of every model input: ``shapes`` (from --shapes; each name must be an input, with the
+    input's rank and static dimensions), else the input's own dimensions with a dynamic batch dimension (the first,
+    or one named like batch) set to ``batch`` (a line in ``notes`` says so). Any other dynamic dimension without
+    --shapes is a UsageError listing the inputs and their dynamic dimensions."""
+    inits = {t.name for t in model.graph.initializer}
+    inputs = {vi.name: _dims(vi) for vi in model.graph.input if vi.name not in inits}
+    listing = ", ".join(f"{n} {_dims_text(d)}" for n, d in inputs.items()) or "none"
+    for name, shape in shapes.items():
+        if name not in inputs:
+            raise UsageError(f"--shapes names '{name}', which is not an input of the model"
+                             f"{closest(name, list(inputs))}; inputs: {listing}")
+        dims = inputs[name]
+        if dims is None:
+            continue
+        if len(shape) != len(dims):
+            raise UsageError(f"--shapes {name}:{'x'.join(map(str, shape))} has {len(shape)} dimensions; input "
+                             f"'{name}' has {len(dims)}: {_dims_text(dims)}")
+        fixed = [(i, d, s) for i, (d, s) in enumerate(zip(dims, shape)) if isinstance(d, int) and d > 0 and d != s]
+        if fixed:
+            i, d, got = fixed[0]
+            raise UsageError(f"--shapes {name}:{'x'.join(map(str, shape))} sets dimension {i} to {got}; the model "
+                             f"fixes it to {d} ({name} {_dims_text(dims)})")
+    out: dict[str, tuple[int, ...]] = {}
+    unresolved: dict[str, list[str]] = {}
+    defaulted: list[str] = []
+    for name, dims in inputs.items():
+        if name in shapes:
+            out[name] = tuple(int(d) for d in shapes[name])
+            continue
+        if dims is None:
+            unresolved[name] = ["its rank"]
+            continue
+        dynamic = [i for i, d in enumerate(dims) if not (isinstance(d, int) and d > 0)]
+        others = [i for i in dynamic if not _is_batch(i, dims[i])]
+        if others:
+            unresolved[name] = [str(dims[i]) if dims[i] != "?" else f"dim {i}" for i in others]
+            continue
+        if dynamic:
+            defaulted.append(f"{name} {_dims_text(dims)}")
+        out[name] = tuple(int(batch) if i in dynamic else int(d) for i, d in enumerate(dims))
+    if unresolved:
+        listing = "; ".join(f"{n} {_dims_text(inputs[n])} ({', '.join(w)})" for n, w in unresolved.items())
+        examples = []
+        for n in unresolved:
+            dims = inputs[n]
+            if dims is None:
+                examples.append(f"{n}:D0xD1x...")
+                continue
+            examples.append(n + ":" + "x".join(
+                str(d) if isinstance(d, int) and d > 0 else str(batch) if _is_batch(i, d) else
+                (str(d) if d != "?" else f"D{i}") for i, d in enumerate(dims)))
+        raise UsageError(f"dynamic dimensions without --shapes: {listing}; give them with --shapes "
+                         f"{','.join(examples)} (numbers in place of the names)")
+    if defaulted and notes is not None:
+        notes.append(f"note: dynamic batch dimension set to {batch} for {', '.join(defaulted)} ({batch_flags} sets it)")
+    return out
+
+
+def read_feeds(path: str, model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """The inputs in an .npz file (--feeds): each model input present, no other names."""
+    input_file(path, "--feeds file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
             feeds = {k: data[k] for k in data.files}
-        names = {vi.name for vi in model.graph.input} - {t.name for t in model.graph.initializer}
-        missing = names - set(feeds)
-        if missing:
-            raise ValueError(f"--feeds {args.feeds} lacks inputs {sorted(missing)}")
-        return {k: v for k, v in feeds.items() if k in names}
-    if args.arch and not args.shapes:
+    except Exception as e:  # noqa: BLE001 - zipfile, pickle and format errors: all about the file
+        reason = str(e).split(". ")[0].rstrip(".") or type(e).__name__
+        raise UsageError(f"--feeds file '{path}' is not an .npz file of arrays ({reason})") from None
+    names = [vi.name for vi in model.graph.input if vi.name not in {t.name for t in model.graph.initializer}]
+    missing = [n for n in names if n not in feeds]
+    if missing:
+        raise UsageError(f"--feeds file '{path}' lacks inputs {', '.join(missing)} (it holds "
+                         f"{', '.join(feeds) or 'nothing'})")
+    extra = [k for k in feeds if k not in names]
+    if extra:
+        raise UsageError(f"--feeds file '{path}' holds {', '.join(extra)}, which are not inputs of the model "
+                         f"(inputs: {', '.join(names)})")
+    return feeds
+
+
+def make_feeds(args: argparse.Namespace, model: onnx.ModelProto, batch: int,
+               notes: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Inputs: --feeds file, else the architecture's or real model's own feeds, else seeded random inputs of the
+    shapes :func:`input_shapes` gives (a dynamic dimension other than batch needs --shapes). Notes (a defaulted
+    batch dimension) go to stderr unless ``notes`` collects them."""
+    if args.feeds:
+        return read_feeds(args.feeds, model)
+    shapes = harness.parse_shapes(args.shapes)
+    if args.arch and not shapes:
         from ep_trtpy import models
 
         extra: dict[str, Any] = {"sequence": args.sequence} if args.sequence else {}
         return models.make_feeds(args.arch, batch=batch, seed=args.seed, ci=args.ci, **extra)
     src = real_source(args)
-    if src is not None and not args.shapes:
+    if src is not None and not shapes:
         return _real_models.make_inputs(src, batch, seed=args.seed, sequence=args.sequence or _real_models.SEQUENCE)
-    return harness.random_feeds(model, harness.parse_shapes(args.shapes), seed=args.seed, batch=batch)
+    said: list[str] = []
+    full = input_shapes(model, shapes, batch, said)
+    if notes is not None:
+        notes.extend(said)
+    else:
+        for line in said:
+            print(line, file=sys.stderr)
+    return harness.random_feeds(model, full, seed=args.seed, batch=batch)
 
 
 def batches(args: argparse.Namespace) -> list[int]:
     try:
         out = [int(b) for b in str(args.batch).split(",") if b.strip()]
     except ValueError:
-        raise ValueError(f"--batch must be comma-separated integers, got {args.batch!r}") from None
+        raise UsageError(f"--batch must be comma-separated integers, got {args.batch!r}") from None
     if not out or min(out) < 1:
-        raise ValueError(f"--batch must list batch sizes >= 1, got {args.batch!r}")
+        raise UsageError(f"--batch must list batch sizes >= 1, got {args.batch!r}")
     return out
 
 

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from ep_trtpy.cli import _bench_peers, _bench_report, _common, harness
+from ep_trtpy.cli._errors import UsageError, folder, input_file, output_file
 from ep_trtpy.cli._bench_report import Row
 
 NAME = "bench"
@@ -276,20 +277,21 @@ def plan(args: argparse.Namespace) -> tuple[list[argparse.Namespace], list[int],
     precisions = _split(args.precision, ("fp16",) if args.fp16 else (suite.precisions if suite else ("fp32",)))
     bad = [p for p in providers if p not in PROVIDERS]
     if bad:
-        raise ValueError(f"--providers accepts {', '.join(PROVIDERS)}; got {bad}")
+        raise UsageError(f"--providers accepts {', '.join(PROVIDERS)}; got {', '.join(bad)}")
     bad = [p for p in precisions if p not in PRECISIONS]
     if bad:
-        raise ValueError(f"--precision accepts {', '.join(PRECISIONS)}; got {bad}")
+        raise UsageError(f"--precision accepts {', '.join(PRECISIONS)}; got {', '.join(bad)}")
     if suite is None:
         if args.models:
-            raise ValueError("--models narrows a --suite; without one, name the model itself")
+            raise UsageError("--models narrows a --suite; without one, name the model itself")
+        _common.check_model_arguments(args)
         return [args], _common.batches(argparse.Namespace(batch=args.batch or "1")), precisions, providers
     if args.model or args.source or args.arch:
-        raise ValueError("--suite runs its own models: give no MODEL.onnx, --model or --arch (--models narrows it)")
+        raise UsageError("--suite runs its own models: give no MODEL.onnx, --model or --arch (--models narrows it)")
     wanted = _split(args.models, ())
     chosen = [m for m in suite.models if not wanted or any(w in m for w in wanted)]
     if not chosen:
-        raise ValueError(f"--models {args.models!r} matches none of the suite's models: {', '.join(suite.models)}")
+        raise UsageError(f"--models {args.models!r} matches none of the suite's models: {', '.join(suite.models)}")
     spaces = []
     for m in chosen:
         ns = copy.copy(args)
@@ -379,8 +381,15 @@ def run(args: argparse.Namespace) -> int:
 
     import ep_trtpy
 
+    if args.json:
+        output_file(args.json, "--json")
     if args.from_json:
-        rows, meta = _bench_report.load(args.from_json)
+        for path in args.from_json:
+            input_file(path, "--from-json file")
+        try:
+            rows, meta = _bench_report.load(args.from_json)
+        except ValueError as e:
+            raise UsageError(f"--from-json {e}") from None
         _print_tables(rows)
         if args.json:
             _bench_report.write(args.json, _bench_report.document(rows, meta))
@@ -388,6 +397,8 @@ def run(args: argparse.Namespace) -> int:
         return 1 if any(r.status == "error" for r in rows) else 0
     spaces, batches, precisions, providers = plan(args)
     options = _common.provider_options(args)
+    if args.cache_dir:
+        folder(args.cache_dir, "--cache-dir")
     if "trtpy" in providers and not harness.ep_registered():
         raise harness.EpUnavailableError(f"{harness.EP_NAME} is not registered with onnxruntime {ort.__version__}")
     gpu = _gpu(args.device_id)
@@ -404,6 +415,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             wl, info = _load_workload(ns, batches, tmp)
         except Exception as e:  # noqa: BLE001 - a model that cannot be loaded or exported is one error row
+            if isinstance(e, UsageError):  # the user's file or --shapes: no row, the command's error
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
             label = ns.source or ns.arch or ns.model or "?"
             row = Row("load", batches[0], precisions[0], label)
             row.fail(e)

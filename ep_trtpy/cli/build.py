@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
-from ep_trtpy.cli import _common
+from ep_trtpy.cli import _common, _errors
 from ep_trtpy.cli.harness import parse_shapes  # noqa: F401  (re-exported: `--shapes` parsing for build/profile)
 
 NAME = "build"
@@ -30,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default="", help="engine cache folder (default: the engine_cache_path default)")
     p.add_argument("--backend", choices=("cuda", "reference"), default=None,
                    help="cuda (default when a GPU is usable) or the numpy reference backend")
-    p.add_argument("--min-subgraph-size", type=int, default=1, help="smallest cluster to build (min_subgraph_size)")
+    p.add_argument("--min-subgraph-size", type=_common.option_type("min_subgraph_size"), default=1, metavar="N",
+                   help="smallest cluster to build (min_subgraph_size)")
     p.add_argument("--verbose", action="store_true", help="log every build step (detailed_build_log)")
     p.add_argument("--dump-passes", default="", metavar="DIR",
                    help="write the graph after every pass that changed it as DIR/<engine>/<nnn>_<pass>.onnx")
@@ -98,30 +100,30 @@ def run(args: argparse.Namespace) -> int:
     import ep_trtpy
     from ep_trtpy.builder.build import get_or_build
     from ep_trtpy.engine.cache import Counters
-    from ep_trtpy.options import parse
     from graph_partitioner import partition as partition_module
     from graph_partitioner.onnx_io import graph_from_onnx
 
-    if not os.path.exists(args.model):
-        raise FileNotFoundError(f"no such model file: {args.model}")
+    model = _errors.read_onnx(args.model)
+    if args.cache_dir:
+        _errors.folder(args.cache_dir, "--cache-dir")
+    if args.dump_passes:
+        _errors.folder(args.dump_passes, "--dump-passes")
+    notes: list[str] = []
+    shapes = _common.input_shapes(model, parse_shapes(args.shapes), 1, notes, batch_flags="--shapes")
+    for line in notes:
+        print(line, file=sys.stderr)
     raw = {"engine_cache_enable": "1", "min_subgraph_size": str(args.min_subgraph_size),
            "detailed_build_log": "1" if args.verbose else "0", **_common.provider_options(args)}
     if args.cache_dir:
         raw["engine_cache_path"] = args.cache_dir
-    options = parse(raw)
+    options = _common.parse_options(raw)
     if args.verbose:
         import logging
 
         logging.getLogger("ep_trtpy").setLevel(logging.INFO)
     backend = args.backend or ("cuda" if ep_trtpy.has_gpu() else "reference")
     device = _device(backend)
-    graph = graph_from_onnx(args.model)
-    shapes = parse_shapes(args.shapes)
-    names = {v.name for v in graph.inputs}
-    for name in shapes:
-        if name not in names:
-            raise ValueError(f"--shapes names '{name}', which is not an input of the model (inputs: "
-                             f"{', '.join(v.name for v in graph.inputs)})")
+    graph = graph_from_onnx(model)
     known = concrete_shapes(graph, shapes)
     result = partition_module.partition(graph, options.min_subgraph_size, options.op_types_to_exclude)
     stem = os.path.splitext(os.path.basename(args.model))[0]

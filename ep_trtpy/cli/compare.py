@@ -24,10 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 @_common.reports_unavailable_ep(NAME)
 def run(args: argparse.Namespace) -> int:
+    options = _common.provider_options(args)
     model, label = _common.load_model(args)
     feeds = _common.make_feeds(args, model, args.batch)
     data = harness.prepare_model(model).SerializeToString()
-    options = _common.provider_options(args)
     fp16 = parse(options).fp16_enable  # float16 engines are judged with fp16 tolerances
     ours = harness.create_session(data, "trtpy", ep_options=options)
     cpu = harness.create_session(data, "cpu")

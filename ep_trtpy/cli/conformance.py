@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ep_trtpy.cli import _common
+from ep_trtpy.cli import _common, _errors
 
 NAME = "conformance"
 HELP = ("Run the ONNX backend node test cases with TrtPyExecutionProvider first and the CPU provider second; print "
@@ -24,12 +24,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _common.add_option_flags(p)
 
 
+def _check_selection(ops: list[str] | None, names: list[str] | None) -> None:
+    """--ops names ONNX op types (correctly cased), --cases valid regular expressions."""
+    import re
+
+    import onnx.defs
+
+    known = {s.name for s in onnx.defs.get_all_schemas_with_history()}
+    for op in ops or ():
+        if op not in known:
+            raise _errors.UsageError(f"--ops names '{op}', which is no ONNX op type{_errors.closest(op, sorted(known))}")
+    for pattern in names or ():
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise _errors.UsageError(f"--cases '{pattern}' is not a regular expression ({e})") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from ep_trtpy.cli import conformance_runner, harness
 
-    ops = [o for o in (args.ops or "").split(",") if o.strip()] or None
-    names = [n for n in (args.cases or "").split(",") if n.strip()] or None
+    ops = [o.strip() for o in (args.ops or "").split(",") if o.strip()] or None
+    names = [n.strip() for n in (args.cases or "").split(",") if n.strip()] or None
+    _check_selection(ops, names)
     options = _common.provider_options(args) or None
+    if args.json:
+        _errors.output_file(args.json, "--json")
 
     def progress(r: conformance_runner.CaseResult) -> None:
         if r.is_error or args.verbose:
@@ -53,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"ep-trtpy conformance: error: the partitioner is not implemented in this build ({e!r})",
               file=sys.stderr)
         return 1
+    if not report.results and (ops or names):
+        raise _errors.UsageError(f"no ONNX backend node case matches --ops {args.ops or '(all)'} --cases "
+                                 f"{args.cases or '(all)'}")
     print()
     print(report.table(only_interesting=not args.all_ops))
     counts = report.counts()

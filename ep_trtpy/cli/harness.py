@@ -24,13 +24,14 @@ import numpy as np
 import onnx
 
 from ep_trtpy import EP_NAME, register
+from ep_trtpy.cli._errors import Unavailable, UsageError
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 PROVIDER_ALIASES = {"trtpy": EP_NAME, "cpu": CPU, "cuda": CUDA}
 
 
-class EpUnavailableError(RuntimeError):
+class EpUnavailableError(Unavailable):
     """The requested execution provider is not registered with this onnxruntime."""
 
 
@@ -44,6 +45,8 @@ def ep_registered(name: str = EP_NAME) -> bool:
     offered at least one device)."""
     import onnxruntime as ort
 
+    if name == EP_NAME:
+        register()  # idempotent; a process that imported only submodules (the CLI) has not registered yet
     return name in ort.get_available_providers()
 
 
@@ -373,31 +376,21 @@ _NP_OF_ORT = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tenso
 
 def parse_shapes(text: str | None) -> dict[str, tuple[int, ...]]:
     """``"input_ids:1x128,attention_mask:1x128"`` -> {name: shape}; ``"s:"`` is a scalar. Shared by every command
-    that takes ``--shapes``."""
+    that takes ``--shapes``; a malformed entry is a UsageError quoting it."""
     out: dict[str, tuple[int, ...]] = {}
     for item in filter(None, (s.strip() for s in (text or "").split(","))):
         name, sep, dims = item.rpartition(":")
         if not sep or not name:
-            raise ValueError(f"bad --shapes entry {item!r}; expected name:dims, i.e. NAME:D0xD1x... "
-                             "(e.g. input:1x3x224x224)")
+            raise UsageError(f"bad --shapes entry {item!r}: expected NAME:D0xD1x... (e.g. input:1x3x224x224)")
         try:
-            out[name] = tuple(int(d) for d in dims.lower().split("x")) if dims else ()
+            shape = tuple(int(d) for d in dims.lower().split("x")) if dims else ()
         except ValueError:
-            raise ValueError(f"bad dimensions in --shapes entry {item!r}: integers separated by 'x'") from None
-        if any(d < 0 for d in out[name]):
-            raise ValueError(f"negative dimension in --shapes entry {item!r}")
-    return out
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        name, sep, dims = item.rpartition(":")
-        if not sep or not name:
-            raise ValueError(f"bad --shapes entry {item!r}: expected NAME:D0xD1x... (e.g. input:1x3x224x224)")
-        try:
-            out[name] = tuple(int(d) for d in dims.lower().split("x")) if dims else ()
-        except ValueError:
-            raise ValueError(f"bad --shapes entry {item!r}: dimensions must be integers separated by 'x'") from None
+            raise UsageError(f"bad --shapes entry {item!r}: dimensions must be integers separated by 'x'") from None
+        if any(d < 0 for d in shape):
+            raise UsageError(f"bad --shapes entry {item!r}: a dimension is negative")
+        if name in out:
+            raise UsageError(f"--shapes gives '{name}' twice")
+        out[name] = shape
     return out
 
 

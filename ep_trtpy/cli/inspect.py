@@ -5,7 +5,7 @@ Prints the header (format, producers, backend, device, key, graph hash, shapes, 
 precision, workspace, and which original ONNX nodes each one implements), the tensor table
 and the memory plan (activation arena and weights bytes). For reference-backend engines the layers are the
 optimized graph's nodes. ``--json`` prints the same as one JSON object. A file that is not a valid engine gives a
-one-line error (exit status 1).
+one-line error (exit status 2).
 """
 
 from __future__ import annotations
@@ -141,9 +141,14 @@ def _print_text(d: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not os.path.exists(args.engine):
-        raise FileNotFoundError(f"no such engine file: {args.engine}")
-    d = describe(args.engine)
+    from ep_trtpy.cli._errors import UsageError, input_file
+    from ep_trtpy.engine.format import EngineFormatError
+
+    input_file(args.engine, "engine file")
+    try:
+        d = describe(args.engine)
+    except EngineFormatError as e:
+        raise UsageError(f"engine file '{args.engine}': {e}") from None
     if args.json:
         print(json.dumps(d, indent=1, sort_keys=True))
     else:

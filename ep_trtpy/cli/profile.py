@@ -45,17 +45,17 @@ def _model(args: argparse.Namespace) -> tuple[Any, dict[str, np.ndarray]]:
 
 
 def _options(args: argparse.Namespace) -> tuple[Any, str]:
+    from ep_trtpy.cli._errors import UsageError
     from ep_trtpy.cli.bench import PRECISIONS, precision_options
-    from ep_trtpy.options import parse
 
     precision = args.precision or ("fp16" if args.fp16 else "fp32")
     if precision not in PRECISIONS:
-        raise ValueError(f"--precision accepts {', '.join(PRECISIONS)}, got '{precision}'")
+        raise UsageError(f"--precision accepts {', '.join(PRECISIONS)}, got '{precision}'")
     try:
         extra, _ = precision_options(precision)
     except LookupError as e:
-        raise ValueError(f"--precision {precision}: {e}") from None
-    return parse(dict(_common.provider_options(args), **extra)), precision
+        raise UsageError(f"--precision {precision}: {e}") from None
+    return _common.parse_options(dict(_common.provider_options(args), **extra)), precision
 
 
 def _work_columns(plan: Any, ms: list[float]) -> list[dict[str, Any]]:
@@ -70,9 +70,8 @@ def _work_columns(plan: Any, ms: list[float]) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import cupy as cp
-
     import ep_trtpy
+    from ep_trtpy.cli._errors import Unavailable, output_file
     from ep_trtpy.builder.build import build
     from ep_trtpy.cli.build import _device, concrete_shapes
     from ep_trtpy.runtime import _prepare_io, profile_engine
@@ -80,10 +79,14 @@ def run(args: argparse.Namespace) -> int:
     from graph_partitioner.ir import np_dtype
     from graph_partitioner.onnx_io import graph_from_onnx
 
-    if not ep_trtpy.has_gpu():
-        raise ValueError("profile needs a CUDA GPU (ep_trtpy.has_gpu() is False)")
-    model, feeds = _model(args)
     options, precision = _options(args)
+    if args.json:
+        output_file(args.json, "--json")
+    loaded = None if _common.real_source(args) else _model(args)  # a file or --arch: inputs checked first
+    if not ep_trtpy.has_gpu():
+        raise Unavailable("profile needs a CUDA GPU and this machine has none usable (ep_trtpy.has_gpu() is False)")
+    model, feeds = loaded or _model(args)
+    import cupy as cp
     graph = graph_from_onnx(model)
     known = concrete_shapes(graph, {k: tuple(v.shape) for k, v in feeds.items()})
     result = partition_module.partition(graph, options.min_subgraph_size, options.op_types_to_exclude)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from ep_trtpy.cli import _common, harness
+from ep_trtpy.cli import _common, _errors, harness
 
 NAME = "run"
 HELP = ("Run MODEL.onnx (or --arch NAME) once through TrtPyExecutionProvider (+ CPU for what it does not claim); "
@@ -14,7 +14,7 @@ HELP = ("Run MODEL.onnx (or --arch NAME) once through TrtPyExecutionProvider (+ 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     _common.add_model_arguments(p)
-    p.add_argument("--provider", default="trtpy", help="trtpy (default) or cpu")
+    p.add_argument("--provider", default="trtpy", choices=("trtpy", "cpu"), help="trtpy (default) or cpu")
     p.add_argument("--iters", type=int, default=10, help="timed runs after the first (0: only the first run)")
     p.add_argument("--save", metavar="FILE.npz", help="write the outputs to an .npz file")
     _common.add_option_flags(p)
@@ -24,10 +24,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    options = _common.provider_options(args) if args.provider != "cpu" else None
+    if args.save:
+        _errors.output_file(args.save, "--save")
     model, label = _common.load_model(args)
     feeds = _common.make_feeds(args, model, args.batch)
     t0 = time.perf_counter()
-    sess = harness.create_session(model, args.provider, ep_options=_common.provider_options(args) if args.provider != "cpu" else None)
+    sess = harness.create_session(model, args.provider, ep_options=options)
     create_s = time.perf_counter() - t0
     print(f"model {label}; inputs: " + ", ".join(f"{k} {v.dtype}{list(v.shape)}" for k, v in feeds.items()))
     print(_common.placement_summary(sess))

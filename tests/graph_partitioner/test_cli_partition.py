@@ -19,17 +19,29 @@ def model_path(tmp_path):
     return str(path)
 
 
-def test_text_report(model_path, capsys):
+def test_text_report_summary_first(model_path, capsys):
     assert main(["partition", model_path]) == 0
-    out = capsys.readouterr().out
-    lines = out.splitlines()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (f"{model_path}: 4 of 5 nodes claimed by TrtPyExecutionProvider in 2 clusters (one engine "
+                        f"each), 1 left to the CPU provider, 0 folded as constants (5 nodes in the file)")
+    table = lines[lines.index("op type  claimed  on CPU  folded") + 1:lines.index("Clusters:") - 1]
+    assert {row.split()[0]: [int(x) for x in row.split()[1:]] for row in table} == {
+        "Add": [1, 0, 0], "CumSum": [0, 1, 0], "Mul": [1, 0, 0], "Relu": [1, 0, 0], "Sigmoid": [1, 0, 0]}
+    assert "  0: 2 nodes (Mul x1, Relu x1); inputs x float32[2,3]; outputs a float32[2,3], b float32[2,3]" in lines
+    assert "  CumSum x1: CumSum has no GPU implementation in ep_trtpy" in lines
+    assert not any("relu (Relu)" in line for line in lines)  # the node list needs --verbose
+
+
+def test_verbose_lists_the_nodes(model_path, capsys):
+    assert main(["partition", model_path, "--verbose"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{model_path}: 4 of 5 nodes claimed")
     assert lines[-1] == "4/5 nodes claimed in 2 clusters"
     assert "Cluster 0: 2 nodes" in lines and "Cluster 1: 2 nodes" in lines
     assert "  ops: Mul x1, Relu x1" in lines
     assert "  inputs: x float32[2,3]" in lines
     assert "  outputs: a float32[2,3], b float32[2,3]" in lines  # a feeds the Add in the other cluster
     assert "  nodes: relu (Relu), mul (Mul)" in lines
-    assert "Not claimed: 1 node" in lines
     assert "  cumsum (CumSum): CumSum has no GPU implementation in ep_trtpy" in lines
 
 
@@ -51,12 +63,13 @@ def test_options_and_json(model_path, capsys):
 
 
 def test_bad_option_and_missing_model(capsys, tmp_path):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exc:
         main(["partition", "m.onnx", "--min-subgraph-size", "0"])
-    assert main(["partition"]) == 1
+    assert exc.value.code == 2 and "--min-subgraph-size: '0': expected an integer >= 1" in capsys.readouterr().err
+    assert main(["partition"]) == 2
     assert "a MODEL.onnx path is needed" in capsys.readouterr().err
-    assert main(["partition", str(tmp_path / "missing.onnx")]) == 1
-    assert "does not exist" in capsys.readouterr().err
+    assert main(["partition", str(tmp_path / "missing.onnx")]) == 2
+    assert f"model file '{tmp_path / 'missing.onnx'}' does not exist" in capsys.readouterr().err
 
 
 def test_support_matrix_is_generated_from_the_rules(capsys):

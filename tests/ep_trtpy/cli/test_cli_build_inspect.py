@@ -83,13 +83,14 @@ def test_build_dump_passes(model_path, tmp_path, capsys):
     assert {n.op_type for n in last.graph.node} <= {"FusedMatMul", "Pointwise"}
 
 
-def test_build_needs_shapes_for_dynamic_inputs(model_path, tmp_path, capsys):
+def test_build_defaults_a_dynamic_batch_with_a_note(model_path, tmp_path, capsys):
     path, _, _ = model_path
     rc = main(["build", path, "--backend", "reference", "--cache-dir", str(tmp_path)])
-    err = capsys.readouterr().err
-    assert rc == 1 and "--shapes" in err and "x" in err
+    captured = capsys.readouterr()
+    assert rc == 0 and "inputs x:1x8" in captured.out
+    assert "note: dynamic batch dimension set to 1 for x [N, 8] (--shapes sets it)" in captured.err
     rc = main(["build", path, "--shapes", "nope:1x8", "--backend", "reference", "--cache-dir", str(tmp_path)])
-    assert rc == 1 and "'nope', which is not an input" in capsys.readouterr().err
+    assert rc == 2 and "'nope', which is not an input" in capsys.readouterr().err
 
 
 def test_build_fp16_is_a_different_engine(model_path, tmp_path, capsys):
@@ -112,7 +113,7 @@ def test_inspect_corrupt_file_is_one_line_error(model_path, tmp_path, capsys, da
     data = f.read_bytes()
     bad = {"truncate": data[:100], "flip": data[:50] + bytes([data[50] ^ 1]) + data[51:], "text": b"hello"}[damage]
     f.write_bytes(bad)
-    assert main(["inspect", str(f)]) == 1
+    assert main(["inspect", str(f)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("ep-trtpy inspect: error:")
 
@@ -121,10 +122,12 @@ def test_parse_shapes():
     from ep_trtpy.cli.build import parse_shapes
 
     assert parse_shapes("a:1x3x224x224, b:1x128 ,s:") == {"a": (1, 3, 224, 224), "b": (1, 128), "s": ()}
-    with pytest.raises(ValueError, match="bad dimensions"):
+    with pytest.raises(ValueError, match="'a:1xq': dimensions must be integers"):
         parse_shapes("a:1xq")
-    with pytest.raises(ValueError, match="expected name:"):
+    with pytest.raises(ValueError, match="'1x3': expected NAME:D0xD1x"):
         parse_shapes("1x3")
+    with pytest.raises(ValueError, match="gives 'a' twice"):
+        parse_shapes("a:1,a:2")
 
 
 def test_inspect_shows_the_layout_of_convolutions(tmp_path, capsys):

@@ -53,8 +53,8 @@ def test_run_with_shapes_and_feeds(capsys, tmp_path) -> None:
 
 
 def test_run_reports_a_missing_file(capsys) -> None:
-    assert main(["run", "does-not-exist.onnx", "--provider", "cpu"]) == 1
-    assert "not found" in capsys.readouterr().err
+    assert main(["run", "does-not-exist.onnx", "--provider", "cpu"]) == 2
+    assert "model file 'does-not-exist.onnx' does not exist" in capsys.readouterr().err
 
 
 def test_bench_cpu_writes_json(capsys, tmp_path) -> None:
@@ -94,7 +94,7 @@ def test_ort_gpu_worker_runs_standalone(tmp_path) -> None:
 
 
 def test_bench_rejects_unknown_runner(capsys) -> None:
-    assert main(["bench", SAMPLE, "--providers", "tensorrt"]) == 1
+    assert main(["bench", SAMPLE, "--providers", "tensorrt"]) == 2
     assert "--providers accepts" in capsys.readouterr().err
 
 
