@@ -136,7 +136,8 @@ class Options:
         "Smallest number of nodes a claimed subgraph may have; smaller clusters are left to the CPU provider.",
         "trt_min_subgraph_size", affects_engine=False)
     op_types_to_exclude: tuple[str, ...] = _option(
-        (), _str_list, "list", "Comma-separated op types never claimed (e.g. 'Resize,Einsum').",
+        (), _str_list, "list", "Comma-separated op types never claimed (e.g. 'Resize,Einsum'), spelled as in ONNX; an "
+        "unknown name (a typo, 'conv') is a warning that names it and the op type it likely means.",
         "trt_op_types_to_exclude", affects_engine=False)
     dump_subgraphs: bool = _option(
         False, _bool, "bool",

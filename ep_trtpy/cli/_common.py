@@ -244,7 +244,8 @@ def _is_batch(i: int, d: int | str) -> bool:
 
 
 def input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], batch: int = 1,
-                 notes: list[str] | None = None, batch_flags: str = "--batch or --shapes") -> dict[str, tuple[int, ...]]:
+                 notes: list[str] | None = None,
+                 batch_flags: str = "--batch or --shapes") -> dict[str, tuple[int, ...]]:
     """The concrete shape of every model input: ``shapes`` (from --shapes; each name must be an input, with the
     input's rank and static dimensions), else the input's own dimensions with a dynamic batch dimension (the first,
     or one named like batch) set to ``batch`` (a line in ``notes`` says so). Any other dynamic dimension without
@@ -304,7 +305,8 @@ def input_shapes(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]], bat
 
 
 def read_feeds(path: str, model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """The inputs in an .npz file (--feeds): each model input present, no other names."""
+    """The inputs in an .npz file (--feeds): every model input must be there; other arrays are ignored (a note
+    says which)."""
     input_file(path, "--feeds file")
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -319,9 +321,9 @@ def read_feeds(path: str, model: onnx.ModelProto) -> dict[str, np.ndarray]:
                          f"{', '.join(feeds) or 'nothing'})")
     extra = [k for k in feeds if k not in names]
     if extra:
-        raise UsageError(f"--feeds file '{path}' holds {', '.join(extra)}, which are not inputs of the model "
-                         f"(inputs: {', '.join(names)})")
-    return feeds
+        print(f"note: --feeds file '{path}' also holds {', '.join(extra)}, which are not inputs of the model: "
+              f"ignored", file=sys.stderr)
+    return {k: feeds[k] for k in names}
 
 
 def make_feeds(args: argparse.Namespace, model: onnx.ModelProto, batch: int,

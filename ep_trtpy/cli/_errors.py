@@ -51,15 +51,24 @@ class Parser(argparse.ArgumentParser):
         return text + (closest(first, flags) if first else "")
 
 
-def positive_int(text: str) -> int:
-    """An argparse ``type``: an integer >= 1."""
+def _int_at_least(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 1")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= {low}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 1."""
+    return _int_at_least(text, 1)
+
+
+def count(text: str) -> int:
+    """An argparse ``type``: an integer >= 0."""
+    return _int_at_least(text, 0)
 
 
 # -------------------------------------------------------------------------------------------- paths --

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from ep_trtpy.cli import _bench_peers, _bench_report, _common, harness
-from ep_trtpy.cli._errors import UsageError, folder, input_file, output_file
+from ep_trtpy.cli._errors import UsageError, count, folder, input_file, output_file, positive_int
 from ep_trtpy.cli._bench_report import Row
 
 NAME = "bench"
@@ -84,8 +84,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--providers", help=f"comma-separated runners: {', '.join(PROVIDERS)} (default trtpy,cpu)")
     p.add_argument("--fp16", action="store_true", help="shorthand for --precision fp16")
     p.add_argument("--precision", help=f"comma-separated: {', '.join(PRECISIONS)} (default fp32)")
-    p.add_argument("--iters", type=int, default=50, help="timed runs per row (default 50)")
-    p.add_argument("--warmup", type=int, default=10, help="untimed runs before timing (default 10)")
+    p.add_argument("--iters", type=positive_int, default=50, help="timed runs per row (default 50)")
+    p.add_argument("--warmup", type=count, default=10, help="untimed runs before timing (default 10)")
     p.add_argument("--max-seconds", type=float, default=60.0, help="stop timing a row after this long (>= 3 runs)")
     p.add_argument("--device-id", type=int, default=0)
     p.add_argument("--ort-gpu-path", help="folder holding an onnxruntime-gpu package (for --providers cuda)")

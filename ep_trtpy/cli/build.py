@@ -87,7 +87,12 @@ def _device(backend: str) -> Any:
 
     if backend != "cuda":
         return CPU
+    import ep_trtpy
     from ep_trtpy import _kernels
+
+    if not ep_trtpy.has_gpu():
+        raise _errors.Unavailable("--backend cuda needs a usable CUDA device and this machine has none; use "
+                                  "--backend reference")
 
     if not hasattr(_kernels, "device_info"):
         raise ValueError("this build of ep_trtpy's native runtime cannot describe the GPU (no device_info); use "

@@ -33,7 +33,8 @@ def _check_selection(ops: list[str] | None, names: list[str] | None) -> None:
     known = {s.name for s in onnx.defs.get_all_schemas_with_history()}
     for op in ops or ():
         if op not in known:
-            raise _errors.UsageError(f"--ops names '{op}', which is no ONNX op type{_errors.closest(op, sorted(known))}")
+            hint = _errors.closest(op, sorted(known))
+            raise _errors.UsageError(f"--ops names '{op}', which is no ONNX op type{hint}")
     for pattern in names or ():
         try:
             re.compile(pattern)

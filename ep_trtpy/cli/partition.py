@@ -2,9 +2,10 @@
 
 It counts what a session runs: ORT folds constants before it offers a model to an EP (Constant nodes become
 initializers; a node whose inputs are all constants, and a Shape of a value whose shape is static, is computed
-once), so those nodes are folded here too (:func:`fold_like_ort`, with ep_trtpy's numpy references; ORT's
-DequantizeLinear exception kept) and reported as folded, not as nodes. The rest of ORT's basic optimizations
-(Identity and Dropout removal, ...) are not applied, so a session may still differ by a few nodes.
+once), so those nodes are folded here too (:func:`fold_like_ort`, with ep_trtpy's numpy references) and reported
+as folded, not as nodes. ORT keeps DequantizeLinear nodes of constants (QDQ models); ep_trtpy has no reference for
+them, so they are not folded here either. The rest of ORT's basic optimizations (Identity and Dropout removal, ...)
+are not applied, so a session may still differ by a few nodes.
 
 The text report starts with the summary (claimed / left to the CPU provider / folded, then per op type), then one
 line per cluster and the reasons nodes were left to the CPU provider; ``--verbose`` adds every cluster's nodes and
@@ -26,8 +27,6 @@ NAME = "partition"
 HELP = ("Show how many nodes of an ONNX model TrtPyExecutionProvider claims, in which clusters (one engine each), "
         "what is left to ONNX Runtime and why; or print the op support matrix.")
 
-NOT_FOLDED = frozenset({"DequantizeLinear"})
-"""Ops ORT's constant folding keeps by default (QDQ models keep their DequantizeLinear nodes)."""
 FOLD_LIMIT = 1 << 22
 """Elements a folded output may have (ORT has no limit; this one keeps the numpy references' memory sane)."""
 
@@ -67,7 +66,7 @@ def fold_like_ort(graph: Any) -> Counter[str]:
     before = Counter(n.key for n in graph.nodes)
     outputs = {id(v) for v in graph.outputs}
     for node in list(graph.nodes):
-        if (node.key in NOT_FOLDED or node.key in NONDETERMINISTIC or not node.outputs
+        if (node.key in NONDETERMINISTIC or not node.outputs
                 or any(id(v) in outputs for v in node.outputs)):
             continue
         if node.key == "Constant":

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ep_trtpy.cli import _common, _roofline
+from ep_trtpy.cli._errors import positive_int
 
 NAME = "profile"
 HELP = "Per-layer GPU time of the engines the EP builds for MODEL (CUDA events)."
@@ -32,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _common.add_model_arguments(p)
     p.add_argument("--fp16", action="store_true", help="shorthand for --precision fp16")
     p.add_argument("--precision", default="", help="fp32 (TF32 allowed), fp32-strict, fp16 or bf16 (default fp32)")
-    p.add_argument("--iters", type=int, default=20, help="timed runs")
+    p.add_argument("--iters", type=positive_int, default=20, help="timed runs")
     p.add_argument("--top", type=int, default=15, help="slowest layers to list")
     p.add_argument("--json", default="", metavar="OUT", help="write every layer's time as JSON")
     _common.add_option_flags(p, exclude=_common.PRECISION_OPTIONS)  # --precision sets these

@@ -15,7 +15,7 @@ HELP = ("Run MODEL.onnx (or --arch NAME) once through TrtPyExecutionProvider (+ 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     _common.add_model_arguments(p)
     p.add_argument("--provider", default="trtpy", choices=("trtpy", "cpu"), help="trtpy (default) or cpu")
-    p.add_argument("--iters", type=int, default=10, help="timed runs after the first (0: only the first run)")
+    p.add_argument("--iters", type=_errors.count, default=10, help="timed runs after the first (0: only the first run)")
     p.add_argument("--save", metavar="FILE.npz", help="write the outputs to an .npz file")
     _common.add_option_flags(p)
 

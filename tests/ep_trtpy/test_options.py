@@ -71,3 +71,51 @@ def test_options_are_declared_once():
     assert [f.name for f in options] == [s.name for s in SPECS]
     assert all(f.default == s.default for f, s in zip(options, SPECS))
     assert parse({}) == Options()
+
+
+@pytest.mark.parametrize("key,meant", [("fp16", "fp16_enable"), ("FP16_ENABLE", "fp16_enable"),
+                                       ("trt_fp16", "fp16_enable"), ("device", "device_id"),
+                                       ("builder_optimisation_level", "builder_optimization_level")])
+def test_an_unknown_option_names_the_nearest(key, meant):
+    with pytest.raises(OptionError, match=f"unknown TrtPyExecutionProvider option '{key}' \\(did you mean "
+                                          f"'{meant}'\\?\\); valid options: device_id, "):
+        parse({key: "1"})
+
+
+def test_an_unknown_option_without_a_near_one_lists_the_valid_ones():
+    with pytest.raises(OptionError) as e:
+        parse({"zzz": "1"})
+    assert "did you mean" not in str(e.value) and "valid options: device_id, fp16_enable" in str(e.value)
+
+
+@pytest.fixture
+def ep_log():
+    """What the ep_trtpy logger says (it does not propagate to the root logger pytest watches)."""
+    import logging
+
+    from ep_trtpy import options
+
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("ep_trtpy").addHandler(handler)
+    options._warned_op_types.clear()
+    yield records
+    logging.getLogger("ep_trtpy").removeHandler(handler)
+
+
+def test_unknown_op_types_to_exclude_are_a_warning_naming_them(ep_log):
+    from ep_trtpy.options import unknown_op_types
+
+    assert unknown_op_types(["Conv", "Resize", "ep_trtpy::Pointwise", "FusedConv"]) == []
+    assert unknown_op_types(["conv", "softmax", "Sofmax", "Frobnicate"]) == [
+        "'conv' (did you mean 'Conv'?)", "'softmax' (did you mean 'Softmax'?)", "'Sofmax' (did you mean 'Softmax'?)",
+        "'Frobnicate'"]
+    options = parse({"op_types_to_exclude": "conv,Relu,Frobnicate"})
+    assert options.op_types_to_exclude == ("conv", "Relu", "Frobnicate")  # still accepted: a warning, not an error
+    assert len(ep_log) == 1
+    assert "op_types_to_exclude names unknown op types, which exclude nothing: 'conv' (did you mean 'Conv'?), " \
+           "'Frobnicate'" in ep_log[0]
+    parse({"trt_op_types_to_exclude": "conv,Relu,Frobnicate"})
+    parse({"op_types_to_exclude": "Conv,Relu"})
+    assert len(ep_log) == 1  # once per process for the same names; known names say nothing

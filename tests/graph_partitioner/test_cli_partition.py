@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import onnx
 import pytest
 
@@ -87,3 +88,55 @@ def test_help_mentions_generated_option_docs(capsys):
         main(["partition", "--help"])
     out = capsys.readouterr().out
     assert "--min-subgraph-size" in out and "smaller clusters are left to the CPU provider" in out
+
+
+def _folding_model() -> onnx.ModelProto:
+    """Constant nodes, a constant-only chain (Mul, Sqrt), a Shape of a static input, a DequantizeLinear of a
+    constant (ORT keeps it; the session comparison below fails if partition ever folds it), then the runtime part:
+    Reshape, Add, Mul, Relu, CumSum (no rule)."""
+    from onnx import TensorProto as T
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    nodes = [h.make_node("Constant", [], ["c1"], value=nh.from_array(np.full((1, 4), 2, np.float32))),
+             h.make_node("Constant", [], ["c2"], value=nh.from_array(np.full((1, 4), 3, np.float32))),
+             h.make_node("Mul", ["c1", "c2"], ["c3"]),
+             h.make_node("Sqrt", ["c3"], ["c4"]),
+             h.make_node("Shape", ["x"], ["s"]),
+             h.make_node("DequantizeLinear", ["q", "scale"], ["dq"]),
+             h.make_node("Reshape", ["x", "s"], ["xr"]),
+             h.make_node("Add", ["xr", "c4"], ["y0"]),
+             h.make_node("Mul", ["y0", "dq"], ["y1"]),
+             h.make_node("Relu", ["y1"], ["y2"]),
+             h.make_node("CumSum", ["y2", "axis"], ["y"])]
+    g = h.make_graph(nodes, "fold", [h.make_tensor_value_info("x", T.FLOAT, [2, 4])],
+                     [h.make_tensor_value_info("y", T.FLOAT, [2, 4])],
+                     [nh.from_array(np.array(1, np.int64), "axis"), nh.from_array(np.full(4, 3, np.int8), "q"),
+                      nh.from_array(np.array(0.5, np.float32), "scale")])
+    return h.make_model(g, opset_imports=[h.make_opsetid("", 17)], ir_version=8)
+
+
+def test_counts_what_a_session_runs_after_constant_folding(tmp_path, capsys):
+    path = str(tmp_path / "fold.onnx")
+    onnx.save(_folding_model(), path)
+    assert main(["partition", path, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["nodes_in_file"] == 11 and doc["nodes"] == 6
+    assert doc["folded"] == {"Constant": 2, "Mul": 1, "Sqrt": 1, "Shape": 1}
+    assert doc["per_op"]["Mul"] == {"claimed": 1, "cpu": 0, "folded": 1}
+    assert doc["per_op"]["DequantizeLinear"]["folded"] == 0
+    assert main(["partition", path]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.endswith(": 4 of 6 nodes claimed by TrtPyExecutionProvider in 1 cluster (one engine each), 2 left "
+                          "to the CPU provider, 5 folded as constants (11 nodes in the file)")
+
+    from ep_trtpy.cli import harness
+
+    if harness.stack_missing():
+        pytest.skip(harness.stack_missing())
+    by_op = harness.assignment_by_op(harness.create_session(path, "trtpy"))
+    ran = {op: sum(per.values()) for op, per in by_op.items()}
+    expected = {op: c["claimed"] + c["cpu"] for op, c in doc["per_op"].items() if c["claimed"] + c["cpu"]}
+    assert ran == expected
+    ours = {op: per.get(harness.EP_NAME, 0) for op, per in by_op.items()}
+    assert ours == {op: c["claimed"] for op, c in doc["per_op"].items() if c["claimed"] + c["cpu"]}

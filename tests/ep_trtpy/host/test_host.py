@@ -82,7 +82,8 @@ def _ep(**opts):
 def test_create_ep_options_and_devices():
     ep_id, dev = _host.create_ep(json.dumps({"trt_fp16_enable": "1"}), REF_DEVICE)
     assert dev == -1 and _host._eps[ep_id].options.fp16_enable
-    with pytest.raises(OptionError, match="unknown TrtPyExecutionProvider option 'fp17_enable'; valid options"):
+    with pytest.raises(OptionError, match="unknown TrtPyExecutionProvider option 'fp17_enable' "
+                                          "\\(did you mean 'fp16_enable'\\?\\); valid options"):
         _host.create_ep(json.dumps({"fp17_enable": "1"}), REF_DEVICE)
     cuda = json.dumps({"backend": "cuda", "devices": [{"device_id": 0, "name": "GPU A", "cc": [8, 0]},
                                                       {"device_id": 1, "name": "GPU B", "cc": [9, 0]}]})
