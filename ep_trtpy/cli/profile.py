@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ep_trtpy.cli import _common, _roofline
-from ep_trtpy.cli._errors import positive_int
+from ep_trtpy.cli._errors import Unavailable, UsageError, output_file, positive_int
 
 NAME = "profile"
 HELP = "Per-layer GPU time of the engines the EP builds for MODEL (CUDA events)."
@@ -46,7 +46,6 @@ def _model(args: argparse.Namespace) -> tuple[Any, dict[str, np.ndarray]]:
 
 
 def _options(args: argparse.Namespace) -> tuple[Any, str]:
-    from ep_trtpy.cli._errors import UsageError
     from ep_trtpy.cli.bench import PRECISIONS, precision_options
 
     precision = args.precision or ("fp16" if args.fp16 else "fp32")
@@ -72,7 +71,6 @@ def _work_columns(plan: Any, ms: list[float]) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     import ep_trtpy
-    from ep_trtpy.cli._errors import Unavailable, output_file
     from ep_trtpy.builder.build import build
     from ep_trtpy.cli.build import _device, concrete_shapes
     from ep_trtpy.runtime import _prepare_io, profile_engine
@@ -87,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if not ep_trtpy.has_gpu():
         raise Unavailable("profile needs a CUDA GPU and this machine has none usable (ep_trtpy.has_gpu() is False)")
     model, feeds = loaded or _model(args)
-    import cupy as cp
+    import cupy as cp  # after the GPU check: without one, the one-line error above
+
     graph = graph_from_onnx(model)
     known = concrete_shapes(graph, {k: tuple(v.shape) for k, v in feeds.items()})
     result = partition_module.partition(graph, options.min_subgraph_size, options.op_types_to_exclude)
