@@ -97,8 +97,8 @@ def driven(tmp_path_factory):
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), paths["unknown_op"])
     (tmp / "notes.txt").write_text("not a model\n")
     (tmp / "folder").mkdir()
-    keys: list[object] = [f"help:{i}" for i in range(len(HELP_FIRST))]
-    argvs = list(HELP_FIRST)
+    keys: list[object] = [f"help:{i}" for i in range(len(HELP_FIRST))] + ["bench_first"]
+    argvs = [*HELP_FIRST, ["bench", SAMPLE, "--providers", "trtpy", "--iters", "1", "--warmup", "0"]]
     for (cmd, case), (argv, _) in CASES.items():
         keys.append((cmd, case))
         argvs.append([cmd, *(a.format(**paths) for a in argv)])
@@ -135,6 +135,15 @@ def test_help_and_version_print_no_notice(driven):
         assert r["code"] == 0 and "Traceback" not in r["stderr"], (argv, r)
         assert NOTICE not in r["stdout"] + r["stderr"], argv
     assert results["help:0"]["stdout"].startswith("ep-trtpy ")
+
+
+def test_bench_registers_the_provider_itself(driven):
+    """`python -m ep_trtpy` does not register the EP when the package is imported; bench (first to need it in the
+    process) registers it, as conformance does."""
+    results, _ = driven
+    r = results["bench_first"]
+    assert r["code"] == 0, r["stdout"][-2000:] + r["stderr"][-2000:]
+    assert "is not registered" not in r["stderr"]
 
 
 def test_the_no_gpu_notice_comes_once_per_process(driven):
