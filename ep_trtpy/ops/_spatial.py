@@ -7,6 +7,10 @@ For a spatial axis of input size ``n``, kernel ``k``, stride ``s``, dilation ``d
 * ``NOTSET``: ``out = floor((n + b + a - e) / s) + 1`` (``ceil`` with ``ceil_mode=1``, minus one when the last
   window would start past ``n + b``, i.e. entirely in the end padding);
 * ``VALID``: no padding, ``out = floor((n - e) / s) + 1``;
+* a window larger than the padded input (``span = n + b + a - e < 0``) is an error for convolutions; for pools
+  (``pooling=True``) it follows ONNX Runtime's CPU provider, which divides truncating toward zero:
+  ``out = ceil(span / s) + 1`` (0 or 1: an empty output, or one window that holds what the input has), and an
+  error only when that is negative (``span <= -2 * s``);
 * ``SAME_UPPER`` / ``SAME_LOWER``: ``out = ceil(n / s)``, total padding ``max(0, (out - 1) * s + e - n)`` split in
   half, the odd one at the end (UPPER) or at the beginning (LOWER).
 """
@@ -36,8 +40,10 @@ def explicit_pads(node: Node, n_sp: int) -> list[int]:
 
 
 def window_geometry(node: Node, in_sp: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
-                    dilations: Sequence[int], ceil_mode: bool = False) -> tuple[list[int], list[int], list[int]]:
-    """(pads_begin, pads_end, output sizes) for a convolution or pooling window (see the module docstring)."""
+                    dilations: Sequence[int], ceil_mode: bool = False, pooling: bool = False
+                    ) -> tuple[list[int], list[int], list[int]]:
+    """(pads_begin, pads_end, output sizes) for a convolution or (``pooling``) pooling window (see the module
+    docstring)."""
     n_sp = len(in_sp)
     auto_pad = node.attr("auto_pad", "NOTSET")
     if auto_pad not in AUTO_PADS:
@@ -58,12 +64,13 @@ def window_geometry(node: Node, in_sp: Sequence[int], kernel: Sequence[int], str
         else:
             b, a = pads[i], pads[i + n_sp]
             span = n + b + a - e
-            if span < 0:
+            if span < 0 and (not pooling or span <= -2 * s):
                 raise fail(node, f"window of {e} (kernel {k}, dilation {d}) is larger than spatial axis {i} of size "
-                                 f"{n} with pads {b}+{a}")
-            if ceil_mode:
+                                 f"{n} with pads {b}+{a}" + (f" by {-span} (a pool allows less than twice the "
+                                                            f"stride {s})" if pooling else ""))
+            if ceil_mode or span < 0:  # for span < 0, ORT's division toward zero is the ceiling
                 o = -(-span // s) + 1
-                if (o - 1) * s >= n + b:
+                if ceil_mode and (o - 1) * s >= n + b:
                     o -= 1
             else:
                 o = span // s + 1

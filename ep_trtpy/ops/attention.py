@@ -7,7 +7,10 @@ Inputs (Q, K, V, mask?) and attributes ``num_heads`` (H), ``scale`` (float) and 
     O[:, :, h*Dv:(h+1)*Dv] = softmax(scale * Q_h K_h^T + mask[:, h]) V_h             O [B, Sq, H*Dv]
 
 The softmax runs over the key axis. A row whose every logit is -inf (a query that may attend to nothing) gives
-zeros, as flash-attention kernels do and as the NaN guard of PyTorch's SDPA export spells it.
+zeros, as flash-attention kernels do and as the NaN guard of PyTorch's SDPA export spells it. A row holding a NaN
+or a +inf logit (from Q, K or the mask) gives NaN probabilities, so that query's output is NaN: the Softmax rule
+of README's "Numerics at the edges", except for the fully masked row. (A Softmax that fuse_attention absorbs
+without the NaN guard therefore gives zeros, not NaN, for a fully masked query.)
 
 With ``qkv_packed=1`` the first input is one [B, S, 3*H*D] tensor, concat(Q, K, V) on the last axis (Sq = Skv = S,
 Dv = D), and K and V are absent. The mask is an additive float tensor (numpy broadcasting, right-aligned) of Q's

@@ -14,6 +14,11 @@ Softmax / LogSoftmax: opset >= 13 normalizes along one ``axis`` (default -1); op
 
     Softmax(x) = exp(x - m) / sum exp(x - m),   LogSoftmax(x) = x - m - log(sum exp(x - m)),   m = max x
 
+NaN and infinities (README's "Numerics at the edges", shared with the GPU kernels): a row whose maximum is not
+finite is all NaN, that is a row holding a NaN or a +inf (as ONNX Runtime's CPU provider and PyTorch give) and a
+row of -inf only (as both give too); a -inf entry of any other row gives 0 (LogSoftmax: -inf). LayerNormalization
+has no special case: a NaN or an infinity in a normalized row makes the whole row NaN (its mean is not finite).
+
 BatchNormalization in inference (``training_mode`` 0, one output)::
 
     Y = (X - mean) / sqrt(var + epsilon) * scale + B     (parameters along axis 1; before opset 9 with spatial=0
@@ -58,10 +63,12 @@ def layer_norm_ref(node: Node, x: np.ndarray, scale: np.ndarray, bias: np.ndarra
         inv = np.full(mean.shape, 1.0 / np.sqrt(eps), st)
     else:
         mean = np.mean(xs, axis=axes, keepdims=True, dtype=st)
-        d = xs - mean
-        var = np.mean(d * d, axis=axes, keepdims=True, dtype=st)
+        with np.errstate(invalid="ignore"):  # an infinity in the row: inf - inf, a NaN row
+            d = xs - mean
+            var = np.mean(d * d, axis=axes, keepdims=True, dtype=st)
         inv = (st.type(1) / np.sqrt(var + st.type(eps))).astype(st)
-    y = (xs - mean) * inv * scale.astype(st)
+    with np.errstate(invalid="ignore"):
+        y = (xs - mean) * inv * scale.astype(st)
     if bias is not None:
         y = y + bias.astype(st)
     outs = (y.astype(x.dtype), mean, inv)
@@ -96,15 +103,16 @@ def _softmax_axis(node: Node, rank: int) -> int:
 
 
 def softmax(x: np.ndarray, axis: int, log: bool) -> np.ndarray:
-    """Softmax (or LogSoftmax) of float x along one axis, stable (max subtracted)."""
+    """Softmax (or LogSoftmax) of float x along one axis, stable (max subtracted); a row whose maximum is NaN,
+    +inf or -inf (all -inf) is all NaN: x - m is NaN at the maximum, and the NaN reaches the sum."""
     if x.size == 0:
         return x.copy()
     m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0).astype(x.dtype)
-    z = x - m
-    e = np.exp(z)
-    s = np.sum(e, axis=axis, keepdims=True)
-    return z - np.log(s) if log else e / s
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = x - m
+        e = np.exp(z)
+        s = np.sum(e, axis=axis, keepdims=True)
+        return z - np.log(s) if log else e / s
 
 
 @reference("Softmax", "LogSoftmax")

@@ -22,7 +22,9 @@ ops marked integer-capable in :data:`INT_OPS`.
 Limits the GPU kernel is built for (the fusion pass respects them): :data:`MAX_INPUTS` inputs,
 :data:`MAX_OUTPUTS` outputs, :data:`MAX_REGS` registers, :data:`MAX_CODE` instructions.
 
-Semantics (float compute; ``t(x)`` is truthiness ``x != 0``, comparisons and logic give 1.0 or 0.0):
+Semantics (float compute; ``t(x)`` is truthiness ``x != 0``, comparisons and logic give 1.0 or 0.0; every
+min/max below, Relu's and Clip's included, propagates NaN as numpy's minimum/maximum do, and comparisons with NaN are
+false, so thresholded_relu(NaN) is 0):
     mov a; const imm; neg; abs; relu max(x,0); sigmoid 1/(1+e^-x); tanh; erf; exp; log; sqrt; reciprocal 1/x;
     floor; ceil; round (half to even); sign; sin; cos; isnan; isinf; not !t(x);
     gelu 0.5x(1+erf(x/sqrt2)); gelu_tanh 0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3)));

@@ -1,7 +1,9 @@
 """Pooling: MaxPool, AveragePool (1-D/2-D/3-D) and GlobalAveragePool, GlobalMaxPool.
 
 Window geometry (pads, auto_pad, strides, dilations, ceil_mode) is :mod:`ep_trtpy.ops._spatial`'s. For output
-position ``o`` on an axis, the window reads input positions ``o * stride - pad_begin + j * dilation``, j < k.
+position ``o`` on an axis, the window reads input positions ``o * stride - pad_begin + j * dilation``, j < k. A
+window larger than the padded input gives what ONNX Runtime's CPU provider gives: an empty output, or one window
+holding what the input has (``_spatial.window_geometry``, ``pooling=True``).
 
 MaxPool: ``Y = max`` over the window's positions inside the input (padding never wins). The optional second output
 Indices (int64) is the flat index of the first maximum in the window's row-major order, into X viewed as
@@ -13,6 +15,13 @@ window positions inside the input (``count_include_pad=0``) or inside the padded
 pad_end)`` (``count_include_pad=1``); the part of a ceil_mode window beyond the end padding never counts.
 
 GlobalAveragePool / GlobalMaxPool: mean / max over all spatial axes, kept as size 1.
+
+NaN and infinities (the rule of README's "Numerics at the edges", shared with the GPU kernels): a NaN in a max
+window makes that output NaN (numpy's max; ONNX Runtime's CPU provider keeps a NaN only when it comes first) and
+Indices points at the first NaN; a max window with no position inside the input (only padding) gives -inf, the
+maximum of nothing (ONNX Runtime's CPU provider gives -3.4e38), and an average window with none gives 0. An empty
+spatial extent gives -inf (GlobalMaxPool) and 0 (GlobalAveragePool), as the Reduce ops do. Averages follow IEEE
+arithmetic (a NaN or inf - inf in the window gives NaN).
 
 float16 is computed in float32 (sums and means) and rounded once.
 """
@@ -35,7 +44,7 @@ def pool_plan(node: Node, x_shape: tuple[int, ...]
     n_sp = len(x_shape) - 2
     kernel, strides, dils = conv_params(node, n_sp)
     ceil_mode = bool(int(node.attr("ceil_mode", 0)))
-    begin, end, out = window_geometry(node, x_shape[2:], kernel, strides, dils, ceil_mode)
+    begin, end, out = window_geometry(node, x_shape[2:], kernel, strides, dils, ceil_mode, pooling=True)
     return kernel, strides, dils, begin, end, out
 
 
@@ -58,20 +67,39 @@ def max_pool_ref(node: Node, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, np
     xc = compute_np(x)
     win, kernel, strides, dils, begin, out = _padded_windows(node, xc, _lowest(xc.dtype))
     if win.shape[-1] == 0 or win.size == 0:
-        y = np.zeros(win.shape[:-1], x.dtype)
-    else:
-        y = win.max(axis=-1).astype(x.dtype)
+        return _maybe_indices(node, np.zeros(win.shape[:-1], x.dtype), np.zeros(win.shape[:-1], np.int64))
+    m = win.max(axis=-1)
     if len(node.outputs) < 2:
-        return y
-    return y, _max_indices(node, x.shape, win, kernel, strides, dils, begin, out)
+        return m.astype(x.dtype)
+    return m.astype(x.dtype), _max_indices(node, x.shape, win, m, kernel, strides, dils, begin, out)
 
 
-def _max_indices(node: Node, x_shape: tuple[int, ...], win: np.ndarray, kernel: list[int], strides: list[int],
-                 dils: list[int], begin: list[int], out: list[int]) -> np.ndarray:
+def _maybe_indices(node: Node, y: np.ndarray, indices: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    return y if len(node.outputs) < 2 else (y, indices)
+
+
+def _inside(x_sp: tuple[int, ...], kernel: list[int], strides: list[int], dils: list[int], begin: list[int],
+            out: list[int]) -> np.ndarray:
+    """[*out, K] bool: which window positions lie inside the input (not padding)."""
     n_sp = len(kernel)
-    if win.size == 0:
-        return np.zeros(win.shape[:-1], np.int64)
-    j = np.argmax(win, axis=-1)  # [N, C, *out] flat kernel offset of the first maximum
+    inside = np.ones(tuple(out) + tuple(kernel), bool)
+    for i in range(n_sp):
+        pos = (np.arange(out[i]).reshape(-1, 1) * strides[i] - begin[i] +
+               np.arange(kernel[i]).reshape(1, -1) * dils[i])
+        ok = (pos >= 0) & (pos < x_sp[i])
+        shape = [1] * (2 * n_sp)
+        shape[i], shape[n_sp + i] = out[i], kernel[i]
+        inside &= ok.reshape(shape)
+    return inside.reshape(tuple(out) + (numel(kernel),))
+
+
+def _max_indices(node: Node, x_shape: tuple[int, ...], win: np.ndarray, m: np.ndarray, kernel: list[int],
+                 strides: list[int], dils: list[int], begin: list[int], out: list[int]) -> np.ndarray:
+    n_sp = len(kernel)
+    with np.errstate(invalid="ignore"):
+        hit = (win == m[..., None]) | (np.isnan(win) & np.isnan(m)[..., None])
+    hit &= _inside(x_shape[2:], kernel, strides, dils, begin, out)  # a -inf maximum is not a -inf pad
+    j = np.argmax(hit, axis=-1)  # [N, C, *out] flat kernel offset of the first maximum (or first NaN)
     offs = np.unravel_index(j, kernel)
     sp = x_shape[2:]
     column_major = int(node.attr("storage_order", 0)) == 1
@@ -122,7 +150,7 @@ def average_pool_ref(node: Node, x: np.ndarray) -> np.ndarray:
     cnt = _counts(x.shape[2:], kernel, strides, dils, begin, end, out,
                   bool(int(node.attr("count_include_pad", 0))))
     with np.errstate(invalid="ignore", divide="ignore"):
-        y = s / cnt.astype(xc.dtype)
+        y = np.where(cnt > 0, s / np.maximum(cnt, 1).astype(xc.dtype), 0)  # a window of padding only: 0
     return y.astype(x.dtype)
 
 
@@ -137,10 +165,13 @@ def average_pool_infer(node: Node, x: Info) -> Info:
 def global_pool_ref(node: Node, x: np.ndarray) -> np.ndarray:
     axes = tuple(range(2, x.ndim))
     xc = compute_np(x)
+    if x.size == 0:  # the mean and max of nothing: 0 and -inf, as ReduceMean and ReduceMax give
+        fill = 0 if node.op_type == "GlobalAveragePool" or numel(x.shape[:2]) == 0 else -np.inf
+        return np.full(_global_shape(x.shape), fill, x.dtype)
     if node.op_type == "GlobalAveragePool":
-        y = np.mean(xc, axis=axes, keepdims=True) if x.size else np.zeros(_global_shape(x.shape), xc.dtype)
+        y = np.mean(xc, axis=axes, keepdims=True)
     else:
-        y = np.max(xc, axis=axes, keepdims=True) if x.size else np.zeros(_global_shape(x.shape), xc.dtype)
+        y = np.max(xc, axis=axes, keepdims=True)
     return y.astype(x.dtype)
 
 

@@ -17,7 +17,9 @@ GlobalAveragePool / GlobalMaxPool onto the ``reduce`` kernel (mean / max over th
 
 Output extents follow the ONNX spec: with explicit pads
 ``out = floor_or_ceil((in + pad_begin + pad_end - ((kernel - 1) * dilation + 1)) / stride) + 1``, and in ceil
-mode the last window must start inside the input or the left padding (else out -= 1); VALID has no pads;
+mode the last window must start inside the input or the left padding (else out -= 1); VALID has no pads; a window
+larger than the padded input divides toward zero (0 or 1 windows), as ONNX Runtime's CPU provider and the
+reference (``ops/_spatial.py``) do;
 SAME_UPPER / SAME_LOWER give ``out = ceil(in / stride)`` with the total padding
 ``max(0, (out - 1) * stride + (kernel - 1) * dilation + 1 - in)`` split evenly, the odd element at the end
 (UPPER) or the beginning (LOWER). They are checked against the output value's shape.
@@ -25,7 +27,6 @@ SAME_UPPER / SAME_LOWER give ``out = ceil(in / stride)`` with the total padding
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
@@ -49,13 +50,10 @@ def pool_geometry(in_sp: Sequence[int], kernel: Sequence[int], strides: Sequence
             total = max(0, (o - 1) * s + eff - i)
             small = total // 2
             b, e = (small, total - small) if auto_pad == "SAME_UPPER" else (total - small, small)
-        elif auto_pad == "VALID":
-            b, e = 0, 0
-            o = (i - eff) // s + 1
         else:
-            b, e = int(pads[d]), int(pads[n + d])
+            b, e = (0, 0) if auto_pad == "VALID" else (int(pads[d]), int(pads[n + d]))
             span = i + b + e - eff
-            o = (math.ceil(span / s) if ceil_mode else span // s) + 1
+            o = (-(-span // s) if ceil_mode or span < 0 else span // s) + 1  # span < 0: toward zero, as ORT
             if ceil_mode and (o - 1) * s >= i + b:
                 o -= 1
         out.append(max(o, 0))
