@@ -24,13 +24,14 @@ __global__ void __launch_bounds__(256) softmax_rows(const float* s, P* p, const 
     const ll mbase = bb * m_sb + hh * m_sh + i * m_sq;
     const float* srow = s + row * skv;
     float mx = -INFINITY;
-    for (ll j = lane; j < skv; j += 32) mx = fmaxf(mx, srow[j] + mask_at(m, mbase + j * m_sk));
-    mx = k::warp_all_reduce(mx, [](float a, float b) { return fmaxf(a, b); });
-    if (mx == -INFINITY) mx = 0.f;  // a fully masked row: every exp below is 0 ...
-    float sum = 0.f;
+    for (ll j = lane; j < skv; j += 32) mx = k::nan_max(mx, srow[j] + mask_at(m, mbase + j * m_sk));
+    mx = k::warp_all_reduce(mx, [](float a, float b) { return k::nan_max(a, b); });
+    const bool dead = mx == -INFINITY;  // a fully masked row: every exp below is 0 ...
+    if (dead) mx = 0.f;
+    float sum = 0.f;  // NaN when the row holds a NaN or a +inf (inf - inf): the row is NaN, as Softmax's rule
     for (ll j = lane; j < skv; j += 32) sum += __expf(srow[j] + mask_at(m, mbase + j * m_sk) - mx);
     sum = k::warp_all_reduce(sum, [](float a, float b) { return a + b; });
-    const float inv = sum > 0.f ? 1.f / sum : 0.f;  // ... and the row is zeros (ep_trtpy::Attention's definition)
+    const float inv = dead ? 0.f : 1.f / sum;  // ... and the row is zeros (ep_trtpy::Attention's definition)
     P* prow = p + row * skv;
     for (ll j = lane; j < skv; j += 32) prow[j] = k::from_float<P>(__expf(srow[j] + mask_at(m, mbase + j * m_sk) - mx) * inv);
   }

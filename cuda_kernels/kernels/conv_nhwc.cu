@@ -94,9 +94,16 @@ __global__ void __launch_bounds__(256) depthwise_kernel(Window g, const T* __res
   }
 }
 
+// Window positions along one axis that lie inside the padded extent [-pad_begin, n + pad_end).
+__device__ __forceinline__ int padded_count(ll start, int k, int d, ll limit) {
+  int cnt = 0;
+  for (int r = 0; r < k; ++r) cnt += start + static_cast<ll>(r) * d < limit;
+  return cnt;
+}
+
 template <typename T, int V>
 __global__ void __launch_bounds__(256) pool_kernel(Window g, const T* __restrict__ x, T* __restrict__ y, bool average,
-                                                   bool count_pad) {
+                                                   bool count_pad, int peh, int pew) {
   const ll cgroups = g.c / V;
   const ll total = g.n * g.p * g.q * cgroups;
   for (ll i = static_cast<ll>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
@@ -130,7 +137,9 @@ __global__ void __launch_bounds__(256) pool_kernel(Window g, const T* __restrict
       }
     }
     if (average) {
-      const float div = count_pad ? static_cast<float>(g.kh * g.kw) : static_cast<float>(count > 0 ? count : 1);
+      const int positions =
+          count_pad ? padded_count(h0, g.kh, g.dh, g.h + peh) * padded_count(w0, g.kw, g.dw, g.w + pew) : count;
+      const float div = static_cast<float>(positions > 0 ? positions : 1);
 #pragma unroll
       for (int j = 0; j < V; ++j) acc[j] /= div;
     } else {
@@ -211,7 +220,7 @@ cudaError_t pool(const PoolArgs& a, cudaStream_t stream, long long max_blocks) {
     const unsigned grid = k::grid_1d(total, 256, max_blocks);
     auto launch = [&](auto kernel) {
       kernel<<<grid, 256, 0, stream>>>(g, static_cast<const T*>(a.x), static_cast<T*>(a.y), a.average,
-                                       a.count_include_pad);
+                                       a.count_include_pad, a.peh, a.pew);
     };
     switch (v) {
       case 8: launch(pool_kernel<T, 8>); break;

@@ -36,14 +36,16 @@ cudaError_t depthwise(const DepthwiseArgs& a, cudaStream_t stream, long long max
 cudaError_t reorder_depthwise_weights(const void* w_crs, void* w_rsc, int dtype, int64_t c, int64_t rs,
                                       cudaStream_t stream);
 
-// Max or average pooling; max ignores padding, average divides by the count of window positions inside the
-// input, or by kh*kw with count_include_pad.
+// Max or average pooling. Max ignores padding, propagates NaN and gives -inf for a window of padding only;
+// average divides by the count of window positions inside the input, or with count_include_pad inside the padded
+// input [-ph, h + peh) x [-pw, w + pew) (a ceil_mode window's part beyond the end padding never counts).
 struct PoolArgs {
   Window g;
   const void* x = nullptr;
   void* y = nullptr;
   int dtype = 10;
   bool average = false, count_include_pad = false;
+  int peh = 0, pew = 0;  // pads at the end
 };
 cudaError_t pool(const PoolArgs& a, cudaStream_t stream, long long max_blocks);
 

@@ -1,7 +1,8 @@
-// Max / average pooling over up to 3 spatial dims, one thread per output element, following ONNX Runtime's CPU
-// semantics: window start = o * stride - pad_begin, positions every `dilation` inside [start, start + kernel *
-// dilation), positions outside the input skipped.
-//   max:     the first valid element, replaced by any later strictly greater one; an empty window gives lowest().
+// Max / average pooling over up to 3 spatial dims, one thread per output element: window start = o * stride -
+// pad_begin, positions every `dilation` inside [start, start + kernel * dilation), positions outside the input
+// skipped (the windows of ONNX Runtime's CPU provider; the numbers follow ep_trtpy/ops/pooling.py).
+//   max:     the maximum of the valid elements; a NaN among them gives NaN (numpy's max, where ORT's CPU provider
+//            keeps a NaN only when it comes first), and a window without one gives -inf (ORT: lowest()).
 //   average: sum of the valid elements / (count_include_pad ? prod_d (1 + (end_d - start_d - 1) / dilation_d),
 //            with end_d clipped to in_d + pad_end_d : number of valid elements); an empty window gives 0.
 #include "common.cuh"
@@ -36,8 +37,7 @@ __global__ void __launch_bounds__(256) pool_kernel(const __grid_constant__ PoolA
       if (a.average) end[d] = min(end[d], a.in_sp[d] + a.pad_end[d]);
     }
     const T* base = in + c * in_plane;
-    float acc = a.average ? 0.0f : -3.402823466e38f;
-    bool any = false;
+    float acc = a.average ? 0.0f : -INFINITY;
     ll count = 0;
     for (ll z = start[0]; z < end[0]; z += a.dilation[0]) {
       if (z < 0 || z >= a.in_sp[0]) continue;
@@ -50,9 +50,8 @@ __global__ void __launch_bounds__(256) pool_kernel(const __grid_constant__ PoolA
           if (a.average) {
             acc += v;
             ++count;
-          } else if (!any || v > acc) {
+          } else if (v > acc || v != v) {  // once acc is NaN, nothing replaces it
             acc = v;
-            any = true;
           }
         }
       }
@@ -68,8 +67,6 @@ __global__ void __launch_bounds__(256) pool_kernel(const __grid_constant__ PoolA
       } else {
         acc /= static_cast<float>(count);
       }
-    } else if (!any) {
-      acc = sizeof(T) == 2 ? -65504.0f : -3.402823466e38f;
     }
     out[t] = k::from_float<T>(acc);
   }

@@ -5,7 +5,8 @@
 // (coalesced) and the 8 rows of the block splitting R, combined through shared memory.
 // Float types accumulate in float32, integers in int64 (wrapping like the stored type for sum and prod).
 // max/min propagate NaN (numpy); logsumexp subtracts the row maximum (0 when it is infinite) before exp.
-// Empty reductions (R == 0) give the identity: 0, NaN (mean), -inf / lowest (max), +inf / highest (min), 1.
+// Empty reductions (R == 0) give the identity: 0 (sums, and the mean, as ONNX Runtime's CPU provider), -inf /
+// lowest (max), +inf / highest (min), 1 (prod).
 #include <limits>
 #include <type_traits>
 
@@ -99,7 +100,7 @@ __device__ __forceinline__ ll pre(int, ll x, ll) { return x; }
 
 __device__ __forceinline__ float post(int op, float acc, ll r, float shift) {
   switch (op) {
-    case kMean: return acc / static_cast<float>(r);
+    case kMean: return acc / static_cast<float>(r > 0 ? r : 1);
     case kL2: return sqrtf(acc);
     case kLogSumExp: return shift + logf(acc);
     default: return acc;

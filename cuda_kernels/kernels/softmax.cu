@@ -4,6 +4,8 @@
 //   m = max_k x_k, all in float32.
 // One pass keeps an online (max, sum) pair per thread (the sum is rescaled when the max grows), pairs are
 // combined across the warp / block, and a second pass writes the outputs.
+// A row whose maximum is not finite is all NaN (ep_trtpy/ops/normalization.py): a NaN poisons the sum (m never
+// takes a NaN), a +inf maximum sets the sum to NaN in finish_row, and a row of -inf only has m = -inf, s = 0.
 // inner == 1: a warp per row for R <= 1024, a block of 512 threads per row above. inner > 1: 32 x 8 blocks, the
 // 32 lanes on consecutive inner positions and the 8 rows of the block splitting R.
 #include "common.cuh"
@@ -28,11 +30,11 @@ __device__ __forceinline__ void ms_add(MS& a, float x) {
   }
 }
 
+// A pair whose m is -inf has s = 0, or NaN when it met a NaN: either is its share of the combined sum.
 __device__ __forceinline__ MS ms_combine(MS a, MS b) {
-  const float m = k::nan_max(a.m, b.m);
-  if (m == -INFINITY) return {m, a.s + b.s};
-  const float sa = a.m == m ? a.s : (a.m == -INFINITY ? 0.0f : a.s * expf(a.m - m));
-  const float sb = b.m == m ? b.s : (b.m == -INFINITY ? 0.0f : b.s * expf(b.m - m));
+  const float m = a.m > b.m ? a.m : b.m;
+  const float sa = a.m == m || a.m == -INFINITY ? a.s : a.s * expf(a.m - m);
+  const float sb = b.m == m || b.m == -INFINITY ? b.s : b.s * expf(b.m - m);
   return {m, sa + sb};
 }
 
@@ -45,6 +47,12 @@ __device__ __forceinline__ MS ms_warp(MS v) {
     v = ms_combine(v, w);
   }
   return v;
+}
+
+// The row's pair made ready for finish: a +inf maximum makes the whole row NaN (as ONNX Runtime and PyTorch).
+__device__ __forceinline__ MS finish_row(MS ms) {
+  if (ms.m == INFINITY) ms.s = NAN;
+  return ms;
 }
 
 __device__ __forceinline__ float finish(float x, MS ms, int log) {
@@ -61,7 +69,7 @@ __global__ void __launch_bounds__(256) sm_rows_warp(const T* __restrict__ in, T*
     T* q = out + row * r;
     MS ms = {-INFINITY, 0.0f};
     for (ll j = lane; j < r; j += 32) ms_add(ms, k::to_float(p[j]));
-    ms = ms_warp(ms);
+    ms = finish_row(ms_warp(ms));
     for (ll j = lane; j < r; j += 32) q[j] = k::from_float<T>(finish(k::to_float(p[j]), ms, log));
   }
 }
@@ -86,7 +94,7 @@ __global__ void __launch_bounds__(512) sm_rows_block(const T* __restrict__ in, T
       if (lane == 0) smem[32] = w;
     }
     __syncthreads();
-    ms = smem[32];
+    ms = finish_row(smem[32]);
     for (ll j = threadIdx.x; j < r; j += blockDim.x) q[j] = k::from_float<T>(finish(k::to_float(p[j]), ms, log));
   }
 }
@@ -116,7 +124,7 @@ __global__ void __launch_bounds__(kColX * kColY) sm_columns(const T* __restrict_
       smem[0][threadIdx.x] = ms;
     }
     __syncthreads();
-    ms = smem[0][threadIdx.x];
+    ms = finish_row(smem[0][threadIdx.x]);
     if (valid)
       for (ll j = threadIdx.y; j < r; j += kColY)
         out[base + j * inner] = k::from_float<T>(finish(k::to_float(in[base + j * inner]), ms, log));

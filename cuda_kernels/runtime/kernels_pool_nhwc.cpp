@@ -3,9 +3,11 @@
 //
 // "pool_nhwc"  inputs [X] [N, H, W, C], outputs [Y] [N, P, Q, C]: float32, float16 or bfloat16, same dtype
 //              ints   [average, count_include_pad, N, C, H, W, P, Q, kh, kw, sh, sw, pbh, pbw, peh, pew, dh, dw]
-//              max ignores padding; average divides by the count of window positions inside X (or by kh*kw
-//              with count_include_pad). pe* only serve the shape check: P = floor((H + pbh + peh - ekh) / sh) + 1
-//              at most (ceil mode may give one more, whose window starts inside the input or the front padding).
+//              max ignores padding (NaN propagates; a window of padding only gives -inf); average divides by
+//              the count of window positions inside X, or with count_include_pad inside the padded X (never the
+//              overhang of a ceil_mode window). P = floor((H + pbh + peh - ekh) / sh) + 1 at most (ceil mode may
+//              give one more, whose window starts inside the input or the front padding); a window larger than
+//              the padded input gives P <= 1 (as ONNX Runtime's CPU provider).
 #include "../kernels/conv_nhwc.h"
 #include "kernel_util.h"
 
@@ -40,16 +42,18 @@ int prepare(Engine& e, Layer& layer, std::string* err) {
   g.sw = static_cast<int>(r.next_in("sw", 1, 1 << 20));
   g.ph = static_cast<int>(r.next_in("pbh", 0, 1 << 20));
   g.pw = static_cast<int>(r.next_in("pbw", 0, 1 << 20));
-  const int64_t peh = r.next_in("peh", 0, 1 << 20), pew = r.next_in("pew", 0, 1 << 20);
+  a.peh = static_cast<int>(r.next_in("peh", 0, 1 << 20));
+  a.pew = static_cast<int>(r.next_in("pew", 0, 1 << 20));
   g.dh = static_cast<int>(r.next_in("dh", 1, 1 << 20));
   g.dw = static_cast<int>(r.next_in("dw", 1, 1 << 20));
   if (!r.done()) return fail(err, r.error());
   if (x.dims != std::vector<int64_t>{g.n, g.h, g.w, g.c} || y.dims != std::vector<int64_t>{g.n, g.p, g.q, g.c})
     return fail(err, std::string(kName) + ": input " + kutil::dims_str(x.dims) + " / output " +
                          kutil::dims_str(y.dims) + " are not [N, H, W, C] / [N, P, Q, C] of the parameters");
-  const int64_t span_h = g.h + g.ph + peh - ((g.kh - 1) * int64_t(g.dh) + 1);
-  const int64_t span_w = g.w + g.pw + pew - ((g.kw - 1) * int64_t(g.dw) + 1);
-  if (g.p * g.q > 0 && (span_h < 0 || span_w < 0 || g.p > span_h / g.sh + 2 || g.q > span_w / g.sw + 2))
+  const int64_t span_h = g.h + g.ph + a.peh - ((g.kh - 1) * int64_t(g.dh) + 1);
+  const int64_t span_w = g.w + g.pw + a.pew - ((g.kw - 1) * int64_t(g.dw) + 1);
+  auto most = [](int64_t span, int stride) { return span < 0 ? int64_t(1) : span / stride + 2; };
+  if (g.p * g.q > 0 && (g.p > most(span_h, g.sh) || g.q > most(span_w, g.sw)))
     return fail(err, std::string(kName) + ": output extents " + std::to_string(g.p) + "x" + std::to_string(g.q) +
                          " do not fit the window and padding");
   return kutil::keep_args(e, layer, a);

@@ -91,7 +91,7 @@ def test_reduce_noop_with_empty_axes(op: str) -> None:
 @pytest.mark.parametrize("op", FLOAT_OPS)
 def test_reduce_empty_axis_gives_the_identity(op: str) -> None:
     x = np.zeros((3, 0, 4), np.float32)
-    identity = {"ReduceSum": 0.0, "ReduceMean": np.nan, "ReduceMax": -np.inf, "ReduceMin": np.inf, "ReduceProd": 1.0,
+    identity = {"ReduceSum": 0.0, "ReduceMean": 0.0, "ReduceMax": -np.inf, "ReduceMin": np.inf, "ReduceProd": 1.0,
                 "ReduceL1": 0.0, "ReduceL2": 0.0, "ReduceSumSquare": 0.0, "ReduceLogSumExp": -np.inf}[op]
     inputs = _inputs(x, [1])
     expected = [np.full((3, 1, 4), identity, np.float32)]

@@ -160,7 +160,7 @@ def run_reduce(ints: list[int], x: np.ndarray, y: np.ndarray) -> None:
         if op == 0:
             res = v.sum(axis=1)
         elif op == 1:
-            res = v.sum(axis=1) / np.float32(r)
+            res = v.sum(axis=1) / np.float32(max(r, 1))  # the mean of nothing is 0
         elif op == 2:
             res = v.max(axis=1, initial=-np.inf if v.dtype.kind == "f" else np.iinfo(x.dtype).min)
         elif op == 3:
@@ -194,10 +194,11 @@ def run_arg(ints: list[int], x: np.ndarray, y: np.ndarray, select_min: bool) -> 
 def run_softmax(ints: list[int], x: np.ndarray, y: np.ndarray) -> None:
     log, outer, r, inner = ints
     v = x.reshape(outer, r, inner).astype(np.float32)
-    m = v.max(axis=1, keepdims=True)
-    e = np.exp(v - m)
-    s = e.sum(axis=1, keepdims=True)
-    res = (v - m) - np.log(s) if log else e / s
+    m = v.max(axis=1, keepdims=True)  # not finite (NaN, +inf, -inf only): the row is NaN, through v - m
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e = np.exp(v - m)
+        s = e.sum(axis=1, keepdims=True)
+        res = (v - m) - np.log(s) if log else e / s
     y[:] = res.astype(y.dtype).reshape(-1)
 
 
@@ -379,7 +380,7 @@ def run_pool(ints: list[int], x: np.ndarray, y: np.ndarray) -> None:
             else:
                 out = vals.sum(axis=1) / np.float32(cnt)
         else:
-            out = vals.max(axis=1) if vals.shape[1] else np.full(nc, np.finfo(y.dtype).min, np.float32)
+            out = vals.max(axis=1) if vals.shape[1] else np.full(nc, -np.inf, np.float32)  # NaN propagates
         res[(slice(None),) + o] = out
     y[:] = res.astype(y.dtype).reshape(-1)
 
