@@ -166,7 +166,7 @@ def global_pool_ref(node: Node, x: np.ndarray) -> np.ndarray:
     axes = tuple(range(2, x.ndim))
     xc = compute_np(x)
     if x.size == 0:  # the mean and max of nothing: 0 and -inf, as ReduceMean and ReduceMax give
-        fill = 0 if node.op_type == "GlobalAveragePool" or numel(x.shape[:2]) == 0 else -np.inf
+        fill = 0.0 if node.op_type == "GlobalAveragePool" else -np.inf
         return np.full(_global_shape(x.shape), fill, x.dtype)
     if node.op_type == "GlobalAveragePool":
         y = np.mean(xc, axis=axes, keepdims=True)

@@ -5,7 +5,8 @@ shared by the reference backend's test (tests/ep_trtpy/ops/test_ops_numerics.py)
 Each expected output is computed here from the written rule, with plain loops or numpy's NaN-propagating max/min
 in float64, never by ep_trtpy's reference. ``ort`` says what ONNX Runtime's CPU provider gives for the case:
 "same" (the reference test compares it too), "differs" (the rule departs from it on purpose, and the test checks
-that it still does, so that the README's table stays true) or "" (an internal op ORT does not know). Inputs are
+that it still does, so that the README's table stays true), "refuses" (ORT raises) or "" (an internal op ORT does
+not know). Inputs are
 float32 unless the case factory is given another float dtype; 16-bit cases compute the rule on the rounded inputs
 and round the result once.
 """
@@ -249,6 +250,10 @@ def pool_cases(dtype: type = np.float32) -> list[NumCase]:
     want = max_rule(x, (2, 3))
     cases.append(NumCase(f"GlobalMaxPool-nan-{dt}", "GlobalMaxPool", [Arg("x", x)], [_out(want, dtype)],
                          ort="differs", kernels=("reduce",)))
+    e = np.zeros((2, 3, 0, 4), dtype)  # global pools of nothing: -inf and 0, as ReduceMax and ReduceMean
+    for op, value in (("GlobalMaxPool", -INF), ("GlobalAveragePool", 0.0)):
+        cases.append(NumCase(f"{op}-empty-spatial-{dt}", op, [Arg("x", e)], [np.full((2, 3, 1, 1), value, dtype)],
+                             ort="refuses", kernels=("reduce",)))
     # windows of padding only (dilation 3 steps over the single element): max -inf (ORT: -3.4e38), average 0
     one = _round(np.array([[[2.5]]]), dtype)
     pad_only = {"kernel_shape": [2], "strides": [2], "dilations": [3], "pads": [1, 1]}

@@ -214,8 +214,9 @@ def run_layernorm(ints: list[int], floats: list[float], x: np.ndarray, scale: np
             s[:] = x
     v = x.reshape(rows, cols).astype(np.float32)
     mean = v.mean(axis=1, keepdims=True)
-    var = ((v - mean) ** 2).mean(axis=1, keepdims=True)
-    res = (v - mean) / np.sqrt(var + np.float32(floats[0])) * scale.astype(np.float32)
+    with np.errstate(invalid="ignore"):  # an infinity in the row: inf - inf, a NaN row
+        var = ((v - mean) ** 2).mean(axis=1, keepdims=True)
+        res = (v - mean) / np.sqrt(var + np.float32(floats[0])) * scale.astype(np.float32)
     if bias is not None:
         res = res + bias.astype(np.float32)
     y[:] = res.astype(y.dtype).reshape(-1)

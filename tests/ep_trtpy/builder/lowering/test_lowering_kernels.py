@@ -5,6 +5,8 @@ covered by tests/cuda_kernels/."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from kernel_emulator import execute
@@ -362,6 +364,29 @@ def test_pool_geometry_ceil_rule() -> None:
     assert out == [4] and (pb, pe) == ([1], [0])
     out, pb, pe = pool_geometry([8], [3], [2], [0, 0], [2], 0, "VALID")
     assert out == [2]
+
+
+def test_pool_geometry_agrees_with_the_reference_where_the_window_outgrows_the_input() -> None:
+    """Windows larger than the padded input give 0 or 1 outputs (division toward zero, as ORT's CPU provider) in
+    the lowering as in ops/_spatial.py, for every geometry the reference accepts."""
+    from ep_trtpy.ops._spatial import window_geometry
+    from ep_trtpy.ops.registry import OpError
+    from graph_partitioner.ir import Node
+
+    outgrown = set()
+    for n, k, s, d, b, a, ceil, auto in itertools.product(range(4), range(1, 5), range(1, 4), (1, 2), range(3),
+                                                         range(3), (0, 1), ("NOTSET", "VALID")):
+        pads = [b, a] if auto == "NOTSET" else [0, 0]
+        node = Node("MaxPool", "p", "", {"auto_pad": auto, "pads": pads})
+        try:
+            _, _, want = window_geometry(node, [n], [k], [s], [d], bool(ceil), pooling=True)
+        except OpError:
+            continue
+        out, _, _ = pool_geometry([n], [k], [s], pads, [d], ceil, auto)
+        assert out == want, f"in {n} kernel {k} stride {s} dilation {d} pads {pads} ceil {ceil} {auto}"
+        if n + sum(pads) < (k - 1) * d + 1:
+            outgrown.add(want[0])
+    assert outgrown == {0, 1}
 
 
 @pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
