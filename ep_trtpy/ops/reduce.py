@@ -22,8 +22,8 @@ ArgMax / ArgMin: int64 index of the first (``select_last_index=0``) or last extr
 
 NaN and infinities (README's "Numerics at the edges", shared with the GPU kernels): ReduceMax and ReduceMin give
 NaN when the reduced set holds a NaN, and ArgMax and ArgMin point at the first NaN (the last with
-``select_last_index=1``), as numpy and PyTorch do (ONNX Runtime's CPU provider keeps a NaN only when it comes
-first, and its ArgMax skips them). The sums follow IEEE arithmetic (NaN in, NaN out; inf - inf is NaN);
+``select_last_index=1``), as numpy and PyTorch do (ONNX Runtime's CPU provider keeps or points at a NaN only when
+it comes first). The sums follow IEEE arithmetic (NaN in, NaN out; inf - inf is NaN);
 ReduceLogSumExp gives +inf for a set holding +inf and -inf for a set of -inf only.
 """
 

@@ -103,10 +103,10 @@ def softmax_rule(x: np.ndarray, axis: int, log: bool) -> np.ndarray:
     out = np.empty_like(xm)
     for idx in np.ndindex(*xm.shape[:-1]):
         row = xm[idx]
-        m = max(row, key=lambda v: (v == v, v)) if row.size else 0.0
-        if any(v != v for v in row) or not np.isfinite(m):
+        if np.isnan(row).any() or not np.isfinite(row.max()):
             out[idx] = NAN
             continue
+        m = row.max()
         with np.errstate(divide="ignore"):
             z = row - m
             s = np.exp(z).sum()
@@ -367,19 +367,20 @@ def internal_cases(dtype: type = np.float32) -> list[NumCase]:
                          rtol=3e-3 if dtype == np.float32 else 2e-2, atol=3e-3 if dtype == np.float32 else 2e-2))
     xc = _round(plant(rng.uniform(-1, 1, (1, 4, 5, 5)), {(0, 0, 2, 2): NAN, (0, 2, 0, 0): INF}), dtype)
     w = _round(rng.uniform(-0.5, 0.5, (4, 1, 3, 3)), dtype)  # depthwise: a NaN reaches only its own channel
+    bias = _round(rng.uniform(-0.2, 0.2, 4), dtype)  # with a bias, cuDNN fuses the NCHW ReLU itself
     for act, alpha, beta, fn in (("Relu", 0.0, 0.0, lambda y: np.maximum(y, 0)),
                                  ("Clip", -0.5, 0.5, lambda y: np.minimum(np.maximum(y, -0.5), 0.5))):
-        conv = _depthwise(xc.astype(np.float64), w.astype(np.float64))
+        conv = _depthwise(xc.astype(np.float64), w.astype(np.float64)) + bias.astype(np.float64).reshape(1, 4, 1, 1)
         with np.errstate(invalid="ignore"):
             want = fn(conv)
         for layout in ("nchw", "nhwc"):  # NCHW: cuDNN's fused activation; NHWC depthwise: our kernel
             attrs = {"kernel_shape": [3, 3], "strides": [1, 1], "pads": [1, 1, 1, 1], "dilations": [1, 1],
                      "group": 4, "activation": act, "act_alpha": alpha, "act_beta": beta,
                      "channels_last": int(layout == "nhwc")}
-            ins, y = [Arg("x", xc), Arg("w", w, True)], want
+            ins, y = [Arg("x", xc), Arg("w", w, True), Arg("b", bias, True)], want
             if layout == "nhwc":
                 ins = [Arg("x", np.ascontiguousarray(xc.transpose(0, 2, 3, 1))),
-                       Arg("w", np.ascontiguousarray(w.transpose(0, 2, 3, 1)), True)]
+                       Arg("w", np.ascontiguousarray(w.transpose(0, 2, 3, 1)), True), Arg("b", bias, True)]
                 y = want.transpose(0, 2, 3, 1)
             cases.append(NumCase(f"FusedConv-{layout}-{act}-nan-{dt}", "ep_trtpy::FusedConv", ins, [_out(y, dtype)],
                                  attrs, ort="", kernels=("conv",), rtol=3e-3 if dtype == np.float32 else 5e-3,
