@@ -24,14 +24,20 @@ Graph documents (``graph_json``) written by the shim (cuda_kernels/shim/graph_ex
                  "attrs": {name: {"type": "int"|"ints"|"float"|"floats"|"string"|"strings"|"tensor"|"graph"|
                                   "graphs"|"unknown", "value": ...}}}],
                  # tensor attributes: {"type": "tensor", "index": k}: the data is initializers[k] (k beyond the
-                 # named initializers); graph attributes carry no value.
+                 # named initializers); strings over 64 KiB: {"type": "bytes", "index": k}, initializers[k] a
+                 # uint8 array of their bytes; graph attributes carry no value.
       "fused_node": {"name": str, "inputs": [name, ...], "outputs": [name, ...]}    # compile() only
     }
 
 State: EP objects (options, backend, device) and programs (one per fused subgraph: its IR, the mapping of
 engine inputs to the fused node's inputs, and its engines by input shapes). Engines come from memory, then the
 engine cache (when ``engine_cache_enable``), then a build (saved when enabled): ``get_or_build`` in
-ep_trtpy/builder/build.py, the same path ``ep-trtpy build`` uses. All state is guarded by locks: callbacks may come from any ORT thread.
+ep_trtpy/builder/build.py. ``ep-trtpy build`` runs a session and watches its builds (:func:`observe_builds`). All
+state is guarded by locks: callbacks may come from any ORT thread.
+
+EPContext (ep_trtpy/epcontext/): GetCapability claims each EPContext node this EP wrote as a fused node of its own;
+Compile loads its engine (checked against this session, never built) into a program whose engines are fixed. With
+the session entry ``ep.context_enable=1``, Compile asks :func:`context_node` for each program's EPContext node.
 """
 
 from __future__ import annotations
@@ -42,15 +48,19 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ep_trtpy.builder.build import get_or_build
+from ep_trtpy.builder.build import Obtained, get_or_build, instantiate, producer_versions
 from ep_trtpy.engine.artifact import CPU, Device, EngineArtifact
 from ep_trtpy.engine.cache import Counters, graph_hash
+from ep_trtpy.engine.format import decode, encode
+from ep_trtpy.epcontext.load import is_ours, load_node
+from ep_trtpy.epcontext.node import ContextError, Settings, concrete_shapes, node_attributes
 from ep_trtpy.options import Options, parse
 from graph_partitioner.ir import Graph, dtype_name, elem_type, is_static, shape_str
 from graph_partitioner.onnx_io import graph_from_export
@@ -74,8 +84,21 @@ class _Program:
     graph: Graph
     runtime_inputs: list[int]
     ghash: str
+    model_path: str = ""
+    context: str = ""  # the EPContext node it was loaded from: its one engine is fixed, nothing is built
     artifacts: dict[tuple[tuple[int, ...], ...], EngineArtifact] = field(default_factory=dict)
+    obtained: dict[tuple[tuple[int, ...], ...], Obtained] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+
+@dataclass
+class BuildRecord:
+    """An engine a program obtained (built or from the engine cache) while :func:`observe_builds` watched."""
+
+    program: str
+    nodes: int
+    inputs: dict[str, tuple[int, ...]]
+    obtained: Obtained
 
 
 _lock = threading.RLock()
@@ -84,7 +107,9 @@ _programs: dict[int, _Program] = {}
 _ids = itertools.count(1)
 _counters = Counters()
 _reference_runs = 0
+_context_engines = 0
 _said_reference = False
+_observer: list[Any] = [None]  # (records, dump factory) while observe_builds() is active
 
 
 def _ep(ep_id: int) -> _EP:
@@ -160,15 +185,18 @@ def get_capability(ep_id: int, graph_json: str, initializers: list[np.ndarray]) 
         log.info("TrtPyExecutionProvider: not claiming inside the body of control-flow node '%s'",
                  doc["parent_node"])
         return []
+    contexts = [[k] for k, nd in enumerate(doc.get("nodes") or []) if is_ours(nd)]  # one fused node each
     graph = graph_from_export(doc, initializers)
     result = partition_module.partition(graph, ep.options.min_subgraph_size, ep.options.op_types_to_exclude)
-    clusters = [[int(n.index) for n in cluster] for cluster in result.clusters]
+    clusters = [[int(n.index) for n in cluster] for cluster in result.clusters] + contexts
     claimed = sum(len(c) for c in clusters)
     log.info("TrtPyExecutionProvider: claimed %d of %d nodes in %d clusters (graph '%s')", claimed, len(graph.nodes),
              len(clusters), graph.name)
     if ep.options.detailed_build_log:
+        ours = {n.name for n in graph.nodes if [n.index] in contexts}
         for name, reason in result.reasons.items():
-            log.info("  not claimed: '%s': %s", name, reason)
+            if name not in ours:
+                log.info("  not claimed: '%s': %s", name, reason)
     return clusters
 
 
@@ -210,10 +238,43 @@ def _subgraph(doc: dict, initializers: list[np.ndarray]) -> tuple[Graph, list[in
     return graph, [pos[v.name] for v in runtime]
 
 
+def _register(prog: _Program) -> _Program:
+    with _lock:
+        prog.id = next(_ids)
+        _programs[prog.id] = prog
+    return prog
+
+
+def _compile_context(ep: _EP, doc: dict, initializers: list[np.ndarray]) -> tuple[int, list[int]]:
+    """A program from an EPContext node: its engine, checked against this session; nothing is built."""
+    global _context_engines
+    loaded = load_node(doc, initializers, Settings.from_session(ep.options.session), ep.backend, ep.device)
+    art = loaded.artifact
+    if ep.backend == "cuda":
+        art.engine = instantiate(art, ep.device, ep.options)  # the plan as it is: its layers keep their tactics
+    io = Graph(loaded.node_name)  # the engine's inputs and outputs, as its header declares them
+
+    def value(d: dict) -> Any:
+        return io.values.get(d["name"]) or io.add_value(d["name"], d["dtype"], tuple(d["shape"]), unique=False)
+
+    io.inputs = [value(d) for d in loaded.header["inputs"]]
+    io.outputs = [value(d) for d in loaded.header["outputs"]]
+    prog = _Program(0, ep, loaded.node_name, io, loaded.runtime_inputs, str(loaded.header["graph_hash"]),
+                    model_path=str(doc.get("model_path") or ""), context=loaded.node_name)
+    prog.artifacts[tuple(tuple(int(d) for d in s) for s in art.input_shapes)] = art
+    _register(prog)
+    with _lock:
+        _context_engines += 1
+    log.info("TrtPyExecutionProvider: EPContext node '%s': engine loaded, nothing built", loaded.node_name)
+    return prog.id, loaded.runtime_inputs
+
+
 def compile(ep_id: int, graph_json: str, initializers: list[np.ndarray]) -> tuple[int, list[int]]:  # noqa: A001
     """Compile one fused subgraph. Returns (program_id, runtime input indices into fused_node.inputs)."""
     ep = _ep(ep_id)
     doc = json.loads(graph_json)
+    if any(is_ours(nd) for nd in doc.get("nodes") or []):
+        return _compile_context(ep, doc, initializers)
     graph, runtime_inputs = _subgraph(doc, initializers)
     if ep.options.dump_subgraphs:
         from graph_partitioner.onnx_io import graph_to_onnx
@@ -224,10 +285,8 @@ def compile(ep_id: int, graph_json: str, initializers: list[np.ndarray]) -> tupl
         with open(path, "wb") as f:
             f.write(graph_to_onnx(graph).SerializeToString())
         log.info("TrtPyExecutionProvider: wrote subgraph %s", path)
-    prog = _Program(0, ep, graph.name, graph, runtime_inputs, graph_hash(graph))
-    with _lock:
-        prog.id = next(_ids)
-        _programs[prog.id] = prog
+    prog = _register(_Program(0, ep, graph.name, graph, runtime_inputs, graph_hash(graph),
+                              model_path=str(doc.get("model_path") or "")))
     if all(is_static(v.shape) for v in graph.inputs):
         try:
             _artifact(prog, [tuple(v.shape) for v in graph.inputs])  # type: ignore[arg-type]
@@ -245,10 +304,24 @@ def _artifact(prog: _Program, shapes: list[tuple[int, ...]]) -> EngineArtifact:
     with prog.lock:
         art = prog.artifacts.get(shapes_t)
         if art is None:
+            if prog.context:
+                (have,) = prog.artifacts
+                show = ", ".join(f"{v.name}:{'x'.join(map(str, s)) or 'scalar'}" for v, s in zip(prog.graph.inputs, have))
+                got_s = ", ".join(f"{v.name}:{'x'.join(map(str, s)) or 'scalar'}"
+                                  for v, s in zip(prog.graph.inputs, shapes_t))
+                raise ContextError(f"TrtPyExecutionProvider: EPContext node '{prog.context}' holds an engine for "
+                                   f"{show}, not {got_s}; write the context model for the shapes you run "
+                                   f"(ep-trtpy build MODEL --shapes ... -o CONTEXT.onnx)")
+            observer = _observer[0]
+            dump = observer[1](prog.name) if observer is not None and observer[1] is not None else None
             got = get_or_build(prog.graph, list(shapes_t), prog.ep.options, prog.ep.backend, prog.ep.device,
-                               counters=_counters, ghash=prog.ghash)
+                               counters=_counters, ghash=prog.ghash, dump=dump)
             art = got.artifact
             prog.artifacts[shapes_t] = art
+            prog.obtained[shapes_t] = got
+            if observer is not None:
+                observer[0].append(BuildRecord(prog.name, len(prog.graph.nodes),
+                                               {v.name: s for v, s in zip(prog.graph.inputs, shapes_t)}, got))
         return art
 
 
@@ -309,6 +382,49 @@ def run_reference(program_id: int, inputs: list[np.ndarray],
         _reference_runs += 1
 
 
+def _engine_file(prog: _Program, shapes: tuple[tuple[int, ...], ...]) -> bytes:
+    """The engine file bytes of one of the program's engines: the cache file it was loaded from, else encoded."""
+    got = prog.obtained[shapes]
+    if got.source == "cache" and got.path:
+        with open(got.path, "rb") as f:
+            data = f.read()
+        decode(data, expect_key=got.key)  # the same engine (another process may have replaced the file since)
+        return data
+    return encode(got.artifact, key=got.key, graph_hash=got.graph_hash, producers=producer_versions(prog.ep.backend),
+                  options=prog.ep.options.engine_key_items())
+
+
+def context_node(program_id: int) -> tuple[str, list[tuple[str, int | bytes]]]:
+    """(node name, attributes) of the EPContext node standing for this program in the context model ORT writes
+    (ep.context_enable=1); the engine for the program's shapes is obtained now."""
+    prog = _program(program_id)
+    if prog.context:
+        raise ContextError(f"TrtPyExecutionProvider: the model already is an EPContext model (node "
+                           f"'{prog.context}'); load it without ep.context_enable=1")
+    settings = Settings.from_session(prog.ep.options.session)
+    shapes = tuple(concrete_shapes(prog.name, [(v.name, v.shape) for v in prog.graph.inputs]))
+    with prog.lock:
+        _artifact(prog, list(shapes))
+        data = _engine_file(prog, shapes)
+    return node_attributes(prog.name, data, decode(data).header, settings, prog.model_path)
+
+
+@contextmanager
+def observe_builds(dump: Callable[[str], Any] | None = None) -> Iterator[list[BuildRecord]]:
+    """Collect every engine programs obtain (built or from the engine cache) while active; ``dump(program name)``
+    gives the pass pipeline's dump hook for a build. Process-wide, one at a time (``ep-trtpy build``)."""
+    records: list[BuildRecord] = []
+    with _lock:
+        if _observer[0] is not None:
+            raise RuntimeError("observe_builds() is already active in this process")
+        _observer[0] = (records, dump)
+    try:
+        yield records
+    finally:
+        with _lock:
+            _observer[0] = None
+
+
 def release_program(program_id: int) -> None:
     with _lock:
         _programs.pop(int(program_id), None)
@@ -319,12 +435,14 @@ def stats() -> dict[str, int]:
     with _lock:
         out = _counters.as_dict()
         out["reference_runs"] = _reference_runs
+        out["context_engines"] = _context_engines
         out["programs"] = len(_programs)
     return out
 
 
 def reset_stats() -> None:
-    global _reference_runs
+    global _reference_runs, _context_engines
     _counters.reset()
     with _lock:
         _reference_runs = 0
+        _context_engines = 0

@@ -422,6 +422,12 @@ def _export_attr(node_name: str, name: str, spec: Mapping[str, Any], initializer
         return [float(x) for x in val]
     if kind == "strings":
         return [str(x) for x in val]
+    if kind == "bytes":  # a large STRING attribute (an EPContext node's engine), beside the document
+        k = int(spec["index"])
+        if not 0 <= k < len(initializers) or initializers[k] is None:
+            raise ValueError(f"node '{node_name}': string attribute '{name}' refers to array {k}, which did not "
+                             f"come with the graph document")
+        return np.asarray(initializers[k], dtype=np.uint8).tobytes()
     if kind == "tensor":
         k = int(spec["index"])
         if not 0 <= k < len(initializers):

@@ -9,6 +9,7 @@ Layering, lowest first; a module imports only from its own layer or lower ones (
     ep_trtpy.ops, runtime, models
     ep_trtpy.tuner
     ep_trtpy.builder
+    ep_trtpy.epcontext         EPContext nodes: writing their attributes, loading and checking their engines
     ep_trtpy._host             the shim's Python side
     ep_trtpy                   the package face (register, runtime_stats)
     ep_trtpy.cli, __main__
@@ -34,6 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("ep_trtpy.ops", "ep_trtpy.runtime", "ep_trtpy.models"),
     ("ep_trtpy.tuner",),
     ("ep_trtpy.builder",),
+    ("ep_trtpy.epcontext",),
     ("ep_trtpy._host",),
     ("ep_trtpy",),
     ("ep_trtpy.cli", "ep_trtpy.__main__"),

@@ -270,13 +270,44 @@ int cb_run_reference(int64_t program_id, const tp_host_tensor* inputs, size_t n_
   });
 }
 
+// _host.context_node(program_id) returns (node_name, [(attribute name, int | bytes | str), ...]).
+int cb_context_node(int64_t program_id, tp_context_attr_fn emit, void* emit_ctx, char** node_name,
+                    char** error) noexcept {
+  *node_name = nullptr;
+  return call_python(error, [&] {
+    py::object r = host().attr("context_node")(program_id);
+    auto t = r.cast<py::tuple>();
+    if (t.size() != 2) throw std::runtime_error("ep_trtpy._host.context_node must return (node_name, attributes)");
+    const std::string name = t[0].cast<std::string>();
+    for (py::handle item : t[1]) {
+      auto pair = item.cast<py::tuple>();
+      if (pair.size() != 2) throw std::runtime_error("a context_node attribute must be a (name, value) pair");
+      const std::string attr = pair[0].cast<std::string>();
+      py::handle v = pair[1];
+      int rc = 0;
+      if (py::isinstance<py::bool_>(v) || !(py::isinstance<py::int_>(v) || py::isinstance<py::bytes>(v) ||
+                                             py::isinstance<py::str>(v))) {
+        throw std::runtime_error("context_node attribute '" + attr + "' must be an int, bytes or str");
+      } else if (py::isinstance<py::int_>(v)) {
+        rc = emit(emit_ctx, attr.c_str(), 1, v.cast<int64_t>(), nullptr, 0);
+      } else {
+        const std::string bytes = py::isinstance<py::bytes>(v) ? std::string(v.cast<py::bytes>())
+                                                                : v.cast<std::string>();
+        rc = emit(emit_ctx, attr.c_str(), 5, 0, bytes.data(), bytes.size());
+      }
+      if (rc != 0) throw std::runtime_error("the plugin refused EPContext attribute '" + attr + "'");
+    }
+    *node_name = dup_message(name);
+  });
+}
+
 void cb_release_program(int64_t program_id) noexcept {
   call_python_void("ep_trtpy._host.release_program", [&] { host().attr("release_program")(program_id); });
 }
 
 const tp_host_callbacks kCallbacks = {
-    TP_HOST_CALLBACKS_VERSION, cb_create_ep, cb_release_ep,    cb_get_capability,
-    cb_compile,                cb_get_engine, cb_run_reference, cb_release_program,
+    TP_HOST_CALLBACKS_VERSION, cb_create_ep,     cb_release_ep,      cb_get_capability, cb_compile,
+    cb_get_engine,             cb_run_reference, cb_release_program, cb_context_node,
 };
 
 }  // namespace

@@ -179,6 +179,16 @@ std::string probe_op_attributes() {
     PROBE_EXPECT(std::string(b.begin(), b.end()) == v, "STRING attribute read back wrong");
   }
   {
+    // Whether a STRING attribute may hold binary bytes: some releases copy it only up to the first NUL.
+    Attr a;
+    const char v[] = {'t', '\0', 'p'};
+    if (!(why = make(a, "sb", v, static_cast<int>(sizeof v), ort::kAttrString)).empty()) return why;
+    std::vector<char> b;
+    if (!(why = read(a, ort::kAttrString, &b)).empty()) return why;
+    if (g_string_attr_has_nul && !b.empty() && b.back() == '\0') b.pop_back();
+    g_string_attr_binary = b.size() == sizeof v && std::memcmp(b.data(), v, sizeof v) == 0;
+  }
+  {
     Attr a;
     const char* v[2] = {"ab", "c"};
     if (!(why = make(a, "ss", v, 2, ort::kAttrStrings)).empty()) return why;
@@ -272,6 +282,9 @@ std::string run_abi_probes(const OrtApiBase* base) {
   }
   report += std::string("  note: ReadOpAttr writes STRING values ") +
             (g_string_attr_has_nul ? "with" : "without") + " a terminating NUL\n";
+  report += std::string("  note: CreateOpAttr ") + (g_string_attr_binary ? "keeps" : "drops") +
+            " the bytes of a STRING value after a NUL\n";
+  report += std::string("  model editor API (slot 291): ") + (g_model_editor_api ? "present" : "absent") + "\n";
   report += ok ? "all probes passed" : "PROBES FAILED: the plugin refuses to register";
   tp_set_abi_report(report.c_str());
   return ok ? std::string() : report;

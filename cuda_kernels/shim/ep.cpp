@@ -23,8 +23,10 @@ bool starts_with_ci(const std::string& s, const char* prefix) {
   return true;
 }
 
-// {"key": "value"} of our provider options (prefix removed) and the ep.context_* session entries.
-std::string options_json(const OrtSessionOptions* options) {
+// {"key": "value"} of our provider options (prefix removed) and the ep.context_* session entries; sets
+// *context_enable when ep.context_enable is "1" (ORT then expects an EPContext node per fused node from Compile).
+std::string options_json(const OrtSessionOptions* options, bool* context_enable) {
+  *context_enable = false;
   OrtKeyValuePairs* kv = nullptr;
   check(api<GetSessionOptionsConfigEntries>()(options, &kv), "GetSessionOptionsConfigEntries");
   JsonWriter w;
@@ -43,6 +45,7 @@ std::string options_json(const OrtSessionOptions* options) {
       } else if (starts_with_ci(key, kContextPrefix)) {
         w.key(key);
         w.value(value);
+        if (key == kContextEnable) *context_enable = value == "1";
       }
     }
   } catch (...) {
@@ -174,8 +177,10 @@ OrtStatus* get_capability(OrtEp* self, const OrtGraph* graph, OrtEpGraphSupportI
   return status;
 }
 
+// With ep.context_enable=1, ep_context_nodes[i] receives the EPContext node standing for fused node i in the
+// context model ORT writes (ORT owns it, even when Compile fails).
 OrtStatus* compile(OrtEp* self, const OrtGraph** graphs, const OrtNode** fused_nodes, size_t count,
-                   OrtNodeComputeInfo** infos, OrtNode** /*ep_context_nodes: EPContext is not generated*/) noexcept {
+                   OrtNodeComputeInfo** infos, OrtNode** ep_context_nodes) noexcept {
   Ep* ep = as_ep(self);
   for (size_t i = 0; i < count; ++i) infos[i] = nullptr;
   if (!ep->refusal.empty()) return make_status(ep->refusal_code, std::string(kEpName) + ": " + ep->refusal);
@@ -210,6 +215,10 @@ OrtStatus* compile(OrtEp* self, const OrtGraph** graphs, const OrtNode** fused_n
         ep->programs[program->node_name] = program;
       }
       infos[i] = new_compute_info(ep, program);
+      if (ep->context_enable) {
+        if (ep_context_nodes == nullptr) fail("ORT passed no room for EPContext nodes although ep.context_enable=1");
+        ep_context_nodes[i] = create_ep_context_node(cb, *program);
+      }
     }
     return nullptr;
   });
@@ -279,7 +288,8 @@ OrtStatus* create_ep(OrtEpFactory* self, const OrtHardwareDevice* const* devices
     }
     if (f->gpu && ordinals.empty()) return refuse(ort::kFail, "ORT gave this EP no CUDA device");
 
-    const std::string opts = options_json(options);
+    bool context_enable = false;
+    const std::string opts = options_json(options, &context_enable);
     const std::string devs = device_json(f->gpu, ordinals);
     int64_t ep_id = -1;
     int32_t device_id = -1;
@@ -305,6 +315,7 @@ OrtStatus* create_ep(OrtEpFactory* self, const OrtHardwareDevice* const* devices
 
     ep->ep_id = ep_id;
     ep->device_id = f->gpu ? device_id : -1;
+    ep->context_enable = context_enable;
     *out = &owner.release()->base;
     return nullptr;
   });

@@ -38,6 +38,8 @@ struct Ep {
   int64_t ep_id = -1;  // the Python-side EP object
   int device_id = -1;  // CUDA ordinal; -1 = numpy reference backend
 
+  bool context_enable = false;  // session entry ep.context_enable=1: Compile returns EPContext nodes
+
   // Why this EP cannot work (bad options, no Python host...), reported from Compile; see ep.cpp.
   std::string refusal;
   ort::ErrorCode refusal_code = ort::kOk;
@@ -51,5 +53,8 @@ inline Ep* as_ep(OrtEp* e) { return reinterpret_cast<Ep*>(e); }
 // compute.cpp: the OrtNodeComputeInfo of one fused node.
 OrtNodeComputeInfo* new_compute_info(Ep* ep, std::shared_ptr<Program> program);
 void delete_compute_info(OrtNodeComputeInfo* info) noexcept;
+
+// ep_context.cpp: the EPContext node that stands for a compiled program in the context model (ORT owns it).
+OrtNode* create_ep_context_node(const HostCallbacks& cb, const Program& program);
 
 }  // namespace tp::shim

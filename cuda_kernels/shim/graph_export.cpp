@@ -16,10 +16,14 @@
 namespace tp::shim {
 
 bool g_string_attr_has_nul = false;
+bool g_string_attr_binary = false;
 
 namespace {
 
 using namespace ort::api;
+
+// STRING attributes longer than this travel as uint8 tensors beside the document ({"type": "bytes"}).
+constexpr size_t kLargeStringBytes = 64 * 1024;
 
 std::string value_name(const OrtValueInfo* vi) {
   if (vi == nullptr) return std::string();
@@ -148,6 +152,11 @@ void write_attr(JsonWriter& w, const OrtOpAttr* attr, const std::string& node, H
     case ort::kAttrString: {
       std::vector<char> b = read_attr_bytes(attr, type);
       if (g_string_attr_has_nul && !b.empty() && b.back() == '\0') b.pop_back();
+      if (b.size() > kLargeStringBytes) {  // e.g. an EPContext node's engine: beside the document, not in it
+        size_t index = tensors.add_bytes(node + "." + name, std::move(b));
+        w.key("type"), w.value("bytes"), w.key("index"), w.value(static_cast<int64_t>(index));
+        break;
+      }
       w.key("type"), w.value("string"), w.key("value"), w.value(std::string(b.begin(), b.end()));
       break;
     }
@@ -221,6 +230,24 @@ size_t HostTensors::add(const std::string& name, const OrtValue* value) {
   }
   views_.push_back(t);
   // Keep every view's pointers valid: items_ is a deque (stable), dims/name/host_copy never move after this.
+  return views_.size() - 1;
+}
+
+size_t HostTensors::add_bytes(const std::string& name, std::vector<char>&& bytes) {
+  items_.emplace_back();
+  Item& item = items_.back();
+  item.name = name;
+  item.dims = {static_cast<int64_t>(bytes.size())};
+  item.host_copy.assign(bytes.begin(), bytes.end());
+  std::vector<char>().swap(bytes);
+  tp_host_tensor t{};
+  t.name = item.name.c_str();
+  t.dtype = ort::kElemUint8;
+  t.dims = item.dims.data();
+  t.ndims = 1;
+  t.nbytes = item.host_copy.size();
+  t.data = item.host_copy.data();
+  views_.push_back(t);
   return views_.size() - 1;
 }
 

@@ -24,6 +24,8 @@ class HostTensors {
 
   // Adds the data of a tensor value (copied to the host when it lives in device memory). Returns its index.
   size_t add(const std::string& name, const OrtValue* value);
+  // Adds raw bytes (a large STRING attribute) as a 1-D uint8 tensor, taking the buffer. Returns its index.
+  size_t add_bytes(const std::string& name, std::vector<char>&& bytes);
   // Takes ownership of a value ORT created for us (released with ReleaseValue).
   void own(OrtValue* value) { owned_.push_back(value); }
 
@@ -58,5 +60,7 @@ std::string node_name(const OrtNode* node);
 
 // Whether ReadOpAttr writes a terminating NUL after a STRING value (decided by the ABI probe).
 extern bool g_string_attr_has_nul;
+// Whether CreateOpAttr keeps a STRING value's bytes past a NUL (decided by the ABI probe; EPContext payloads).
+extern bool g_string_attr_binary;
 
 }  // namespace tp::shim

@@ -44,6 +44,7 @@ __attribute__((visibility("default"))) OrtStatus* CreateEpFactories(const char* 
     const char* poison = std::getenv("EP_TRTPY_TEST_POISON_RESERVE");
     g_poison_reserve = poison != nullptr && std::strcmp(poison, "1") == 0;
     g_ep_api = ort::slot_fn<ort::api::GetEpApi>(table)();
+    g_model_editor_api = ort::slot_fn<ort::api::GetModelEditorApi>(table)();
     const std::string failure = run_abi_probes(base);
     if (!failure.empty()) return make_status(ort::kFail, failure);
     if (max_factories < 1) return make_status(ort::kInvalidArgument, "ORT offered no room for a factory");

@@ -9,6 +9,7 @@ namespace tp::shim {
 
 const OrtApi* g_api = nullptr;
 const OrtEpApi* g_ep_api = nullptr;
+const OrtModelEditorApi* g_model_editor_api = nullptr;
 const OrtLogger* g_default_logger = nullptr;
 bool g_poison_reserve = false;
 

@@ -24,10 +24,12 @@ constexpr const char* kMemoryInfoName = "TrtPyCuda";
 // Session config entries carrying our provider options: "ep.<lowercased EP name>.<key>".
 constexpr const char* kOptionPrefix = "ep.trtpyexecutionprovider.";
 constexpr const char* kContextPrefix = "ep.context_";
+constexpr const char* kContextEnable = "ep.context_enable";  // "1": ORT writes an EPContext model
 
 // The tables, set once by CreateEpFactories before any other entry point can run.
 extern const OrtApi* g_api;
 extern const OrtEpApi* g_ep_api;
+extern const OrtModelEditorApi* g_model_editor_api;
 
 template <typename S>
 struct TableOf;
@@ -38,6 +40,10 @@ struct TableOf<ort::Slot<OrtApi, I, F>> {
 template <size_t I, typename F>
 struct TableOf<ort::Slot<OrtEpApi, I, F>> {
   static const OrtEpApi* get() { return g_ep_api; }
+};
+template <size_t I, typename F>
+struct TableOf<ort::Slot<OrtModelEditorApi, I, F>> {
+  static const OrtModelEditorApi* get() { return g_model_editor_api; }
 };
 
 // The typed function of slot S in its table: `api<ort::api::CreateStatus>()(code, "msg")`.

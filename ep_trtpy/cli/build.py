@@ -1,14 +1,18 @@
-"""``ep-trtpy build MODEL.onnx``: build (or load from the engine cache) the engine of every subgraph the EP claims.
+"""``ep-trtpy build MODEL.onnx``: build (or load from the engine cache) the engine of every subgraph the EP claims,
+and with ``-o CONTEXT.onnx`` write an EPContext model that loads without building.
 
-It goes through the same path as a session: partition (graph_partitioner.partition), then for each cluster the
-engine cache lookup and, on a miss, the build (ep_trtpy/builder/build.py get_or_build), saving into the cache
-folder. It prints one line per engine (nodes, input shapes, build time or cache hit, the cache file).
+It runs the model once through an ORT session with TrtPyExecutionProvider (inputs of the ``--shapes`` given,
+seeded random values), so every engine comes from exactly the path a session takes: ORT's own graph
+optimizations, the partition, the fused node's inputs, the engine cache key. Engines therefore land in
+``--cache-dir`` under the names a session with ``engine_cache_path`` = that folder looks up, and what ORT's CPU
+provider computes for the nodes the EP does not claim (shapes made by Shape/Expand chains, CumSum, NonZero...)
+gives each claimed subgraph its real input shapes. One line per engine: nodes, input shapes, build time or cache
+hit, the cache file.
 
-Shapes: engines are built per concrete input shape. Give dynamic model inputs with ``--shapes
-name:1x3x224x224,other:1x128``; shapes of values inside the model follow by shape inference.
-
-Note: ORT applies its own basic graph optimizations before offering a model to the EP, so the subgraphs (and
-their cache keys) of a session can differ from those built here from the raw file.
+``-o CONTEXT.onnx`` then creates a second session with ORT's session entries ``ep.context_enable=1``,
+``ep.context_file_path`` and ``ep.context_embed_mode`` (``--embed-mode``), telling the EP the shapes the first
+run saw (ep_trtpy.epcontext.learned_shapes): ORT writes the context model, each claimed subgraph an EPContext node
+holding its engine (ep_trtpy/epcontext/). The engines come from the cache the first run filled.
 """
 
 from __future__ import annotations
@@ -22,17 +26,26 @@ from ep_trtpy.cli import _common, _errors
 from ep_trtpy.cli.harness import parse_shapes  # noqa: F401  (re-exported: `--shapes` parsing for build/profile)
 
 NAME = "build"
-HELP = "Build (or load from the engine cache) the engine of every subgraph the EP would claim in MODEL."
+HELP = ("Build (or load from the engine cache) the engine of every subgraph the EP claims in MODEL, the way a "
+        "session does; with -o, write an EPContext model that loads without building.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="ONNX model file")
-    p.add_argument("--shapes", default="", help="concrete input shapes, e.g. 'input:1x3x224x224,mask:1x128'")
+    p.add_argument("model", nargs="?", help="ONNX model file")
+    _common.add_source_arguments(p)
+    p.add_argument("--shapes", default="", help="concrete input shapes, e.g. 'input:1x3x224x224,mask:1x128' "
+                                                "(needed for every dynamic dimension of the model's inputs)")
     p.add_argument("--cache-dir", default="", help="engine cache folder (default: the engine_cache_path default)")
     p.add_argument("--backend", choices=("cuda", "reference"), default=None,
-                   help="cuda (default when a GPU is usable) or the numpy reference backend")
+                   help="the backend sessions on this machine use (cuda where a GPU is usable, else the numpy "
+                        "reference backend); another one is an error")
     p.add_argument("--min-subgraph-size", type=_common.option_type("min_subgraph_size"), default=1, metavar="N",
                    help="smallest cluster to build (min_subgraph_size)")
+    p.add_argument("-o", "--output", default="", metavar="CONTEXT.onnx",
+                   help="also write an EPContext model here: the model with each claimed subgraph replaced by a "
+                        "node holding its engine, which a session loads without building")
+    p.add_argument("--embed-mode", type=int, choices=(0, 1), default=1,
+                   help="with -o: 1 = engines inside the context model (default), 0 = engine files beside it")
     p.add_argument("--verbose", action="store_true", help="log every build step (detailed_build_log)")
     p.add_argument("--dump-passes", default="", metavar="DIR",
                    help="write the graph after every pass that changed it as DIR/<engine>/<nnn>_<pass>.onnx")
@@ -40,7 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def concrete_shapes(graph: Any, shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
-    """Static shapes of as many values as inference reaches from the model's inputs (unknown ops are skipped)."""
+    """Static shapes of as many values as inference reaches from the model's inputs (unknown ops are skipped).
+    Used by ``ep-trtpy profile``; ``build`` learns shapes by running the model instead."""
     from ep_trtpy.ops.registry import Info, OpError, run_infer
     from graph_partitioner.ir import is_static
 
@@ -93,7 +107,6 @@ def _device(backend: str) -> Any:
     if not ep_trtpy.has_gpu():
         raise _errors.Unavailable("--backend cuda needs a usable CUDA device and this machine has none; use "
                                   "--backend reference")
-
     if not hasattr(_kernels, "device_info"):
         raise ValueError("this build of ep_trtpy's native runtime cannot describe the GPU (no device_info); use "
                          "--backend reference")
@@ -101,20 +114,40 @@ def _device(backend: str) -> Any:
     return Device(0, str(info["name"]), tuple(int(c) for c in info["cc"]))  # type: ignore[arg-type]
 
 
+def _model(args: argparse.Namespace) -> tuple[str, Any, dict[str, tuple[int, ...]] | None]:
+    """(ONNX file, its model, for --model SOURCE without --shapes the source's own input shapes)."""
+    if bool(args.model) == bool(args.source):
+        raise _errors.UsageError("give MODEL.onnx or --model SOURCE (one of them)")
+    src = _common.real_source(args)
+    if src is None:
+        path = args.model or args.source
+        return path, _errors.read_onnx(path), None
+    from ep_trtpy.cli import _real_models
+
+    exported = _real_models.export_in_subprocess(src, _common.export_dir(args), python=args.torch_python,
+                                                 attn_implementation=args.attn_implementation)
+    own = {k: tuple(v.shape) for k, v in _real_models.make_inputs(src, 1).items()}
+    return exported.onnx_path, _errors.read_onnx(exported.onnx_path), None if args.shapes else own
+
+
+@_common.reports_unavailable_ep(NAME)
 def run(args: argparse.Namespace) -> int:
     import ep_trtpy
-    from ep_trtpy.builder.build import get_or_build
-    from ep_trtpy.engine.cache import Counters
-    from graph_partitioner import partition as partition_module
-    from graph_partitioner.onnx_io import graph_from_onnx
+    from ep_trtpy import _host
+    from ep_trtpy.cli import harness
 
-    model = _errors.read_onnx(args.model)
     if args.cache_dir:
         _errors.folder(args.cache_dir, "--cache-dir")
     if args.dump_passes:
         _errors.folder(args.dump_passes, "--dump-passes")
+    if args.output:
+        _errors.folder(os.path.dirname(os.path.abspath(args.output)), "-o")
+        _errors.output_file(args.output, "-o")
+    path, model, own_shapes = _model(args)
+    if args.output and os.path.abspath(args.output) == os.path.abspath(path):
+        raise _errors.UsageError(f"-o {args.output} would overwrite the model itself; give another file")
     notes: list[str] = []
-    shapes = _common.input_shapes(model, parse_shapes(args.shapes), 1, notes, batch_flags="--shapes")
+    shapes = _common.input_shapes(model, own_shapes or parse_shapes(args.shapes), 1, notes, batch_flags="--shapes")
     for line in notes:
         print(line, file=sys.stderr)
     raw = {"engine_cache_enable": "1", "min_subgraph_size": str(args.min_subgraph_size),
@@ -126,33 +159,63 @@ def run(args: argparse.Namespace) -> int:
         import logging
 
         logging.getLogger("ep_trtpy").setLevel(logging.INFO)
-    backend = args.backend or ("cuda" if ep_trtpy.has_gpu() else "reference")
-    device = _device(backend)
-    graph = graph_from_onnx(model)
-    known = concrete_shapes(graph, shapes)
-    result = partition_module.partition(graph, options.min_subgraph_size, options.op_types_to_exclude)
-    stem = os.path.splitext(os.path.basename(args.model))[0]
-    counters = Counters()
-    print(f"{args.model}: claimed {sum(len(c) for c in result.clusters)} of {len(graph.nodes)} nodes in "
-          f"{len(result.clusters)} subgraphs; backend {backend} ({device.name}); cache {options.cache_dir}")
-    for k, cluster in enumerate(result.clusters):
-        sub = graph.subgraph(cluster, name=f"{stem}_{k}")
-        missing = [v.name for v in sub.inputs if v.name not in known]
-        if missing:
-            raise ValueError(f"subgraph {k} needs concrete shapes for {', '.join(missing)}; give the model's "
-                             f"dynamic inputs with --shapes name:1x3x224x224")
-        sub_shapes = {v.name: known[v.name] for v in sub.inputs}
-        got = get_or_build(sub, sub_shapes, options, backend, device, counters=counters,
-                           dump=_dumper(args.dump_passes, sub.name) if args.dump_passes else None)
+    backend = "cuda" if ep_trtpy.has_gpu() else "reference"
+    device = _device(args.backend or backend)
+    if args.backend and args.backend != backend:
+        raise _errors.UsageError(f"--backend {args.backend}: sessions on this machine run the {backend} backend, "
+                                 f"and build makes the engines a session loads; leave --backend out")
+    feeds = harness.random_feeds(model, shapes)
+    del model  # the session reads the file itself
+    dump = (lambda name: _dumper(args.dump_passes, name)) if args.dump_passes else None
+    with _host.observe_builds(dump) as records:
+        sess = harness.create_session(path, "trtpy", ep_options=raw)
+        sess.run(None, feeds)
+    placement = harness.node_assignment(sess)
+    claimed = sum(1 for ep in placement.values() if ep == ep_trtpy.EP_NAME)
+    print(f"{path}: claimed {claimed} of {len(placement)} nodes in {len(records)} subgraphs; backend {backend} "
+          f"({device.name}); cache {options.cache_dir}")
+    for k, rec in enumerate(records):
+        got = rec.obtained
         what = "cache hit" if got.source == "cache" else f"built in {got.artifact.build_seconds:.3f} s"
-        n_layers = len(got.artifact.plan.layers) if got.artifact.plan is not None else len(got.artifact.graph.nodes)
-        ins = " ".join(f"{n}:{'x'.join(map(str, s)) or 'scalar'}" for n, s in sub_shapes.items())
-        print(f"  engine {k}: {len(cluster)} nodes -> {n_layers} {'layers' if got.artifact.plan else 'nodes'}, "
+        layers = got.artifact.plan.layers if got.artifact.plan is not None else got.artifact.graph.nodes
+        ins = " ".join(f"{n}:{'x'.join(map(str, s)) or 'scalar'}" for n, s in rec.inputs.items())
+        print(f"  engine {k}: {rec.nodes} nodes -> {len(layers)} {'layers' if got.artifact.plan else 'nodes'}, "
               f"inputs {ins or '(none)'}: {what} -> {got.path}")
     if args.verbose:
-        for name, reason in result.reasons.items():
-            print(f"  not claimed: {name}: {reason}")
-    st = counters.as_dict()
-    print(f"builds {st['builds']}, cache hits {st['engine_cache_hits']}, misses {st['engine_cache_misses']}, "
-          f"rejects {st['engine_cache_rejects']}")
+        for name, ep in placement.items():
+            if ep != ep_trtpy.EP_NAME:
+                print(f"  not claimed: {name} (runs on {ep})")
+    built = sum(1 for r in records if r.obtained.source == "built")
+    print(f"builds {built}, cache hits {len(records) - built}")
+    if args.output:
+        learned = {n: s for rec in records for n, s in rec.inputs.items()}
+        text = ",".join(f"{k}:{'x'.join(str(d) for d in v.shape)}" for k, v in feeds.items())
+        nodes = write_context_model(path, args.output, raw, learned, args.embed_mode, text)
+        print(f"context model: {os.path.abspath(args.output)} ({nodes} EPContext nodes, embed mode "
+              f"{args.embed_mode}{'' if args.embed_mode else ', engine files beside it'})")
     return 0
+
+
+def write_context_model(model_path: str, output: str, ep_options: dict[str, str],
+                        learned: dict[str, tuple[int, ...]], embed_mode: int = 1, model_shapes: str = "") -> int:
+    """Have ORT write the EPContext model of ``model_path`` to ``output`` (a session with ep.context_enable=1),
+    engines for the ``learned`` shapes of the claimed subgraphs' inputs. Returns the number of EPContext nodes."""
+    import onnx
+
+    from ep_trtpy.cli import harness
+    from ep_trtpy.epcontext import learned_shapes
+
+    target = os.path.abspath(output)
+    if os.path.abspath(model_path) == target:
+        raise ValueError(f"{output} would overwrite the model itself")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    if os.path.exists(target):
+        os.remove(target)  # some ORT releases refuse to write over an existing context model
+    so = harness.session_options(config={"ep.context_enable": "1", "ep.context_file_path": target,
+                                         "ep.context_embed_mode": str(embed_mode)})
+    with learned_shapes(learned, model_shapes):
+        harness.create_session(model_path, "trtpy", ep_options=ep_options, sess_options=so)
+    if not os.path.exists(target):
+        raise ValueError(f"ORT did not write the context model {target}")
+    model = onnx.load(target, load_external_data=False)
+    return sum(1 for n in model.graph.node if n.op_type == "EPContext")

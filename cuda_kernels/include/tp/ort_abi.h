@@ -20,6 +20,7 @@
 // Opaque: the plugin only ever holds pointers to these.
 struct OrtApi;
 struct OrtEpApi;
+struct OrtModelEditorApi;
 struct OrtStatus;
 struct OrtLogger;
 struct OrtHardwareDevice;
@@ -339,6 +340,7 @@ using Logger_LogMessage = Slot<OrtApi, 247, St (*)(const OrtLogger*, LoggingLeve
                                                    int line, const char* func)>;
 using GetBuildInfoString = Slot<OrtApi, 254, const char* (*)()>;
 using GetEpApi = Slot<OrtApi, 317, const OrtEpApi* (*)()>;
+using GetModelEditorApi = Slot<OrtApi, 291, const OrtModelEditorApi* (*)()>;
 // key-value pairs, session options
 using CreateKeyValuePairs = Slot<OrtApi, 295, void (*)(OrtKeyValuePairs**)>;
 using AddKeyValuePair = Slot<OrtApi, 296, void (*)(OrtKeyValuePairs*, const char*, const char*)>;
@@ -388,6 +390,16 @@ using Node_GetOutputs = Slot<OrtApi, 356, St (*)(const OrtNode*, const OrtValueI
 using Node_GetNumAttributes = Slot<OrtApi, 359, St (*)(const OrtNode*, size_t*)>;
 using Node_GetAttributes = Slot<OrtApi, 360, St (*)(const OrtNode*, const OrtOpAttr**, size_t)>;
 }  // namespace api
+
+// OrtModelEditorApi: node creation, for the EPContext nodes Compile hands to ORT (fact sheet §4.1, §5). CreateNode
+// copies the attributes; ORT owns the node it returns once it is stored in Compile's ep_context_nodes.
+namespace model_editor_api {
+using St = OrtStatus*;
+using CreateNode = Slot<OrtModelEditorApi, 6, St (*)(const char* op_type, const char* domain, const char* node_name,
+                                                     const char* const* inputs, size_t num_inputs,
+                                                     const char* const* outputs, size_t num_outputs,
+                                                     OrtOpAttr** attributes, size_t num_attributes, OrtNode** out)>;
+}  // namespace model_editor_api
 
 // OrtEpApi: the slots of §4.2 that the plugin calls.
 namespace ep_api {

@@ -106,7 +106,12 @@ typedef struct tp_host_tensor {
  * *dtype to the output's element type (the host needs it to view the memory). */
 typedef void* (*tp_alloc_output_fn)(void* ctx, size_t index, const int64_t* dims, size_t ndims, int32_t* dtype);
 
-#define TP_HOST_CALLBACKS_VERSION 1u
+/* Given to context_node: adds one attribute of the EPContext node. type 1 (INT): int_value; type 5 (STRING): the
+ * nbytes bytes at `bytes` (binary allowed). Returns 0, or nonzero when the attribute cannot be created. */
+typedef int (*tp_context_attr_fn)(void* ctx, const char* name, int32_t type, int64_t int_value, const void* bytes,
+                                  size_t nbytes);
+
+#define TP_HOST_CALLBACKS_VERSION 2u
 
 /*
  * Build-time (and reference-run) services the Python package provides to the shim. The pybind11 module installs
@@ -153,6 +158,14 @@ typedef struct tp_host_callbacks {
                        void* alloc_ctx, char** error);
 
   void (*release_program)(int64_t program_id);
+
+  /* EPContext model generation (session entry ep.context_enable=1): describe the EPContext node that replaces the
+   * program's fused node in the context model. Called by Compile right after compile(); the engine is obtained
+   * now (built, or from the engine cache) for the program's shapes. Out: node_name (malloc'ed), and one
+   * emit(emit_ctx, ...) call per attribute (ep_cache_context, embed_mode, source, ...). With embed mode 0 the host
+   * writes the engine file beside the context model itself. The node's inputs are the program's runtime inputs in
+   * engine order and its outputs the fused node's outputs (the shim knows both). */
+  int (*context_node)(int64_t program_id, tp_context_attr_fn emit, void* emit_ctx, char** node_name, char** error);
 } tp_host_callbacks;
 
 /* Installed by the pybind11 module on import; NULL until then (a non-Python host). The table is copied. */
