@@ -101,7 +101,9 @@ def node_attributes(fused_name: str, engine: bytes, header: Mapping[str, Any], s
     else:
         target = context_model_path(settings, model_path)
         file = engine_file_name(target, name)
-        atomic_write(os.path.join(os.path.dirname(target), file), engine)
+        path = os.path.join(os.path.dirname(target), file)
+        atomic_write(path, engine)
+        os.chmod(path, 0o644)  # shipped beside the model: as readable as ORT's context model
         payload = file.encode()
     dev = header.get("device", {})
     notes = {"engine_format": header.get("format_version"), "backend": header.get("backend"),
