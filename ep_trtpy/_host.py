@@ -385,9 +385,9 @@ def run_reference(program_id: int, inputs: list[np.ndarray],
 def _engine_file(prog: _Program, shapes: tuple[tuple[int, ...], ...]) -> bytes:
     """The engine file bytes of one of the program's engines: the cache file it was loaded from, else encoded."""
     got = prog.obtained[shapes]
-    if got.source == "cache" and got.path:
+    if got.source == "cache" and got.path and os.path.isfile(got.path):  # a regular file (no FIFO, no device)
         with open(got.path, "rb") as f:
-            data = f.read()
+            data = f.read(os.path.getsize(got.path) + 1)
         decode(data, expect_key=got.key)  # the same engine (another process may have replaced the file since)
         return data
     return encode(got.artifact, key=got.key, graph_hash=got.graph_hash, producers=producer_versions(prog.ep.backend),
