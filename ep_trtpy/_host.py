@@ -35,8 +35,8 @@ engine cache (when ``engine_cache_enable``), then a build (saved when enabled): 
 ep_trtpy/builder/build.py. ``ep-trtpy build`` runs a session and watches its builds (:func:`observe_builds`). All
 state is guarded by locks: callbacks may come from any ORT thread.
 
-EPContext (ep_trtpy/epcontext/): GetCapability claims each EPContext node this EP wrote as a fused node of its own;
-Compile loads its engine (checked against this session, never built) into a program whose engines are fixed. With
+EPContext (ep_trtpy/epcontext/): in a graph holding EPContext nodes this EP wrote, GetCapability claims each of
+them as a fused node of its own and nothing else (the writer left the other nodes to ORT); Compile loads its engine (checked against this session, never built) into a program whose engines are fixed. With
 the session entry ``ep.context_enable=1``, Compile asks :func:`context_node` for each program's EPContext node.
 """
 
@@ -186,17 +186,20 @@ def get_capability(ep_id: int, graph_json: str, initializers: list[np.ndarray]) 
                  doc["parent_node"])
         return []
     contexts = [[k] for k, nd in enumerate(doc.get("nodes") or []) if is_ours(nd)]  # one fused node each
+    if contexts:
+        # A context model: its writer left the other nodes to ORT on purpose; claiming them would build engines.
+        log.info("TrtPyExecutionProvider: claimed the %d EPContext nodes of graph '%s'; its %d other nodes stay "
+                 "with ORT", len(contexts), doc.get("name"), len(doc.get("nodes") or []) - len(contexts))
+        return contexts
     graph = graph_from_export(doc, initializers)
     result = partition_module.partition(graph, ep.options.min_subgraph_size, ep.options.op_types_to_exclude)
-    clusters = [[int(n.index) for n in cluster] for cluster in result.clusters] + contexts
+    clusters = [[int(n.index) for n in cluster] for cluster in result.clusters]
     claimed = sum(len(c) for c in clusters)
     log.info("TrtPyExecutionProvider: claimed %d of %d nodes in %d clusters (graph '%s')", claimed, len(graph.nodes),
              len(clusters), graph.name)
     if ep.options.detailed_build_log:
-        ours = {n.name for n in graph.nodes if [n.index] in contexts}
         for name, reason in result.reasons.items():
-            if name not in ours:
-                log.info("  not claimed: '%s': %s", name, reason)
+            log.info("  not claimed: '%s': %s", name, reason)
     return clusters
 
 

@@ -64,6 +64,15 @@ def test_written_context_loads_in_a_fresh_process_without_building(model: str, t
         assert harness.compare(name, g, e).ok, name
 
 
+def test_loading_claims_only_the_epcontext_nodes(model: str, tmp_path: Path) -> None:
+    """Nodes the writer left to ORT stay there, even where the loading session could claim them (and build)."""
+    ctx = tmp_path / "ctx.onnx"
+    write_with_session(model, ctx, 1, op_types_to_exclude="Tanh")
+    got = load_in_fresh_process(ctx, _feeds(2), tmp_path)
+    assert "error" not in got, got.get("error")
+    assert got["stats"]["builds"] == 0 and got["placement"]["tanh"] == "CPUExecutionProvider"
+
+
 def test_dynamic_subgraph_needs_concrete_shapes(tmp_path: Path) -> None:
     model = cpu_shape_model(tmp_path / "dyn.onnx")
     with pytest.raises(Exception, match=r"dynamic input shapes \(.*pos.*ep-trtpy build MODEL --shapes"):
@@ -98,7 +107,6 @@ def _cuda_like(engine: bytes) -> bytes:
         h["plan"] = Plan(tensors=tensors, layers=[], n_inputs=len(h["inputs"]), n_outputs=len(h["outputs"]),
                          arena_bytes=0, weights_bytes=0).to_dict()
         h["backend"], h["device"] = "cuda", {"name": "Tesla T4", "cc": [7, 5]}
-        h["graph_constants_stripped"] = False
 
     return edit_header(engine, edit)
 
