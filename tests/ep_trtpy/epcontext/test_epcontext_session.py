@@ -58,6 +58,7 @@ def test_written_context_loads_in_a_fresh_process_without_building(model: str, t
     assert "error" not in got, got.get("error")
     assert got["stats"]["builds"] == 0 and got["stats"]["context_engines"] == 1
     assert got["stats"]["engine_cache_hits"] == 0 and got["stats"]["engine_cache_misses"] == 0
+    assert got["stats"]["tactics_timed"] == 0  # GPU engines keep the tactics their plan carries
     assert got["placement"][node.name] == ep_trtpy.EP_NAME
     # ORT orders the loaded node's outputs differently from the writer's: each must still land where it belongs
     for name, g, e in zip(["cc", "b", "ca"], got["outputs"], expected):
