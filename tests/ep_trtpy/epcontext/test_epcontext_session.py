@@ -98,7 +98,10 @@ def _refusal(ctx: Path, feeds: dict[str, np.ndarray]) -> str:
 
 def _cuda_like(engine: bytes) -> bytes:
     """The engine dressed as a GPU engine for a Tesla T4 (compute capability 7.5): a minimal valid plan."""
+    from ep_trtpy.engine import format as fmt
     from ep_trtpy.engine.plan import Plan, TensorSpec, nbytes_of
+
+    weights_bytes = fmt._PREFIX.unpack_from(engine, 0)[4]  # what the file carries (a GPU engine's own weights)
 
     def edit(h: dict) -> None:
         tensors = [TensorSpec(k, io["name"], io["dtype"], tuple(io["shape"]), kind, k if kind == "input" else
@@ -106,7 +109,8 @@ def _cuda_like(engine: bytes) -> bytes:
                    for k, (io, kind) in enumerate([(io, "input") for io in h["inputs"]] +
                                                   [(io, "output") for io in h["outputs"]])]
         h["plan"] = Plan(tensors=tensors, layers=[], n_inputs=len(h["inputs"]), n_outputs=len(h["outputs"]),
-                         arena_bytes=0, weights_bytes=0).to_dict()
+                         arena_bytes=0, weights_bytes=weights_bytes).to_dict()
+        h["tactic_states"] = []  # one span per layer (format version 2)
         h["backend"], h["device"] = "cuda", {"name": "Tesla T4", "cc": [7, 5]}
 
     return edit_header(engine, edit)
