@@ -36,8 +36,9 @@ ep_trtpy/builder/build.py. ``ep-trtpy build`` runs a session and watches its bui
 state is guarded by locks: callbacks may come from any ORT thread.
 
 EPContext (ep_trtpy/epcontext/): in a graph holding EPContext nodes this EP wrote, GetCapability claims each of
-them as a fused node of its own and nothing else (the writer left the other nodes to ORT); Compile loads its engine (checked against this session, never built) into a program whose engines are fixed. With
-the session entry ``ep.context_enable=1``, Compile asks :func:`context_node` for each program's EPContext node.
+them as a fused node of its own and nothing else (the writer left the other nodes to ORT); Compile loads its engine
+(checked against this session, never built) into a program whose one engine is fixed. With the session entry
+``ep.context_enable=1``, Compile asks :func:`context_node` for each program's EPContext node.
 """
 
 from __future__ import annotations
@@ -101,6 +102,12 @@ class BuildRecord:
     obtained: Obtained
 
 
+@dataclass
+class _Observer:
+    records: list[BuildRecord]
+    dump: Callable[[str], Any] | None  # program name -> the pass pipeline's dump hook
+
+
 _lock = threading.RLock()
 _eps: dict[int, _EP] = {}
 _programs: dict[int, _Program] = {}
@@ -109,7 +116,7 @@ _counters = Counters()
 _reference_runs = 0
 _context_engines = 0
 _said_reference = False
-_observer: list[Any] = [None]  # (records, dump factory) while observe_builds() is active
+_observer: _Observer | None = None  # while observe_builds() is active
 
 
 def _ep(ep_id: int) -> _EP:
@@ -309,22 +316,24 @@ def _artifact(prog: _Program, shapes: list[tuple[int, ...]]) -> EngineArtifact:
         if art is None:
             if prog.context:
                 (have,) = prog.artifacts
-                show = ", ".join(f"{v.name}:{'x'.join(map(str, s)) or 'scalar'}" for v, s in zip(prog.graph.inputs, have))
-                got_s = ", ".join(f"{v.name}:{'x'.join(map(str, s)) or 'scalar'}"
-                                  for v, s in zip(prog.graph.inputs, shapes_t))
+
+                def text(shapes: tuple[tuple[int, ...], ...]) -> str:
+                    return ", ".join(f"{v.name}:{'x'.join(map(str, s)) or 'scalar'}"
+                                     for v, s in zip(prog.graph.inputs, shapes))
+
                 raise ContextError(f"TrtPyExecutionProvider: EPContext node '{prog.context}' holds an engine for "
-                                   f"{show}, not {got_s}; write the context model for the shapes you run "
-                                   f"(ep-trtpy build MODEL --shapes ... -o CONTEXT.onnx)")
-            observer = _observer[0]
-            dump = observer[1](prog.name) if observer is not None and observer[1] is not None else None
+                                   f"{text(have)}, not {text(shapes_t)}; write the context model for the shapes "
+                                   f"you run (ep-trtpy build MODEL --shapes ... -o CONTEXT.onnx)")
+            observer = _observer
+            dump = observer.dump(prog.name) if observer is not None and observer.dump is not None else None
             got = get_or_build(prog.graph, list(shapes_t), prog.ep.options, prog.ep.backend, prog.ep.device,
                                counters=_counters, ghash=prog.ghash, dump=dump)
             art = got.artifact
             prog.artifacts[shapes_t] = art
             prog.obtained[shapes_t] = got
             if observer is not None:
-                observer[0].append(BuildRecord(prog.name, len(prog.graph.nodes),
-                                               {v.name: s for v, s in zip(prog.graph.inputs, shapes_t)}, got))
+                observer.records.append(BuildRecord(prog.name, len(prog.graph.nodes),
+                                                    {v.name: s for v, s in zip(prog.graph.inputs, shapes_t)}, got))
         return art
 
 
@@ -385,16 +394,18 @@ def run_reference(program_id: int, inputs: list[np.ndarray],
         _reference_runs += 1
 
 
-def _engine_file(prog: _Program, shapes: tuple[tuple[int, ...], ...]) -> bytes:
-    """The engine file bytes of one of the program's engines: the cache file it was loaded from, else encoded."""
+def _engine_file(prog: _Program, shapes: tuple[tuple[int, ...], ...]) -> tuple[bytes, dict[str, Any]]:
+    """The engine file of one of the program's engines (the cache file it was loaded from, else encoded now) and
+    its decoded header."""
     got = prog.obtained[shapes]
     if got.source == "cache" and got.path and os.path.isfile(got.path):  # a regular file (no FIFO, no device)
         with open(got.path, "rb") as f:
             data = f.read(os.path.getsize(got.path) + 1)
-        decode(data, expect_key=got.key)  # the same engine (another process may have replaced the file since)
-        return data
-    return encode(got.artifact, key=got.key, graph_hash=got.graph_hash, producers=producer_versions(prog.ep.backend),
-                  options=prog.ep.options.engine_key_items())
+    else:
+        data = encode(got.artifact, key=got.key, graph_hash=got.graph_hash,
+                      producers=producer_versions(prog.ep.backend), options=prog.ep.options.engine_key_items())
+    # the same engine (another process may have replaced the cache file since), whole
+    return data, decode(data, expect_key=got.key).header
 
 
 def context_node(program_id: int) -> tuple[str, list[tuple[str, int | bytes]]]:
@@ -408,24 +419,25 @@ def context_node(program_id: int) -> tuple[str, list[tuple[str, int | bytes]]]:
     shapes = tuple(concrete_shapes(prog.name, [(v.name, v.shape) for v in prog.graph.inputs]))
     with prog.lock:
         _artifact(prog, list(shapes))
-        data = _engine_file(prog, shapes)
-    return node_attributes(prog.name, data, decode(data).header, settings, prog.model_path)
+        data, header = _engine_file(prog, shapes)
+    return node_attributes(prog.name, data, header, settings, prog.model_path)
 
 
 @contextmanager
 def observe_builds(dump: Callable[[str], Any] | None = None) -> Iterator[list[BuildRecord]]:
     """Collect every engine programs obtain (built or from the engine cache) while active; ``dump(program name)``
     gives the pass pipeline's dump hook for a build. Process-wide, one at a time (``ep-trtpy build``)."""
+    global _observer
     records: list[BuildRecord] = []
     with _lock:
-        if _observer[0] is not None:
+        if _observer is not None:
             raise RuntimeError("observe_builds() is already active in this process")
-        _observer[0] = (records, dump)
+        _observer = _Observer(records, dump)
     try:
         yield records
     finally:
         with _lock:
-            _observer[0] = None
+            _observer = None
 
 
 def release_program(program_id: int) -> None:

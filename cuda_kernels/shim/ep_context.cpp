@@ -87,7 +87,7 @@ OrtNode* create_ep_context_node(const HostCallbacks& cb, const Program& program)
     if (!sink.error.empty()) why += " (" + sink.error + ")";
     fail("writing the EPContext node of fused node '" + program.node_name + "': " + why);
   }
-  take_host_error(error);  // NULL on success; frees nothing
+  std::free(error);  // NULL on success
 
   std::vector<const char*> inputs, outputs;
   for (int64_t r : program.runtime_inputs) inputs.push_back(program.input_names[static_cast<size_t>(r)].c_str());

@@ -33,8 +33,8 @@ HELP = ("Build (or load from the engine cache) the engine of every subgraph the 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", nargs="?", help="ONNX model file")
     _common.add_source_arguments(p)
-    p.add_argument("--shapes", default="", help="concrete input shapes, e.g. 'input:1x3x224x224,mask:1x128' "
-                                                "(needed for every dynamic dimension of the model's inputs)")
+    p.add_argument("--shapes", default="", help="concrete input shapes, e.g. 'input:1x3x224x224,mask:1x128' (every "
+                                                "dynamic dimension but a batch dimension, which defaults to 1)")
     p.add_argument("--cache-dir", default="", help="engine cache folder (default: the engine_cache_path default)")
     p.add_argument("--backend", choices=("cuda", "reference"), default=None,
                    help="the backend sessions on this machine use (cuda where a GPU is usable, else the numpy "

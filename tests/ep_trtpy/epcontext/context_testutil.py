@@ -61,7 +61,8 @@ def cpu_shape_model(path: Path) -> str:
          helper.make_tensor_value_info("mask", TensorProto.INT64, ["B", "S"])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", "S", 3])],
         [numpy_helper.from_array(table, "table"), numpy_helper.from_array(w, "w"),
-         numpy_helper.from_array(np.array(1, np.int64), "axis"), numpy_helper.from_array(np.array([2], np.int64), "last")])
+         numpy_helper.from_array(np.array(1, np.int64), "axis"),
+         numpy_helper.from_array(np.array([2], np.int64), "last")])
     return _save(g, path)
 
 
