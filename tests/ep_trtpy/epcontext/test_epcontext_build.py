@@ -130,6 +130,8 @@ def test_hf_bert_base_context_model(tmp_path: Path, capsys) -> None:
     got = load_in_fresh_process(ctx, feeds, tmp_path)
     assert "error" not in got, got.get("error")
     assert got["stats"]["builds"] == 0 and got["stats"]["context_engines"] == len(context_nodes(ctx))
+    # GPU engines: tactics and cuDNN plans come from the engine file, nothing is timed or compiled again
+    assert got["stats"]["tactics_timed"] == 0 and got["stats"].get("plans_built", 0) == 0
     for k, (g, e) in enumerate(zip(got["outputs"], expected)):
         assert harness.compare(f"output {k}", g, e, network=True).ok
     assert os.path.getsize(ctx) > 0 and np.isfinite(got["outputs"][0]).all()
