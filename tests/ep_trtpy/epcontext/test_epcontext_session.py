@@ -155,6 +155,20 @@ def test_engine_file_that_is_missing_or_outside_the_folder(model: str, tmp_path:
     assert "lies outside the context model's folder" in _refusal(ctx, _feeds())
 
 
+def test_engine_files_of_a_context_model_loaded_from_bytes(model: str, tmp_path: Path) -> None:
+    ctx = tmp_path / "three_ctx.onnx"
+    write_with_session(model, ctx, 0)
+    with pytest.raises(Exception, match="loaded from bytes: set ep.context_file_path"):
+        harness.create_session(ctx.read_bytes(), "trtpy")
+    so = harness.session_options(config={"ep.context_file_path": str(ctx)})
+    before = ep_trtpy.runtime_stats()
+    sess = harness.create_session(ctx.read_bytes(), "trtpy", sess_options=so)
+    outs = sess.run(None, _feeds(3))
+    assert ep_trtpy.runtime_stats()["builds"] == before["builds"]
+    expected = harness.create_session(model, "cpu").run(None, _feeds(3))
+    assert all(harness.compare(str(k), g, e).ok for k, (g, e) in enumerate(zip(outs, expected)))
+
+
 def test_bad_embed_mode_setting_is_an_error(model: str, tmp_path: Path) -> None:
     with pytest.raises(Exception, match=r"ep.context_embed_mode is '2'; use 1 .* or 0"):
         write_with_session(model, tmp_path / "ctx.onnx", 2)
