@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ep_trtpy._sync import Once, import_submodules
 from graph_partitioner.ir import Node, dtype_name, np_dtype
 
 
@@ -152,20 +153,6 @@ def _fold(node: Node, inputs: list[Info | None], infos: list[Info]) -> list[Info
     return folded + infos[len(folded):]
 
 
-_loaded = False
-
-
-def _load_all() -> None:
-    """Import every module of ep_trtpy.ops so that its decorators run."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    import importlib
-    import pkgutil
-
-    import ep_trtpy.ops as pkg
-
-    for m in pkgutil.iter_modules(pkg.__path__):
-        if m.name not in ("registry",):
-            importlib.import_module(f"ep_trtpy.ops.{m.name}")
+_load_all = Once(lambda: import_submodules("ep_trtpy.ops", skip=("registry",)))
+"""Import every module of ep_trtpy.ops so that its decorators run (once per process; threads that ask while the
+imports are under way wait for them to finish)."""

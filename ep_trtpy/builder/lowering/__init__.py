@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ep_trtpy._sync import Once, import_submodules
 from ep_trtpy.engine.plan import LayerSpec, Plan, TensorSpec, nbytes_of
 from ep_trtpy.options import Options
 from graph_partitioner.ir import Graph, Node, Value, np_dtype
@@ -200,18 +201,5 @@ def lower(graph: Graph, options: Options | None = None) -> tuple[Plan, bytes]:
     return plan, bytes(ctx.weights)
 
 
-_loaded = False
-
-
-def _load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    import importlib
-    import pkgutil
-
-    import ep_trtpy.builder.lowering as pkg
-
-    for m in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"ep_trtpy.builder.lowering.{m.name}")
+_load_all = Once(lambda: import_submodules("ep_trtpy.builder.lowering"))
+"""Import every lowering module so that its @lowering decorators run (once per process, thread-safe)."""
