@@ -57,8 +57,10 @@ from typing import Any
 import numpy as np
 
 from ep_trtpy.builder.build import Obtained, get_or_build, instantiate, producer_versions
+from ep_trtpy.devices import check_device_id
+from ep_trtpy.devices import present as present_devices
 from ep_trtpy.engine.artifact import CPU, Device, EngineArtifact
-from ep_trtpy.engine.cache import Counters, graph_hash
+from ep_trtpy.engine.cache import ENGINE_FILE_LIMIT, Counters, graph_hash, read_cache_file
 from ep_trtpy.engine.format import decode, encode
 from ep_trtpy.epcontext.load import is_ours, load_node
 from ep_trtpy.epcontext.node import ContextError, Settings, concrete_shapes, node_attributes
@@ -77,6 +79,16 @@ class _EP:
     device: Device
 
 
+class _Build:
+    """A build in flight for one shape key: the thread that started it fills `artifact` or `error`, then sets
+    `done`; threads that need the same shapes meanwhile wait on `done` instead of building again."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.artifact: EngineArtifact | None = None
+        self.error: BaseException | None = None
+
+
 @dataclass
 class _Program:
     id: int
@@ -89,6 +101,7 @@ class _Program:
     context: str = ""  # the EPContext node it was loaded from: its one engine is fixed, nothing is built
     artifacts: dict[tuple[tuple[int, ...], ...], EngineArtifact] = field(default_factory=dict)
     obtained: dict[tuple[tuple[int, ...], ...], Obtained] = field(default_factory=dict)
+    building: dict[tuple[tuple[int, ...], ...], _Build] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
 
@@ -155,14 +168,16 @@ def create_ep(options_json: str, device_json: str) -> tuple[int, int]:
         devices = list(dev.get("devices") or [])
         if not devices:
             raise ValueError("TrtPyExecutionProvider: the cuda backend was selected but ORT gave this EP no device")
-        chosen = next((d for d in devices if int(d.get("device_id", -1)) == options.device_id), None)
-        if chosen is None:
-            ids = ", ".join(str(d.get("device_id")) for d in devices)
-            raise ValueError(f"TrtPyExecutionProvider: device_id {options.device_id} is not among the devices ORT "
-                             f"gave this EP ({ids})")
+        offered = [int(d.get("device_id", -1)) for d in devices]
+        if options.device_id not in offered:  # raises, naming the CUDA devices present
+            named = [(int(d.get("device_id", -1)), str(d.get("name", "cuda"))) for d in devices]
+            check_device_id(options.device_id, offered=offered, devices=present_devices() or named)
+        chosen = devices[offered.index(options.device_id)]
         cc = chosen.get("cc") or [0, 0]
         device = Device(int(chosen.get("device_id", 0)), str(chosen.get("name", "cuda")), (int(cc[0]), int(cc[1])))
-    elif not _said_reference:  # the shim warns about this once itself; keep a note for build logs
+    else:
+        check_device_id(options.device_id, devices=[])  # the reference backend: device_id 0 or none
+    if backend != "cuda" and not _said_reference:  # the shim warns about this once itself; a note for build logs
         _said_reference = True
         log.info("TrtPyExecutionProvider: reference backend: claimed subgraphs run with numpy")
     with _lock:
@@ -307,34 +322,60 @@ def compile(ep_id: int, graph_json: str, initializers: list[np.ndarray]) -> tupl
 
 
 def _artifact(prog: _Program, shapes: list[tuple[int, ...]]) -> EngineArtifact:
+    """The program's engine for these shapes: from memory, else one build (or engine cache load) per shape key.
+
+    The program lock is held only to look up and to register a build, never during one: runs of shapes that
+    already have an engine go on while a new shape builds, and a second thread asking for the shape being built
+    waits for that build (its artifact, or its error) instead of starting another."""
     shapes_t = tuple(tuple(int(d) for d in s) for s in shapes)
     if len(shapes_t) != len(prog.graph.inputs):
         raise ValueError(f"TrtPyExecutionProvider: program '{prog.name}' has {len(prog.graph.inputs)} inputs but "
                          f"{len(shapes_t)} shapes were given")
     with prog.lock:
         art = prog.artifacts.get(shapes_t)
-        if art is None:
-            if prog.context:
-                (have,) = prog.artifacts
+        if art is not None:
+            return art
+        if prog.context:
+            (have,) = prog.artifacts
 
-                def text(shapes: tuple[tuple[int, ...], ...]) -> str:
-                    return ", ".join(f"{v.name}:{'x'.join(map(str, s)) or 'scalar'}"
-                                     for v, s in zip(prog.graph.inputs, shapes))
+            def text(shapes: tuple[tuple[int, ...], ...]) -> str:
+                return ", ".join(f"{v.name}:{'x'.join(map(str, s)) or 'scalar'}"
+                                 for v, s in zip(prog.graph.inputs, shapes))
 
-                raise ContextError(f"TrtPyExecutionProvider: EPContext node '{prog.context}' holds an engine for "
-                                   f"{text(have)}, not {text(shapes_t)}; write the context model for the shapes "
-                                   f"you run (ep-trtpy build MODEL --shapes ... -o CONTEXT.onnx)")
-            observer = _observer
-            dump = observer.dump(prog.name) if observer is not None and observer.dump is not None else None
-            got = get_or_build(prog.graph, list(shapes_t), prog.ep.options, prog.ep.backend, prog.ep.device,
-                               counters=_counters, ghash=prog.ghash, dump=dump)
-            art = got.artifact
-            prog.artifacts[shapes_t] = art
-            prog.obtained[shapes_t] = got
-            if observer is not None:
-                observer.records.append(BuildRecord(prog.name, len(prog.graph.nodes),
-                                                    {v.name: s for v, s in zip(prog.graph.inputs, shapes_t)}, got))
-        return art
+            raise ContextError(f"TrtPyExecutionProvider: EPContext node '{prog.context}' holds an engine for "
+                               f"{text(have)}, not {text(shapes_t)}; write the context model for the shapes "
+                               f"you run (ep-trtpy build MODEL --shapes ... -o CONTEXT.onnx)")
+        pending = prog.building.get(shapes_t)
+        mine = pending is None
+        if mine:
+            pending = prog.building[shapes_t] = _Build()
+    if not mine:
+        pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        assert pending.artifact is not None
+        return pending.artifact
+    got = None
+    try:
+        observer = _observer
+        dump = observer.dump(prog.name) if observer is not None and observer.dump is not None else None
+        got = get_or_build(prog.graph, list(shapes_t), prog.ep.options, prog.ep.backend, prog.ep.device,
+                           counters=_counters, ghash=prog.ghash, dump=dump)
+        pending.artifact = got.artifact
+        if observer is not None:
+            observer.records.append(BuildRecord(prog.name, len(prog.graph.nodes),
+                                                {v.name: s for v, s in zip(prog.graph.inputs, shapes_t)}, got))
+    except BaseException as e:
+        pending.error = e
+        raise
+    finally:
+        with prog.lock:
+            if got is not None:
+                prog.artifacts[shapes_t] = got.artifact
+                prog.obtained[shapes_t] = got
+            del prog.building[shapes_t]  # a failed build is tried again by the next run that needs it
+        pending.done.set()
+    return got.artifact
 
 
 def get_engine(program_id: int, shapes: list[tuple[int, ...]]) -> Any:
@@ -397,11 +438,15 @@ def run_reference(program_id: int, inputs: list[np.ndarray],
 def _engine_file(prog: _Program, shapes: tuple[tuple[int, ...], ...]) -> tuple[bytes, dict[str, Any]]:
     """The engine file of one of the program's engines (the cache file it was loaded from, else encoded now) and
     its decoded header."""
-    got = prog.obtained[shapes]
-    if got.source == "cache" and got.path and os.path.isfile(got.path):  # a regular file (no FIFO, no device)
-        with open(got.path, "rb") as f:
-            data = f.read(os.path.getsize(got.path) + 1)
-    else:
+    with prog.lock:
+        got = prog.obtained[shapes]
+    data = None
+    if got.source == "cache" and got.path:
+        try:  # through the engine cache's checks (a regular file of sane size, no outward symlink)
+            data = read_cache_file(got.path, ENGINE_FILE_LIMIT, prog.ep.options.cache_dir)
+        except OSError:  # gone, or no longer a regular file: the engine in memory is encoded instead
+            data = None
+    if data is None:
         data = encode(got.artifact, key=got.key, graph_hash=got.graph_hash,
                       producers=producer_versions(prog.ep.backend), options=prog.ep.options.engine_key_items())
     # the same engine (another process may have replaced the cache file since), whole
@@ -417,9 +462,8 @@ def context_node(program_id: int) -> tuple[str, list[tuple[str, int | bytes]]]:
                            f"'{prog.context}'); load it without ep.context_enable=1")
     settings = Settings.from_session(prog.ep.options.session)
     shapes = tuple(concrete_shapes(prog.name, [(v.name, v.shape) for v in prog.graph.inputs]))
-    with prog.lock:
-        _artifact(prog, list(shapes))
-        data, header = _engine_file(prog, shapes)
+    _artifact(prog, list(shapes))  # not under prog.lock: a build of these shapes on another thread is waited for
+    data, header = _engine_file(prog, shapes)
     return node_attributes(prog.name, data, header, settings, prog.model_path)
 
 

@@ -17,6 +17,7 @@ from ep_trtpy.cli import harness
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRST_RUN = os.path.join(ROOT, "samples", "01_first_run")
 ARCHS = os.path.join(ROOT, "samples", "02_architectures", "run_architectures.py")
+THREADS = os.path.join(ROOT, "samples", "03_threads", "threads.py")
 
 
 def _load(path: str, name: str):
@@ -73,3 +74,16 @@ def test_architectures(extra: list[str]) -> None:
     assert "CHECK OK" in r.stdout
     for name in ("resnet50", "mobilenetv2", "bert", "yolo"):
         assert name in r.stdout
+
+
+def test_threads() -> None:
+    """One session x 8 threads x 200 runs with distinct inputs, every output checked, in a fresh process (where
+    the registries are still empty when the threads start); sessions created at once build one engine, first-seen
+    shapes one engine each."""
+    _need_stack()
+    r = _run([THREADS, "--threads", "8", "--runs", "200", "--sessions", "4", "--shapes", "4", "--check"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "CHECK OK" in r.stdout
+    assert "sessions: 4 created at once on one cache folder: builds 1, engine cache hits 3, errors 0" in r.stdout
+    assert "4 first-seen shapes at once: builds 4, errors 0" in r.stdout
+    assert "outputs checked: 1612, mismatches: 0" in r.stdout  # 4 + 8 + 8 x 200

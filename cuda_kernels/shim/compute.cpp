@@ -104,10 +104,13 @@ tp_engine* engine_for(Program& p, const std::vector<Input>& inputs) {
   key.reserve(inputs.size());
   for (const Input& in : inputs) key.push_back(in.shape.dims);
 
-  std::lock_guard<std::mutex> lock(p.mu);
-  for (auto& [shapes, engine] : p.engines)
-    if (shapes == key) return engine;
-
+  {
+    std::lock_guard<std::mutex> lock(p.mu);
+    for (auto& [shapes, engine] : p.engines)
+      if (shapes == key) return engine;
+  }
+  // Not under p.mu: a build for new shapes must not hold up runs of shapes that have an engine. The host builds
+  // once per shape key (other threads asking meanwhile wait there) and returns the same engine to all of them.
   HostCallbacks cb = host_callbacks();
   if (!cb.installed || cb.table.get_engine == nullptr)
     fail("fused node '" + p.node_name + "' needs an engine for new input shapes, but the ep_trtpy Python host "
@@ -125,6 +128,9 @@ tp_engine* engine_for(Program& p, const std::vector<Input>& inputs) {
   if (cb.table.get_engine(p.program_id, shapes.data(), shapes.size(), &engine, &error) != 0)
     fail("getting an engine for fused node '" + p.node_name + "': " + take_host_error(error));
   if (engine == nullptr) fail("the Python host returned no engine for fused node '" + p.node_name + "'");
+  std::lock_guard<std::mutex> lock(p.mu);
+  for (auto& [shapes, known] : p.engines)
+    if (shapes == key) return known;  // another thread stored it first (the same engine)
   p.engines.emplace_back(std::move(key), engine);
   return engine;
 }

@@ -13,7 +13,8 @@
 namespace tp::shim {
 
 // One compiled fused node: the Python program id, which fused-node inputs the engine consumes, and a small cache
-// of engines by exact input shapes. Compute may run concurrently (ORT pool threads): `mu` guards `engines`.
+// of engines by exact input shapes. Compute may run concurrently (ORT pool threads): `mu` guards `engines` and is
+// not held while the host builds one.
 struct Program {
   int64_t program_id = -1;
   std::string node_name;

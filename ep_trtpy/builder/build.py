@@ -21,7 +21,9 @@ from typing import Any
 
 from ep_trtpy.builder.pipeline import DEFAULT_FOLD_LIMIT, PassContext, run_pipeline
 from ep_trtpy.engine.artifact import BACKENDS, CPU, Device, EngineArtifact, InputShapes
-from ep_trtpy.engine.cache import Counters, atomic_write, cache_key, file_name, graph_hash, load
+from ep_trtpy._sync import KeyedLocks
+from ep_trtpy.engine.cache import Counters, Expected, cache_key, file_name, graph_hash, load
+from ep_trtpy.engine.cache import save as save_engine
 from ep_trtpy.engine.format import encode
 from ep_trtpy.engine.plan import Plan
 from ep_trtpy.options import Options
@@ -188,6 +190,11 @@ def producer_versions(backend: str) -> dict[str, str]:
     return v
 
 
+_file_builds = KeyedLocks()
+"""One lock per engine file: threads (sessions) of this process that need the same engine wait for the one
+that builds it, then load its file. Other processes rely on the atomic replace."""
+
+
 @dataclass
 class Obtained:
     artifact: EngineArtifact
@@ -214,8 +221,13 @@ def get_or_build(graph: Graph, input_shapes: InputShapes, options: Options, back
     key = cache_key(ghash, shapes, option_items, backend, device, producers)  # type: ignore[arg-type]
     enabled = options.engine_cache_enable if use_cache is None else use_cache
     path = os.path.join(options.cache_dir, file_name(ghash, key, backend, device)) if enabled else None
-    if path is not None:
-        art, status = load(path, key)
+    if path is None:
+        art = build(graph, named, options, backend, device, dump=dump)
+        counters.add("builds")
+        return Obtained(art, "built", None, key, ghash, time.perf_counter() - t0)
+    expected = Expected.of(graph, shapes, key, ghash, backend, device, option_items, producers)
+    with _file_builds.hold(path):  # sessions of this process asking for the same file build it once
+        art, status = load(path, key, expected, options.hmac_key, options.cache_dir)
         if art is not None:
             try:
                 art.engine = instantiate(art, device, options)
@@ -230,13 +242,13 @@ def get_or_build(graph: Graph, input_shapes: InputShapes, options: Options, back
         else:
             counters.add("engine_cache_rejects")
             log.warning("engine cache: rejected %s: %s; rebuilding", path, status[len("reject: "):])
-    art = build(graph, named, options, backend, device, dump=dump)
-    counters.add("builds")
-    if path is not None and (save is None or save):
-        data = encode(art, key=key, graph_hash=ghash, producers=producers, options=option_items)
-        try:
-            atomic_write(path, data)
-            log.info("engine cache: saved %s (%d bytes)", path, len(data))
-        except OSError as e:
-            log.warning("engine cache: could not write %s: %s", path, e)
+        art = build(graph, named, options, backend, device, dump=dump)
+        counters.add("builds")
+        if save is None or save:
+            data = encode(art, key=key, graph_hash=ghash, producers=producers, options=option_items)
+            try:
+                n = save_engine(path, data, options.hmac_key)
+                log.info("engine cache: saved %s (%d bytes)", path, n)
+            except OSError as e:
+                log.warning("engine cache: could not write %s: %s; the engine is used from memory", path, e)
     return Obtained(art, "built", path, key, ghash, time.perf_counter() - t0)
