@@ -23,10 +23,12 @@ import os
 import sys
 import threading
 
+from ep_trtpy import devices
 from ep_trtpy._version import __version__
+from ep_trtpy.devices import DeviceNotFoundError
 
 __all__ = ["EP_NAME", "__version__", "get_ep_name", "get_library_path", "register", "runtime_stats",
-           "reset_runtime_stats", "has_gpu"]
+           "reset_runtime_stats", "has_gpu", "DeviceNotFoundError"]
 
 EP_NAME = "TrtPyExecutionProvider"
 LIBRARY_FILE = "libep_trtpy_ep.so"
@@ -88,6 +90,8 @@ def register() -> None:
 
         if not any(d.ep_name == EP_NAME for d in ort.get_ep_devices()):
             ort.register_execution_provider_library(EP_NAME, get_library_path())
+        if not devices.install_session_check(EP_NAME):
+            log.debug("this onnxruntime has no check_and_normalize_provider_args; device_id is checked by the EP")
         _registered = True
 
 

@@ -79,7 +79,8 @@ def _ep(**opts):
     return _host.create_ep(json.dumps({k: str(v) for k, v in opts.items()}), REF_DEVICE)[0]
 
 
-def test_create_ep_options_and_devices():
+def test_create_ep_options_and_devices(monkeypatch):
+    monkeypatch.setattr(_host, "present_devices", lambda: [])  # the devices ORT describes are all there is
     ep_id, dev = _host.create_ep(json.dumps({"trt_fp16_enable": "1"}), REF_DEVICE)
     assert dev == -1 and _host._eps[ep_id].options.fp16_enable
     with pytest.raises(OptionError, match="unknown TrtPyExecutionProvider option 'fp17_enable' "
@@ -89,8 +90,11 @@ def test_create_ep_options_and_devices():
                                                       {"device_id": 1, "name": "GPU B", "cc": [9, 0]}]})
     ep2, dev2 = _host.create_ep(json.dumps({"device_id": "1"}), cuda)
     assert dev2 == 1 and _host._eps[ep2].device.cc == (9, 0) and _host._eps[ep2].device.name == "GPU B"
-    with pytest.raises(ValueError, match="device_id 2 is not among the devices"):
+    with pytest.raises(LookupError, match=r"device_id 2 does not exist; CUDA devices present: 0 \(GPU A\), "
+                                          r"1 \(GPU B\)"):
         _host.create_ep(json.dumps({"device_id": "2"}), cuda)
+    with pytest.raises(LookupError, match="device_id 1 does not exist; no CUDA device is usable on this machine"):
+        _host.create_ep(json.dumps({"trt_device_id": "1"}), REF_DEVICE)
     for e in (ep_id, ep2):
         _host.release_ep(e)
 
