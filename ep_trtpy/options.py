@@ -71,6 +71,7 @@ class Spec:
     type_name: str
     aliases: tuple[str, ...] = ()
     affects_engine: bool = True  # part of the engine cache key
+    secret: bool = False  # never shown (repr, to_dict, error messages)
 
 
 def _default_cache_path() -> str:
@@ -79,10 +80,11 @@ def _default_cache_path() -> str:
 
 
 def _option(default: Any, parse: Callable[[str], Any], type_name: str, doc: str, *aliases: str,
-            affects_engine: bool = True) -> Any:
-    """An option's one declaration: the :class:`Options` field with its :class:`Spec` (named after the field)."""
-    spec = Spec("", parse, default, doc, type_name, aliases, affects_engine)
-    return field(default=default, metadata={"spec": spec})
+            affects_engine: bool = True, secret: bool = False) -> Any:
+    """An option's one declaration: the :class:`Options` field with its :class:`Spec` (named after the field).
+    A `secret` option never shows in a repr, :meth:`Options.to_dict` or an error message."""
+    spec = Spec("", parse, default, doc, type_name, aliases, affects_engine, secret)
+    return field(default=default, metadata={"spec": spec}, repr=not secret)
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,12 @@ class Options:
         "", _path, "path",
         "Folder of the engine cache (created if missing). Default: $XDG_CACHE_HOME/ep_trtpy or ~/.cache/ep_trtpy.",
         "trt_engine_cache_path", affects_engine=False)
+    engine_cache_hmac_key: str = _option(
+        "", str, "secret",
+        "A shared secret for engine files from an untrusted or shared engine_cache_path: engines are written with "
+        "an HMAC-SHA256 tag of this key, and a file without the tag of the same key is rejected and rebuilt (see "
+        "Engine cache trust). Empty: files are checked for damage (SHA-256) but not for who wrote them.",
+        affects_engine=False, secret=True)
     min_subgraph_size: int = _option(
         1, _pos_int, "int",
         "Smallest number of nodes a claimed subgraph may have; smaller clusters are left to the CPU provider.",
@@ -162,8 +170,14 @@ class Options:
         """The options that change what an engine computes or how (part of the engine cache key)."""
         return {s.name: _jsonable(getattr(self, s.name)) for s in SPECS if s.affects_engine}
 
+    @property
+    def hmac_key(self) -> bytes:
+        """engine_cache_hmac_key as the bytes HMAC takes (empty: no authentication)."""
+        return self.engine_cache_hmac_key.encode("utf-8")
+
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self) if f.name != "session"}
+        return {f.name: ("<set>" if f.metadata["spec"].secret and getattr(self, f.name) else
+                         _jsonable(getattr(self, f.name))) for f in fields(self) if f.name != "session"}
 
 
 SPECS: tuple[Spec, ...] = tuple(replace(f.metadata["spec"], name=f.name) for f in fields(Options)
@@ -219,7 +233,8 @@ def parse(raw: Mapping[str, str]) -> Options:
         try:
             values[spec.name] = spec.parse(text)
         except (ValueError, TypeError) as e:
-            raise OptionError(f"bad value {text!r} for TrtPyExecutionProvider option '{key}': {e}") from None
+            shown = "(hidden)" if spec.secret else repr(text)
+            raise OptionError(f"bad value {shown} for TrtPyExecutionProvider option '{key}': {e}") from None
     warn_unknown_op_types(values.get("op_types_to_exclude", ()))
     return Options(**values, session=session)
 

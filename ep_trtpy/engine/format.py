@@ -14,6 +14,8 @@ Layout (little endian)::
     40+H+G  W     weights blob (cuda backend: the plan's weight tensors at their offsets)
     40+H+G+W T    tactic states: each layer's ``tactic_state`` bytes (serialized cuDNN plans), back to back
     end-32  32    SHA-256 of every byte before it
+    [then, in files written with engine_cache_hmac_key: 8 bytes TAG_MAGIC + 32 bytes HMAC-SHA256 of every byte
+     before them; decode ignores this trailer, engine/cache.py checks it]
 
 Header keys: ``format_version``, ``key`` (the engine cache key), ``graph_hash``, ``producers`` (ep_trtpy,
 onnxruntime, onnx and, for cuda, the native libraries' versions), ``backend``, ``device`` ({name, cc}),
@@ -53,6 +55,10 @@ FORMAT_VERSION = 2
 _PREFIX = struct.Struct("<8sIIQQQ")
 CHECKSUM_BYTES = 32
 STRIP_ABOVE_BYTES = 1024
+HEADER_LIMIT = 256 << 20
+"""The largest JSON header decoded (a plan of many thousand layers is a few MB)."""
+TAG_MAGIC = b"TRTPYMAC"
+TAG_BYTES = len(TAG_MAGIC) + 32
 
 
 class EngineFormatError(ValueError):
@@ -231,9 +237,31 @@ def _restore_states(plan: Plan, spans: Any, section: bytes) -> None:
         plan.layers[k].tactic_state = section[span[0]:span[0] + span[1]]
 
 
+def split_tag(data: bytes) -> tuple[bytes, bytes | None]:
+    """(engine bytes, HMAC tag) of a file that ends in the TAG_MAGIC trailer, else (data, None)."""
+    if len(data) >= _PREFIX.size + CHECKSUM_BYTES + TAG_BYTES and data[-TAG_BYTES:-32] == TAG_MAGIC:
+        return data[:-TAG_BYTES], data[-32:]
+    return data, None
+
+
+def _check_io(where: str, tensors: list[tuple[str, int, int | None, tuple[Any, ...] | None]],
+              header: dict[str, Any]) -> None:
+    """Every (kind, index, dtype, shape) of the plan's or the graph section's inputs and outputs is what the
+    header says (unknown dtypes and shapes are not compared)."""
+    for kind, index, dtype, shape in tensors:
+        if kind not in ("input", "output"):
+            continue
+        io = header[kind + "s"][index]
+        _require(dtype is None or dtype == io["dtype"], f"the {where}'s {kind} {index} has dtype {dtype}, the "
+                                                        f"header says {io['dtype']}")
+        _require(shape is None or list(shape) == list(io["shape"]), f"the {where}'s {kind} {index} has shape "
+                                                                    f"{list(shape)}, the header says {io['shape']}")
+
+
 def decode(data: bytes, expect_key: str | None = None) -> DecodedEngine:
-    """Parse and validate engine file bytes; raises EngineFormatError naming the problem."""
-    data = bytes(data)
+    """Parse and validate engine file bytes; raises EngineFormatError naming the problem. An HMAC trailer is
+    skipped, not checked (engine/cache.py does that)."""
+    data = split_tag(bytes(data))[0]
     if len(data) < 8 or data[:8] != MAGIC:
         raise EngineFormatError("not an ep_trtpy engine file (bad magic bytes)")
     if len(data) < 12:
@@ -245,6 +273,8 @@ def decode(data: bytes, expect_key: str | None = None) -> DecodedEngine:
     if len(data) < _PREFIX.size:
         raise EngineFormatError(f"truncated: {len(data)} bytes, the fixed header alone needs {_PREFIX.size}")
     _magic, _version, hlen, glen, wlen, slen = _PREFIX.unpack_from(data, 0)
+    if hlen > HEADER_LIMIT:
+        raise EngineFormatError(f"the header claims {hlen} bytes, more than the {HEADER_LIMIT} ep_trtpy reads")
     expected = _PREFIX.size + hlen + glen + wlen + slen + CHECKSUM_BYTES
     if len(data) < expected:
         raise EngineFormatError(f"truncated: {len(data)} bytes, the sections need {expected}")
@@ -272,6 +302,7 @@ def decode(data: bytes, expect_key: str | None = None) -> DecodedEngine:
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise EngineFormatError(f"the plan is malformed: {e!r}") from None
         _check_plan(plan, len(weights), len(header["inputs"]), len(header["outputs"]))
+        _check_io("plan", [(t.kind, t.index, t.dtype, tuple(t.shape)) for t in plan.tensors], header)
         states = data[p + hlen + glen + wlen:p + hlen + glen + wlen + slen]
         _restore_states(plan, header.get("tactic_states"), states)
     elif wlen or slen:
@@ -293,6 +324,8 @@ def to_artifact(dec: DecodedEngine) -> EngineArtifact:
             raise EngineFormatError(f"the graph section cannot be read: {e}") from None
         _require(len(graph.inputs) == len(h["inputs"]) and len(graph.outputs) == len(h["outputs"]),
                  "the graph's inputs/outputs do not match the header")
+        _check_io("graph", [("input", k, v.dtype, v.shape) for k, v in enumerate(graph.inputs)]
+                  + [("output", k, v.dtype, v.shape) for k, v in enumerate(graph.outputs)], h)
     else:
         graph = Graph(str(h.get("graph_hash", "engine"))[:16])
     dev = h["device"]

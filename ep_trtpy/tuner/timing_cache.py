@@ -18,13 +18,16 @@ shape and alignment of every operand, optimization level); its hash is the entry
 tactics timed for it, in milliseconds, ``null`` for a candidate that failed; ``ms`` is the winner's time.
 
 Reads never fail: a missing file is an empty cache; a file that is not JSON, is truncated, has another format or
-version, or belongs to another environment is one warning and an empty cache (a miss), and the next write
-replaces it. Writes are atomic (temporary file in the same folder, ``fsync``, ``os.replace``) and merge: under an
-exclusive lock on ``<file>.lock`` (``fcntl.flock``, waited for up to :data:`LOCK_TIMEOUT_S`; it dies with its
-process, so it is never stale) the writer reads what is on disk, adds its entries (a new entry replaces an old
-one of the same layer) and moves the result into place. Several processes writing at once therefore lose
-nothing. Without the lock (timeout, or a platform without ``fcntl``) a write is still atomic, but a concurrent
-writer's new entries may be dropped; they are timed again by the next build that needs them.
+version, or belongs to another environment is one warning and an empty cache (a miss), and the next write replaces
+it. The file is opened only if it is a regular file of at most :data:`TIMING_CACHE_LIMIT` bytes (a symlink only to
+one inside the folder; ``engine.cache.read_cache_file``): a FIFO, device or outward symlink in its place is a
+warning, never a hang, and is never replaced. Writes are atomic (temporary file in the same folder, ``fsync``,
+``os.replace``) and merge: under an exclusive lock on ``<file>.lock`` (``fcntl.flock``, waited for up to
+:data:`LOCK_TIMEOUT_S`; it dies with its process, so it is never stale) the writer reads what is on disk, adds its
+entries (a new entry replaces an old one of the same layer) and moves the result into place. Several processes
+writing at once therefore lose nothing. Without the lock (timeout, or a platform without ``fcntl``) a write is still
+atomic, but a concurrent writer's new entries may be dropped; they are timed again by the next build that needs
+them.
 """
 
 from __future__ import annotations
@@ -34,19 +37,23 @@ import json
 import logging
 import math
 import os
+import stat
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ep_trtpy.engine.cache import atomic_write
+from ep_trtpy.engine.cache import UnsafeCacheFile, atomic_write, read_cache_file
 
 log = logging.getLogger("ep_trtpy.tuner")
 
 FORMAT_NAME = "ep_trtpy timing cache"
 FORMAT_VERSION = 1
 LOCK_TIMEOUT_S = 10.0
+TIMING_CACHE_LIMIT = 256 << 20
+"""The largest timing cache file read (about a quarter of a million layers)."""
 
 
 @dataclass(frozen=True)
@@ -139,23 +146,29 @@ class TimingCache:
         Returns self."""
         entries, problem = self._read()
         if problem and _first_time(self.path):
-            log.warning("timing cache: ignoring %s: %s; it is replaced at the next write", self.path, problem)
+            try:
+                _replaceable(self.path)
+                fate = "it is replaced at the next write"
+            except UnsafeCacheFile:
+                fate = "it is left as it is and timings are kept in memory"
+            log.warning("timing cache: ignoring %s: %s; %s", self.path, problem, fate)
         self.entries = entries
         return self
 
     def _read(self) -> tuple[dict[str, Entry], str]:
         """(entries, "") or ({}, the reason the file is not usable); a missing file is ({}, "")."""
         try:
-            with open(self.path, "rb") as f:
-                data = f.read()
+            data = read_cache_file(self.path, TIMING_CACHE_LIMIT)
         except FileNotFoundError:
             return {}, ""
+        except UnsafeCacheFile as e:
+            return {}, str(e)
         except OSError as e:
             return {}, f"cannot read it ({e.strerror or e})"
         try:
             doc = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            return {}, f"not a JSON document (truncated or corrupt: {e})"
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
+            return {}, f"not a JSON document (truncated or corrupt: {type(e).__name__}: {e})"
         if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
             return {}, "not an ep_trtpy timing cache"
         if doc.get("version") != FORMAT_VERSION:
@@ -174,7 +187,7 @@ class TimingCache:
         for k, v in raw.items():
             try:
                 entries[str(k)] = Entry.from_dict(v)
-            except (KeyError, TypeError, ValueError, AttributeError):
+            except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
                 bad += 1
         if bad:
             return entries, f"{bad} malformed entr{'y' if bad == 1 else 'ies'} (the others are used)"
@@ -199,6 +212,7 @@ class TimingCache:
         folder = os.path.dirname(self.path)
         try:
             os.makedirs(folder, exist_ok=True)
+            _replaceable(self.path)
             with _locked(self.path + ".lock"):
                 on_disk, _problem = self._read()  # a bad file is replaced, not merged (it was warned about)
                 on_disk.update(self.pending)
@@ -216,7 +230,19 @@ class TimingCache:
                 "entries": {k: entries[k].to_dict() for k in sorted(entries)}}
 
 
+def _replaceable(path: str) -> None:
+    """Only a regular file (or nothing) at `path` is replaced; anything else raises UnsafeCacheFile."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeCacheFile(f"{path} is not a regular file; ep_trtpy replaces only regular files and left it as "
+                              f"it is")
+
+
 _warned: set[tuple[str, int, int]] = set()
+_warned_lock = threading.Lock()
 
 
 def _first_time(path: str) -> bool:
@@ -226,10 +252,11 @@ def _first_time(path: str) -> bool:
         state = (path, st.st_mtime_ns, st.st_size)
     except OSError:
         state = (path, -1, -1)
-    if state in _warned:
-        return False
-    _warned.add(state)
-    return True
+    with _warned_lock:
+        if state in _warned:
+            return False
+        _warned.add(state)
+        return True
 
 
 def _atomic_write_json(path: str, doc: Any) -> None:
@@ -244,7 +271,9 @@ def _locked(lock_path: str, timeout: float = LOCK_TIMEOUT_S) -> Iterator[bool]:
     except ImportError:  # not POSIX: atomic writes only
         yield False
         return
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    # never through a symlink, and never blocking on a FIFO put in the lock file's place (an OSError: no write)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0),
+                 0o644)
     try:
         deadline = time.monotonic() + timeout
         while True:
