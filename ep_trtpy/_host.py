@@ -33,7 +33,9 @@ State: EP objects (options, backend, device) and programs (one per fused subgrap
 engine inputs to the fused node's inputs, and its engines by input shapes). Engines come from memory, then the
 engine cache (when ``engine_cache_enable``), then a build (saved when enabled): ``get_or_build`` in
 ep_trtpy/builder/build.py. ``ep-trtpy build`` runs a session and watches its builds (:func:`observe_builds`). All
-state is guarded by locks: callbacks may come from any ORT thread.
+state is guarded by locks: callbacks may come from any ORT thread. A program builds each input-shape key once
+(threads that need it meanwhile wait for that build, see :func:`_artifact`) and never holds its lock during a
+build, so runs of other shapes go on.
 
 EPContext (ep_trtpy/epcontext/): in a graph holding EPContext nodes this EP wrote, GetCapability claims each of
 them as a fused node of its own and nothing else (the writer left the other nodes to ORT); Compile loads its engine
@@ -177,10 +179,10 @@ def create_ep(options_json: str, device_json: str) -> tuple[int, int]:
         device = Device(int(chosen.get("device_id", 0)), str(chosen.get("name", "cuda")), (int(cc[0]), int(cc[1])))
     else:
         check_device_id(options.device_id, devices=[])  # the reference backend: device_id 0 or none
-    if backend != "cuda" and not _said_reference:  # the shim warns about this once itself; a note for build logs
-        _said_reference = True
-        log.info("TrtPyExecutionProvider: reference backend: claimed subgraphs run with numpy")
     with _lock:
+        if backend != "cuda" and not _said_reference:  # the shim warns once itself; a note for build logs
+            _said_reference = True
+            log.info("TrtPyExecutionProvider: reference backend: claimed subgraphs run with numpy")
         ep_id = next(_ids)
         _eps[ep_id] = _EP(ep_id, options, backend, device)
     return ep_id, device.ordinal if backend == "cuda" else -1

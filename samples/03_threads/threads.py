@@ -8,8 +8,8 @@ Three phases, each started on all threads at the same moment (a barrier), in a f
 2. shapes: one session, ``--threads`` threads run ``--shapes`` batch sizes it has not seen yet; each shape is
    built once, the other threads that need it wait for that build;
 3. runs: one session, ``--threads`` threads x ``--runs`` runs, each run on its own input (``--pool`` distinct
-   inputs, default one per run), every output compared with ORT's CPU provider. Host RSS and the runtime's device
-   memory are read after the first tenth of the runs and at the end.
+   inputs, default one per run up to 16384, then reused in turn), every output compared with ORT's CPU
+   provider. Host RSS and the runtime's device memory are read after the first tenth of the runs and at the end.
 
     python samples/03_threads/threads.py [--model sample|resnet50|mobilenetv2|bert|yolo|FILE.onnx] [--ci]
         [--threads 8] [--runs 1000] [--sessions 4] [--shapes 4] [--pool N] [--fp16] [--check]
@@ -41,6 +41,8 @@ from ep_trtpy.cli import harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLE_MODEL = os.path.join(HERE, "..", "01_first_run", "model.onnx")
+DEFAULT_POOL = 16384
+"""Distinct inputs of phase 3 unless --pool says otherwise (each with its CPU-provider reference)."""
 
 
 def load(name: str, ci: bool) -> tuple[onnx.ModelProto, str]:
@@ -146,10 +148,16 @@ def phase_sessions(data: bytes, model: onnx.ModelProto, args: argparse.Namespace
         sess = harness.create_session(data, "trtpy", ep_options=opts)
         checker.check(sess.run(None, feeds), want, f"session {k}")
 
+    files_before = set(_engine_files(cache_dir))
     errors, seconds = on_threads(args.sessions, work)
     d = stats_delta(before)
     return {"sessions": args.sessions, "errors": errors, "seconds": seconds, "builds": d["builds"],
-            "engine_cache_hits": d["engine_cache_hits"]}
+            "engine_cache_hits": d["engine_cache_hits"], "engines": len(set(_engine_files(cache_dir))),
+            "new_engines": len(set(_engine_files(cache_dir)) - files_before)}
+
+
+def _engine_files(folder: str) -> list[str]:
+    return [f for f in os.listdir(folder) if f.startswith("TrtPy_") and f.endswith(".engine")]
 
 
 def phase_shapes(data: bytes, model: onnx.ModelProto, args: argparse.Namespace, options: dict[str, Any],
@@ -174,7 +182,7 @@ def phase_runs(data: bytes, model: onnx.ModelProto, args: argparse.Namespace, op
                checker: Checker) -> dict[str, Any]:
     sess = harness.create_session(data, "trtpy", ep_options=options)
     total = args.threads * args.runs
-    pool = min(total, args.pool or total)
+    pool = min(total, args.pool or DEFAULT_POOL)
     inputs = [feeds_for(model, args.batch, seed=args.seed + 1000 + k) for k in range(pool)]
     wants = [checker.reference(f) for f in inputs]
     sess.run(None, inputs[0])  # build outside the measurement
@@ -188,18 +196,26 @@ def phase_runs(data: bytes, model: onnx.ModelProto, args: argparse.Namespace, op
             if name not in marks:
                 marks[name] = {"rss_mb": rss_mb(), "device_mb": device_mb(args.device_id)}
 
+    run_errors: list[str] = []
+
     def work(t: int) -> None:
         for i in range(args.runs):
             if i == warm_at:  # every thread is warm: read the memory once, then go on
-                warm.wait()
+                warm.wait(timeout=600)
                 mark("warm")
-                warm.wait()
+                warm.wait(timeout=600)
             k = (t * args.runs + i) % pool
-            checker.check(sess.run(None, inputs[k]), wants[k], f"thread {t} run {i} input {k}")
+            try:
+                got = sess.run(None, inputs[k])
+            except Exception as e:  # noqa: BLE001  counted; the thread goes on so that the others are not stuck
+                with marks_lock:
+                    run_errors.append(f"thread {t} run {i}: {type(e).__name__}: {e}")
+                continue
+            checker.check(got, wants[k], f"thread {t} run {i} input {k}")
 
     errors, seconds = on_threads(args.threads, work)
     mark("end")
-    return {"threads": args.threads, "runs": args.runs, "distinct_inputs": pool, "errors": errors,
+    return {"threads": args.threads, "runs": args.runs, "distinct_inputs": pool, "errors": run_errors + errors,
             "seconds": seconds, "runs_per_s": total / seconds if seconds > 0 else 0.0, "memory": marks}
 
 
@@ -228,7 +244,8 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=1000, help="runs per thread in phase 3")
     p.add_argument("--sessions", type=int, default=4, help="sessions created at once in phase 1 (0: skip)")
     p.add_argument("--shapes", type=int, default=4, help="first-seen batch sizes in phase 2 (0: skip)")
-    p.add_argument("--pool", type=int, default=0, help="distinct inputs in phase 3 (default: one per run)")
+    p.add_argument("--pool", type=int, default=0,
+                   help="distinct inputs in phase 3 (default: one per run, at most 16384)")
     p.add_argument("--batch", type=int, default=1, help="batch of phase 3's inputs")
     p.add_argument("--fp16", action="store_true")
     p.add_argument("--device-id", type=int, default=0)
@@ -255,15 +272,19 @@ def main() -> int:
             r = out["sessions"] = phase_sessions(data, model, args, options, checker, args.cache_dir or tmp)
         print(f"sessions: {r['sessions']} created at once on one cache folder: builds {r['builds']}, engine cache "
               f"hits {r['engine_cache_hits']}, errors {len(r['errors'])} ({r['seconds']:.2f} s)")
-        if r["builds"] > 1 and not args.cache_dir:  # one engine per claimed subgraph of this model at batch 1
-            problems.append(f"phase 1 built {r['builds']} engines for one shape")
+        if r["builds"] > r["new_engines"]:  # each engine file (one per claimed subgraph at batch 1) built once
+            problems.append(f"phase 1 built {r['builds']} engines for {r['new_engines']} engine files")
+        per_shape = r["engines"]
         problems += r["errors"]
+    else:
+        per_shape = None
     if args.shapes > 0:
         r = out["shapes"] = phase_shapes(data, model, args, options, checker)
         print(f"shapes: {r['threads']} threads, {r['shapes']} first-seen shapes at once: builds {r['builds']}, "
               f"errors {len(r['errors'])} ({r['seconds']:.2f} s)")
-        if r["builds"] > r["shapes"]:
-            problems.append(f"phase 2 built {r['builds']} engines for {r['shapes']} shapes")
+        if per_shape is not None and r["builds"] > r["shapes"] * per_shape:
+            problems.append(f"phase 2 built {r['builds']} engines for {r['shapes']} shapes of {per_shape} "
+                            f"engine(s) each")
         problems += r["errors"]
     r = out["runs"] = phase_runs(data, model, args, options, checker)
     rss, dev = growth(r["memory"])

@@ -48,8 +48,8 @@ def _session_run(cache: Path, timeout: float = 60.0) -> np.ndarray:
 
     def go() -> None:
         try:
-            sess = harness.create_session(_model(), "trtpy", ep_options={"engine_cache_enable": "1",
-                                                                        "engine_cache_path": str(cache)})
+            sess = harness.create_session(_model(), "trtpy", ep_options={
+                "engine_cache_enable": "1", "engine_cache_path": str(cache), "tf32_enable": "0"})
             out.append(sess.run(None, {"x": X})[0])
         except Exception as e:  # noqa: BLE001
             errors.append(e)
@@ -146,8 +146,8 @@ def test_the_check_on_a_gpu_machine_names_the_devices_present(monkeypatch) -> No
     monkeypatch.setattr(devices, "ep_device_ids", lambda name: [0, 1])
     monkeypatch.setattr(devices, "present", lambda: [(0, "NVIDIA H200"), (1, "NVIDIA H200")])
     names = [EP, "CPUExecutionProvider"]
-    with pytest.raises(devices.DeviceNotFoundError,
-                       match=r"device_id 99 does not exist; CUDA devices present: 0 \(NVIDIA H200\), 1 \(NVIDIA H200\)"):
+    present = r"CUDA devices present: 0 \(NVIDIA H200\), 1 \(NVIDIA H200\)"
+    with pytest.raises(devices.DeviceNotFoundError, match="device_id 99 does not exist; " + present):
         devices.checked_provider_options(EP, names, [{"device_id": "99"}, {}])
     assert devices.checked_provider_options(EP, names, [{"device_id": "1"}, {}]) == [{"device_id": "1"}, {}]
     assert devices.checked_provider_options(EP, names, [{"device_id": "x"}, {}]) == [{"device_id": "x"}, {}]
@@ -165,3 +165,16 @@ def test_the_session_check_is_installed_once() -> None:
     assert devices.install_session_check(EP) is True
     assert collection.check_and_normalize_provider_args is wrapped
     assert not getattr(wrapped.__wrapped__, "_ep_trtpy_device_check", False)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not ep_trtpy.has_gpu(), reason="needs an NVIDIA GPU with a CUDA 13 driver")
+@pytest.mark.parametrize("key", ["device_id", "trt_device_id"])
+def test_on_a_gpu_a_device_id_past_the_last_device_is_an_error_naming_them(key: str, capfd) -> None:
+    from ep_trtpy import _kernels
+
+    n = _kernels.cuda_device_count()
+    with pytest.raises(Exception, match=rf"device_id {n + 98} does not exist; CUDA devices present: 0 \("):
+        _ort_session({key: str(n + 98)})
+    assert "Falling back" not in capfd.readouterr().out
+    assert _ort_session({key: "0"}).get_providers()[0] == EP
