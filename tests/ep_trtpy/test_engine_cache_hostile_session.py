@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import stat
-import struct
 import threading
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import ep_trtpy
 from ep_trtpy import devices
+from ep_trtpy.engine import format as fmt
 from ep_trtpy.cli import harness
 
 EP = ep_trtpy.EP_NAME
@@ -101,11 +101,13 @@ def test_symlink_to_dev_zero_in_place_of_the_engine_file(engine_file) -> None:
 def test_well_signed_engine_naming_another_output_dtype(engine_file) -> None:
     path, want = engine_file
     data = path.read_bytes()
-    _m, ver, hlen, glen, wlen = struct.unpack_from("<8sIIQQ", data, 0)
-    header = json.loads(data[32:32 + hlen])
+    fields = list(fmt._PREFIX.unpack_from(data, 0))  # magic, version, header length, then the other lengths
+    p, hlen = fmt._PREFIX.size, fields[2]
+    header = json.loads(data[p:p + hlen])
     header["outputs"][0]["dtype"] = TensorProto.FLOAT16
     hb = json.dumps(header).encode()
-    body = struct.pack("<8sIIQQ", b"TRTPYENG", ver, len(hb), glen, wlen) + hb + data[32 + hlen:-32]
+    fields[2] = len(hb)
+    body = fmt._PREFIX.pack(*fields) + hb + data[p + hlen:-32]
     path.write_bytes(body + hashlib.sha256(body).digest())
     before = _stats()
     np.testing.assert_allclose(_session_run(path.parent), want, rtol=1e-5, atol=1e-6)

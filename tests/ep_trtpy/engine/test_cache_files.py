@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import stat
-import struct
 import threading
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from ep_trtpy.builder.build import get_or_build
 from ep_trtpy.engine import cache
 from ep_trtpy.engine.cache import (ENGINE_FILE_LIMIT, Counters, UnsafeCacheFile, check_seal, read_cache_file,
                                    seal)
+from ep_trtpy.engine import format as fmt
 from ep_trtpy.engine.format import TAG_MAGIC, EngineFormatError, decode, split_tag
 from ep_trtpy.options import parse
 
@@ -171,11 +171,13 @@ def test_read_cache_file_reads_only_what_the_file_has(tmp_path: Path) -> None:
 
 def _rewrite_header(data: bytes, mutate) -> bytes:
     """The engine file with its JSON header passed through `mutate` and a valid checksum again."""
-    _m, ver, hlen, glen, wlen = struct.unpack_from("<8sIIQQ", data, 0)
-    header = json.loads(data[32:32 + hlen])
+    fields = list(fmt._PREFIX.unpack_from(data, 0))  # magic, version, header length, then the other lengths
+    p, hlen = fmt._PREFIX.size, fields[2]
+    header = json.loads(data[p:p + hlen])
     mutate(header)
     hb = json.dumps(header).encode()
-    body = struct.pack("<8sIIQQ", b"TRTPYENG", ver, len(hb), glen, wlen) + hb + data[32 + hlen:-32]
+    fields[2] = len(hb)
+    body = fmt._PREFIX.pack(*fields) + hb + data[p + hlen:-32]
     return body + hashlib.sha256(body).digest()
 
 
