@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; exit status 0 (done), 1 (the command failed, or an internal error: one line, the traceback
     with --debug) or 2 (a mistake in the command line or its files: one line naming it, as argparse does)."""
     from ep_trtpy.cli._errors import EXIT_FAILURE, EXIT_USAGE, Unavailable, UsageError
+    from ep_trtpy.devices import DeviceNotFoundError
 
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         args._parser.error(f"unrecognized arguments: {' '.join(extras)}")
     try:
         return int(args._run(args) or 0)
-    except UsageError as e:
+    except (UsageError, DeviceNotFoundError) as e:  # a device_id that names no device is the user's option
         print(f"{prog}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except Unavailable as e:

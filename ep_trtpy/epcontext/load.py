@@ -16,7 +16,6 @@ import binascii
 import json
 import logging
 import os
-import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 from ep_trtpy._version import __version__
 from ep_trtpy.builder.build import producer_versions
 from ep_trtpy.engine.artifact import Device, EngineArtifact
+from ep_trtpy.engine.cache import UnsafeCacheFile, read_cache_file
 from ep_trtpy.engine.format import MAGIC, EngineFormatError, decode, to_artifact
 from ep_trtpy.epcontext.node import DOMAIN, OP_TYPE, SOURCE, ContextError, Settings
 
@@ -95,18 +95,13 @@ def _read_file(name: str, node_name: str, model_path: str, settings: Settings) -
     if os.path.commonpath([path, os.path.realpath(base)]) != os.path.realpath(base):
         raise ContextError(f"EPContext node '{node_name}': engine file {name!r} lies outside the context model's "
                            f"folder {base}")
-    try:
-        st = os.stat(path)
+    try:  # the engine cache's safe reader: a regular file of sane size, opened without blocking
+        return read_cache_file(path, MAX_ENGINE_FILE_BYTES, folder=base)
+    except UnsafeCacheFile as e:
+        raise ContextError(f"EPContext node '{node_name}': its engine file {path} cannot be used: {e}") from None
     except OSError as e:
         raise ContextError(f"EPContext node '{node_name}': cannot open its engine file {path} "
                            f"({e.strerror or e})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ContextError(f"EPContext node '{node_name}': its engine file {path} is not a regular file")
-    if st.st_size > MAX_ENGINE_FILE_BYTES:
-        raise ContextError(f"EPContext node '{node_name}': its engine file {path} is {st.st_size} bytes, more than "
-                           f"the {MAX_ENGINE_FILE_BYTES} an engine may have")
-    with open(path, "rb") as f:
-        return f.read(st.st_size + 1)  # the size it had; one byte more shows as a checksum failure
 
 
 def _payload(node: Mapping[str, Any], initializers: Sequence[Any], model_path: str, settings: Settings) -> bytes:

@@ -63,6 +63,8 @@ CASES.update({
     ("run", "save_into_missing_folder"): (["{dyn}", "--shapes", "x:1x3x8x8", "--save", "{missing}/o.npz"],
                                           ["--save", "does not exist"]),
     ("run", "unknown_arch"): (["--arch", "resnet"], ["'resnet'", "did you mean 'resnet50'"]),
+    ("run", "device_id_absent"): (["{dyn}", "--shapes", "x:1x3x8x8", "--option", "device_id=77"],
+                                  ["device_id 77 does not exist"]),
     ("bench", "cache_dir_is_a_file"): (["{dyn}", "--shapes", "x:1x3x8x8", "--cache-dir", "{text}"],
                                        ["--cache-dir '{text}' is a file, not a folder"]),
     ("partition", "empty_file"): (["{empty}"], ["'{empty}'", "is not an ONNX model (it has no graph)"]),
