@@ -136,7 +136,8 @@ def build(subgraph: Graph, input_shapes: InputShapes | None, options: Options, b
     art = EngineArtifact(backend=backend, graph=graph, input_names=[v.name for v in graph.inputs],
                          input_shapes=[tuple(v.static_shape) for v in graph.inputs],
                          outputs=[(int(v.dtype or 0), tuple(v.static_shape)) for v in graph.outputs],
-                         device=device, fusions=dict(ctx.fusions), passes=[r.to_dict() for r in ctx.records])
+                         device=device, fusions=dict(ctx.fusions), passes=[r.to_dict() for r in ctx.records],
+                         channels_last=sorted(ctx.channels_last))
     t_lower = t_fin = 0.0
     if backend == "cuda":
         from ep_trtpy.builder.lowering import lower

@@ -81,6 +81,7 @@ class PassContext:
     fold_limit: int = DEFAULT_FOLD_LIMIT
     dump: Callable[[str, Graph], None] | None = None
     fusions: dict[str, list[str]] = field(default_factory=dict)  # node name -> original node names
+    channels_last: set[str] = field(default_factory=set)  # values layout_nhwc keeps in NHWC (their NCHW shape permuted)
     refusals: list[str] = field(default_factory=list)
     records: list[PassRecord] = field(default_factory=list)
     current_pass: str = ""

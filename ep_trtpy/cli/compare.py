@@ -1,10 +1,14 @@
-"""``ep-trtpy compare``: TrtPyExecutionProvider against the CPU provider, output by output."""
+"""``ep-trtpy compare``: TrtPyExecutionProvider against the CPU provider, output by output; with ``--mark-all``,
+every tensor our engines materialize, layer by layer, naming the first layer that fails (``_mark_all.py``)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from typing import Any
 
 from ep_trtpy.cli import _common, harness
+from ep_trtpy.cli._errors import UsageError, output_file
 from ep_trtpy.options import parse
 
 NAME = "compare"
@@ -19,12 +23,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--absolute-atol", action="store_true", help="do not scale --atol by the output's max |value|")
     p.add_argument("--require-all-nodes", action="store_true",
                    help="also fail unless every node ran on TrtPyExecutionProvider")
+    p.add_argument("--mark-all", action="store_true",
+                   help="compare every tensor the engines materialize (each layer's outputs) with the CPU provider, "
+                        "in execution order, and name the first layer whose error passes its tolerance (per "
+                        "precision: fp32, tf32, fp16, bf16; --rtol/--atol replace them)")
+    p.add_argument("--backend", choices=("cuda", "reference"),
+                   help="with --mark-all: where the engines run (default: cuda when a GPU is usable)")
+    p.add_argument("--json", metavar="OUT", help="also write the comparison as JSON")
     _common.add_option_flags(p)
+
+
+def _tolerance(args: argparse.Namespace, relative_to_max: bool) -> harness.Tolerance | None:
+    if args.rtol is None and args.atol is None:
+        return None
+    return harness.Tolerance(args.rtol if args.rtol is not None else 0.0,
+                             args.atol if args.atol is not None else 0.0, relative_to_max)
+
+
+def _write_json(path: str | None, doc: dict[str, Any]) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump(doc, f, indent=1, default=float)
 
 
 @_common.reports_unavailable_ep(NAME)
 def run(args: argparse.Namespace) -> int:
     options = _common.provider_options(args)
+    if args.json:
+        output_file(args.json, "--json")
+    if args.mark_all:
+        return _mark_all(args, options)
+    if args.backend:
+        raise UsageError("--backend applies to --mark-all only (a session picks its backend)")
     model, label = _common.load_model(args)
     feeds = _common.make_feeds(args, model, args.batch)
     data = harness.prepare_model(model).SerializeToString()
@@ -34,10 +64,7 @@ def run(args: argparse.Namespace) -> int:
     names = [o.name for o in ours.get_outputs()]
     got = ours.run(None, feeds)
     ref = cpu.run(None, feeds)
-    tol = None
-    if args.rtol is not None or args.atol is not None:
-        tol = harness.Tolerance(args.rtol if args.rtol is not None else 0.0,
-                                args.atol if args.atol is not None else 0.0, not args.absolute_atol)
+    tol = _tolerance(args, not args.absolute_atol)
     results = harness.compare_outputs(names, got, ref, tol, network=True, fp16_engine=fp16)
     print(f"model {label}; {'fp16' if fp16 else 'fp32'} engines; " + _common.placement_summary(ours))
     print(f"{'output':24s} {'dtype':8s} {'shape':18s} {'max abs':>10s} {'max rel':>10s} {'cosine':>10s} "
@@ -54,5 +81,49 @@ def run(args: argparse.Namespace) -> int:
     if args.require_all_nodes and not_ours:
         print(f"{len(not_ours)} nodes did not run on {harness.EP_NAME}: {', '.join(not_ours[:10])}")
         return 1
-    print("PASS" if not failed else f"FAIL: {len(failed)} of {len(results)} outputs differ")
+    verdict = "PASS" if not failed else f"FAIL: {len(failed)} of {len(results)} outputs differ"
+    print(verdict)
+    _write_json(args.json, {"schema": "ep_trtpy.compare/1", "model": label, "verdict": verdict,
+                            "outputs": [{"name": c.name, "dtype": c.dtype, "shape": list(c.shape), "ok": c.ok,
+                                         "max_abs": c.max_abs, "max_rel": c.max_rel, "cosine": c.cosine,
+                                         "mismatched": c.mismatched, "total": c.total, "note": c.note}
+                                        for c in results]})
     return 1 if failed else 0
+
+
+def _mark_all(args: argparse.Namespace, raw: dict[str, str]) -> int:
+    import ep_trtpy
+    from ep_trtpy.cli import _mark_all as mark
+
+    if args.require_all_nodes:
+        raise UsageError("--require-all-nodes is about a session's placement; --mark-all partitions the model "
+                         "itself and lists what it leaves to the CPU provider")
+    options = _common.parse_options(raw)
+    backend_name = args.backend or ("cuda" if ep_trtpy.has_gpu() else "reference")
+    model, label = _common.load_model(args)
+    feeds = _common.make_feeds(args, model, args.batch)
+    backend = mark.CudaBackend() if backend_name == "cuda" else mark.ReferenceBackend()
+    report = mark.debug(model, feeds, options, backend, label, _tolerance(args, not args.absolute_atol))
+    print(f"model {label}; {report.precision} engines on the {backend_name} backend; {report.engines} engine(s), "
+          f"{len(report.rows)} values compared, {len(report.skipped)} inside fused layers or folded, "
+          f"{report.cpu_nodes} node(s) left to the CPU provider (not compared)")
+    print(f"{'#':>4s}  {'value':28s} {'layer':28s} {'op':22s} {'shape':18s} {'prec':5s} {'max abs':>9s} "
+          f"{'max rel':>9s} {'rel rms':>9s} {'cosine':>9s}  verdict")
+    bad = report.first_failure
+    for i, r in enumerate(report.rows):
+        mark_first = "  <- first failure" if r is bad else ""
+        verdict = "pass" if r.ok else "FAIL"
+        print(f"{i:4d}  {_cut(r.value, 28):28s} {_cut(r.layer, 28):28s} {_cut(r.op, 22):22s} "
+              f"{_cut(str(r.shape), 18):18s} {r.precision:5s} {r.max_abs:9.3g} {r.max_rel:9.3g} {r.rms:9.3g} "
+              f"{r.cosine:9.6f}  {verdict}{' (' + r.note + ')' if r.note else ''}{mark_first}")
+    print(report.verdict())
+    _write_json(args.json, report.to_dict())
+    return 0 if bad is None else 1
+
+
+def _cut(text: str, width: int) -> str:
+    """`text` in at most `width` characters (the middle elided: names differ at both ends)."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "~" + text[len(text) - (width - 1 - head):]

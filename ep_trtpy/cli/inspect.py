@@ -4,8 +4,9 @@ Prints the header (format, producers, backend, device, key, graph hash, shapes, 
 (kernel, name, chosen tactic by name and its time when the build timed it or took it from the timing cache, layout,
 precision, workspace, and which original ONNX nodes each one implements), the tensor table
 and the memory plan (activation arena and weights bytes). For reference-backend engines the layers are the
-optimized graph's nodes. ``--json`` prints the same as one JSON object. A file that is not a valid engine gives a
-one-line error (exit status 2).
+optimized graph's nodes. ``--json`` prints the same as one JSON object; ``--html FILE`` also writes a self-contained
+HTML report (layers, and the memory plan over time as a chart: ``_html_report.py``). A file that is not a valid
+engine gives a one-line error (exit status 2).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from typing import Any
 
 NAME = "inspect"
@@ -24,6 +26,8 @@ HELP = "Show an engine file: header, layers, fusions, tactics, precisions, tenso
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("engine", help="engine file (TrtPy_*.engine)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report: each layer's kernel, "
+                                                  "tactic, precision and layout, and the memory plan over time")
 
 
 def _graph_layers(model: Any, fusions: dict[str, list[str]]) -> list[dict[str, Any]]:
@@ -42,10 +46,30 @@ def _graph_layers(model: Any, fusions: dict[str, list[str]]) -> list[dict[str, A
     return layers
 
 
+def describe_plan(plan: Any, fusions: dict[str, list[str]]) -> dict[str, Any]:
+    """The layers, tensors and memory of an engine plan, as JSON-able dicts (shared with ``profile``). Each
+    activation carries ``life``: the first and last layer that touch it (a view keeps what it views alive)."""
+    from ep_trtpy.builder.memory_plan import lifetimes
+    from graph_partitioner.ir import dtype_name
+
+    life = lifetimes(plan)
+    layers = [{"kernel": lay.kernel, "name": lay.name, "tactic": lay.tactic, "tactic_name": lay.tactic_name,
+               "tactic_ms": lay.meta.get("tactic_ms"), "tactic_source": lay.meta.get("tactic_source"),
+               "layout": lay.meta.get("layout"), "precision": lay.meta.get("precision", "?"),
+               "workspace": lay.workspace,
+               "fused": lay.meta.get("fused", fusions.get(lay.name, [lay.name] if lay.name else [])),
+               "inputs": lay.inputs, "outputs": lay.outputs} for lay in plan.layers]
+    tensors = [{"id": t.id, "name": t.name, "dtype": dtype_name(t.dtype), "shape": list(t.shape), "kind": t.kind,
+                "index": t.index, "offset": t.offset, "nbytes": t.nbytes,
+                "life": list(life[t.id]) if t.id in life else None} for t in plan.tensors]
+    memory = {"arena_bytes": plan.arena_bytes, "weights_bytes": plan.weights_bytes,
+              "workspace_bytes": max((lay.workspace for lay in plan.layers), default=0)}
+    return {"layers": layers, "tensors": tensors, "memory": memory}
+
+
 def describe(path: str) -> dict[str, Any]:
     """Everything inspect shows, as a JSON-able dict (raises EngineFormatError for a bad file)."""
     from ep_trtpy.engine.format import decode
-    from graph_partitioner.ir import dtype_name
 
     with open(path, "rb") as f:
         data = f.read()
@@ -56,18 +80,7 @@ def describe(path: str) -> dict[str, Any]:
                            "passes": h.get("passes", [])}
     fusions = h.get("fusions", {})
     if dec.plan is not None:
-        plan = dec.plan
-        out["layers"] = [{"kernel": lay.kernel, "name": lay.name, "tactic": lay.tactic, "tactic_name": lay.tactic_name,
-                          "tactic_ms": lay.meta.get("tactic_ms"), "tactic_source": lay.meta.get("tactic_source"),
-                          "layout": lay.meta.get("layout"), "precision": lay.meta.get("precision", "?"),
-                          "workspace": lay.workspace,
-                          "fused": lay.meta.get("fused", fusions.get(lay.name, [lay.name] if lay.name else [])),
-                          "inputs": lay.inputs, "outputs": lay.outputs} for lay in plan.layers]
-        out["tensors"] = [{"id": t.id, "name": t.name, "dtype": dtype_name(t.dtype), "shape": list(t.shape),
-                           "kind": t.kind, "index": t.index, "offset": t.offset, "nbytes": t.nbytes}
-                          for t in plan.tensors]
-        out["memory"] = {"arena_bytes": plan.arena_bytes, "weights_bytes": plan.weights_bytes,
-                         "workspace_bytes": max((lay.workspace for lay in plan.layers), default=0)}
+        out.update(describe_plan(dec.plan, fusions))
     else:
         model = dec.model()
         out["layers"] = _graph_layers(model, fusions)
@@ -141,10 +154,12 @@ def _print_text(d: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ep_trtpy.cli._errors import UsageError, input_file
+    from ep_trtpy.cli._errors import UsageError, input_file, output_file
     from ep_trtpy.engine.format import EngineFormatError
 
     input_file(args.engine, "engine file")
+    if args.html:
+        output_file(args.html, "--html")
     try:
         d = describe(args.engine)
     except EngineFormatError as e:
@@ -153,4 +168,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(d, indent=1, sort_keys=True))
     else:
         _print_text(d)
+    if args.html:
+        from ep_trtpy.cli import _html_report
+
+        _html_report.write(args.html, _html_report.inspect_page(d))
+        print(f"HTML report: {args.html}", file=sys.stderr)
     return 0

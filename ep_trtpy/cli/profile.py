@@ -10,12 +10,17 @@ Each layer also shows what it achieved against the H200's measured limits (``_ro
 convolutions and attention, GB/s (bytes of inputs and outputs) for every other layer, and its share of the
 roofline (100 %: at the limit), so the next gap is visible. The model is an ONNX file, ``--arch NAME`` or
 ``--model torchvision:resnet50 | torchvision:mobilenet_v2 | hf:bert-base`` (exported with torch in a subprocess).
+
+``--html FILE`` writes a self-contained HTML report (``_html_report.py``): per engine, every layer with its time as
+a bar, kernel, tactic, precision and layout, and the memory plan over time. ``--json`` holds everything the report
+shows, so ``--from-json PROFILE.json --html FILE`` renders a saved profile again on any machine, without a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections import defaultdict
 from typing import Any
@@ -36,6 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iters", type=positive_int, default=20, help="timed runs")
     p.add_argument("--top", type=int, default=15, help="slowest layers to list")
     p.add_argument("--json", default="", metavar="OUT", help="write every layer's time as JSON")
+    p.add_argument("--html", default="", metavar="FILE",
+                   help="write a self-contained HTML report: per-layer time bars, kernel, tactic, precision and "
+                        "layout, and the memory plan over time")
+    p.add_argument("--from-json", default="", metavar="PROFILE",
+                   help="render the --json of an earlier profile into --html (no model, no GPU needed)")
     _common.add_option_flags(p, exclude=_common.PRECISION_OPTIONS)  # --precision sets these
 
 
@@ -69,6 +79,42 @@ def _work_columns(plan: Any, ms: list[float]) -> list[dict[str, Any]]:
     return out
 
 
+def engine_report(k: int, plan: Any, fusions: dict[str, list[str]], ms: list[float], precision: str,
+                  inputs: str, layer_by_layer: float | None, replayed: float | None) -> dict[str, Any]:
+    """One engine's profile as JSON-able data: every layer (what inspect shows, its time, its work and what it
+    achieved), the tensors and the memory plan; what ``--json`` writes and ``--html`` draws."""
+    from ep_trtpy.cli.inspect import describe_plan
+
+    work = _work_columns(plan, ms)
+    d = describe_plan(plan, fusions)
+    for lay, t, w in zip(d["layers"], ms, work):
+        lay.update({"ms": t, **{key: v for key, v in w.items() if key != "text"}})
+    return {"engine": k, "precision": precision, "inputs": inputs, "limits": _roofline.H200.source,
+            "layer_by_layer_ms": layer_by_layer, "cuda_graph_ms": replayed,
+            "roofline_ms": sum(w["roofline_ms"] for w in work), **d}
+
+
+def _from_json(args: argparse.Namespace) -> int:
+    from ep_trtpy.cli import _html_report
+    from ep_trtpy.cli._errors import input_file
+
+    if not args.html:
+        raise UsageError("--from-json renders a saved profile into an HTML report: give --html FILE")
+    input_file(args.from_json, "--from-json file")
+    try:
+        with open(args.from_json) as f:
+            report = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UsageError(f"--from-json file '{args.from_json}' is not JSON ({e})") from None
+    if not isinstance(report, list) or not all(isinstance(e, dict) and isinstance(e.get("layers"), list)
+                                               for e in report):
+        raise UsageError(f"--from-json file '{args.from_json}' is not the --json of ep-trtpy profile (a list of "
+                         f"engines, each with its layers)")
+    _html_report.write(args.html, _html_report.profile_page(report, os.path.basename(args.from_json)))
+    print(f"HTML report: {args.html} ({len(report)} engine(s))")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import ep_trtpy
     from ep_trtpy.builder.build import build
@@ -78,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
     from graph_partitioner.ir import np_dtype
     from graph_partitioner.onnx_io import graph_from_onnx
 
+    if args.html:
+        output_file(args.html, "--html")
+    if args.from_json:
+        return _from_json(args)
     options, precision = _options(args)
     if args.json:
         output_file(args.json, "--json")
@@ -146,13 +196,15 @@ def run(args: argparse.Namespace) -> int:
             tactic = (lay.tactic_name or str(lay.tactic))[:24]
             print(f"    {ms[i]:8.4f} ms  {lay.kernel:12s} {tactic:24s} {work[i]['text']}  {lay.name[:48]:48s} "
                   f"-> {outs}")
-        report.append({"engine": k, "precision": precision, "limits": _roofline.H200.source,
-                       "layers": [{"name": lay.name, "kernel": lay.kernel, "tactic": lay.tactic,
-                                   "tactic_name": lay.tactic_name, "ms": t,
-                                   **{key: v for key, v in w.items() if key != "text"}}
-                                  for lay, t, w in zip(plan.layers, ms, work)],
-                       "layer_by_layer_ms": layer_by_layer, "cuda_graph_ms": replayed, "roofline_ms": bound})
+        inputs_text = ", ".join(f"{v.name}{list(s)}" for v, s in zip(sub.inputs, art.input_shapes))
+        report.append(engine_report(k, plan, art.fusions, ms, precision, inputs_text, layer_by_layer, replayed))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
+    if args.html:
+        from ep_trtpy.cli import _html_report
+
+        label = args.arch or os.path.basename(args.model or args.source or "")
+        _html_report.write(args.html, _html_report.profile_page(report, label))
+        print(f"HTML report: {args.html}")
     return 0

@@ -54,5 +54,7 @@ class EngineArtifact:
     fusions: dict[str, list[str]] = field(default_factory=dict)
     passes: list[dict[str, Any]] = field(default_factory=list)
     build_seconds: float = 0.0
+    channels_last: list[str] = field(default_factory=list)
+    """Values the engine holds channels-last (NHWC) whose model layout is NCHW (set by a build; not in the file)."""
     engine: Any = None  # ep_trtpy._kernels.Engine (cuda), never serialized
     header: dict[str, Any] = field(default_factory=dict)  # filled when read from an engine file

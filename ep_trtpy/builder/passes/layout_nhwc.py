@@ -37,7 +37,8 @@ permuted); their rank-4 values get NHWC shapes in place. A value entering a regi
 [0, 2, 3, 1], or a Reshape; constants are transposed at build time) and a value leaving it is converted back once
 for all its outside readers (Transpose [0, 3, 1, 2] or a Reshape); a graph output keeps its name. A model
 Transpose reading a channels-last value absorbs the conversion into its perm. Finally a Transpose of a Transpose
-becomes one Transpose, and an identity Transpose disappears.
+becomes one Transpose, and an identity Transpose disappears. The names of the values left channels-last go to
+``ctx.channels_last`` (``ep-trtpy compare --mark-all`` transposes them back before comparing).
 """
 
 from __future__ import annotations
@@ -454,6 +455,7 @@ def run(graph: Graph, ctx: PassContext) -> bool:
         return False
     _Rewriter(graph, regions).run()
     fold_transposes(graph)
+    ctx.channels_last.update(v.name for v in graph.values.values() if id(v) in regions.values)
     inserted = sum(1 for n in graph.nodes if is_op(n, "Transpose"))
     ctx.info("layout_nhwc: %d convolutions channels-last, %d Transposes in the graph", len(regions.convs), inserted)
     return True

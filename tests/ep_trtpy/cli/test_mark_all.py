@@ -1,0 +1,251 @@
+"""``ep-trtpy compare --mark-all`` (ep_trtpy/cli/_mark_all.py): a layer planted to be slightly wrong is named, and
+nothing before it; a clean model passes everywhere; an FP16 overflow is found at the layer that overflows. The
+reference backend runs through the command line; the GPU path (tapped plans) runs through the numpy emulator of
+our kernels with a planted wrong weight."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from ep_trtpy.cli import _mark_all as mark
+from ep_trtpy.cli import main
+from ep_trtpy.ops import registry
+from ep_trtpy.options import Options
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "builder", "lowering"))
+from kernel_emulator import execute  # noqa: E402
+
+
+def _model(nodes: list, inits: dict[str, np.ndarray], x_shape: list, opset: int = 17):  # noqa: ANN202
+    g = helper.make_graph(nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+
+
+def mlp(scale: float = 0.3):  # noqa: ANN201
+    """MatMul + Add + Relu (one FusedMatMul layer) -> LayerNormalization -> MatMul -> Softmax -> Mul."""
+    rng = np.random.default_rng(0)
+    inits = {"w1": (rng.standard_normal((8, 16)) * scale).astype(np.float32),
+             "b1": rng.standard_normal(16).astype(np.float32), "g": np.ones(16, np.float32),
+             "beta": np.zeros(16, np.float32), "w2": (rng.standard_normal((16, 4)) * 0.3).astype(np.float32),
+             "k": np.array(1e-3, np.float32)}
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["t"], name="mm1"),
+             helper.make_node("Add", ["t", "b1"], ["u"], name="add1"),
+             helper.make_node("Relu", ["u"], ["r"], name="relu1"),
+             helper.make_node("LayerNormalization", ["r", "g", "beta"], ["n"], axis=-1, name="norm"),
+             helper.make_node("MatMul", ["n", "w2"], ["v"], name="mm2"),
+             helper.make_node("Softmax", ["v"], ["s"], axis=-1, name="softmax"),
+             helper.make_node("Mul", ["s", "k"], ["y"], name="scale")]
+    return _model(nodes, inits, ["N", 8])
+
+
+def convnet():  # noqa: ANN201
+    """Three convolutions (channels-last in FP16), a pool, a flatten and a GEMM."""
+    rng = np.random.default_rng(1)
+    inits = {"w1": (rng.standard_normal((8, 4, 3, 3)) * 0.3).astype(np.float32),
+             "w2": (rng.standard_normal((8, 8, 3, 3)) * 0.2).astype(np.float32),
+             "w3": (rng.standard_normal((8, 8, 1, 1)) * 0.3).astype(np.float32),
+             "wg": (rng.standard_normal((128, 6)) * 0.2).astype(np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+             helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+             helper.make_node("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+             helper.make_node("Add", ["c2", "r1"], ["s"], name="residual"),
+             helper.make_node("Conv", ["s", "w3"], ["c3"], name="conv3"),
+             helper.make_node("MaxPool", ["c3"], ["p"], kernel_shape=[2, 2], strides=[2, 2], name="pool"),
+             helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+             helper.make_node("MatMul", ["f", "wg"], ["y"], name="gemm")]
+    return _model(nodes, inits, ["N", 4, 8, 8])
+
+
+def _save(tmp_path, model, name: str) -> str:  # noqa: ANN001
+    path = tmp_path / name
+    path.write_bytes(model.SerializeToString())
+    return str(path)
+
+
+def _plant(monkeypatch, key: str, layer_prefix: str, factor: float = 1.01) -> None:  # noqa: ANN001
+    """Make the reference of op `key` wrong by `factor` for the layers whose name starts with `layer_prefix`."""
+    entry = registry.get(key)
+    good = entry.ref
+
+    def bad(node, *args):  # noqa: ANN001, ANN002, ANN202
+        out = good(node, *args)
+        if not node.name.startswith(layer_prefix):
+            return out
+        first = out[0] if isinstance(out, (tuple, list)) else out  # LayerNormalization: (Y, mean, inv_std)
+        wrong = (first * np.asarray(factor, first.dtype)).astype(first.dtype)
+        return (wrong, *out[1:]) if isinstance(out, (tuple, list)) else wrong
+
+    monkeypatch.setattr(entry, "ref", bad)
+
+
+def _mark_all(tmp_path, path: str, *extra: str, capsys) -> tuple[int, dict, str]:  # noqa: ANN001
+    out = tmp_path / "mark.json"
+    rc = main(["compare", path, "--mark-all", "--backend", "reference", "--json", str(out), *extra])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and out.exists(), captured.err
+    return rc, json.loads(out.read_text()), captured.out
+
+
+@pytest.mark.parametrize("key,prefix,layer", [("LayerNormalization", "norm", "norm"), ("Softmax", "softmax", "softmax"),
+                                              ("ep_trtpy::FusedMatMul", "mm2", "mm2")])
+def test_names_exactly_the_planted_layer(tmp_path, monkeypatch, capsys, key, prefix, layer) -> None:  # noqa: ANN001
+    path = _save(tmp_path, mlp(), "mlp.onnx")
+    _plant(monkeypatch, key, prefix)
+    rc, doc, text = _mark_all(tmp_path, path, "--shapes", "x:3x8", capsys=capsys)
+    assert rc == 1
+    first = doc["first_failure"]
+    assert first["layer"] == layer and first["op"] == key, doc["verdict"]
+    rows = doc["rows"]
+    i = next(k for k, r in enumerate(rows) if r["layer"] == layer)
+    assert all(r["ok"] for r in rows[:i]) and i > 0  # every layer before it passes
+    assert text.strip().splitlines()[-1].startswith(f"FAIL: first failing layer '{layer}'")
+    assert "<- first failure" in text
+
+
+def test_clean_model_passes_every_value(tmp_path, capsys) -> None:  # noqa: ANN001
+    path = _save(tmp_path, mlp(), "mlp.onnx")
+    rc, doc, text = _mark_all(tmp_path, path, "--shapes", "x:3x8", capsys=capsys)
+    assert rc == 0 and doc["first_failure"] is None and text.strip().splitlines()[-1].startswith("PASS")
+    rows = {r["value"]: r for r in doc["rows"]}
+    assert set(rows) == {"r", "n", "v", "s", "y"}  # t and u live inside the FusedMatMul layer
+    assert rows["r"]["fused"] == ["mm1", "add1", "relu1"] and rows["r"]["op"] == "ep_trtpy::FusedMatMul"
+    assert [r["value"] for r in doc["rows"]] == ["r", "n", "v", "s", "y"]  # execution order
+    assert {s["value"]: s["reason"] for s in doc["skipped"]} == {
+        "t": "inside a fused layer (never materialized)", "u": "inside a fused layer (never materialized)"}
+    assert all(r["precision"] == "fp32" and r["max_rel"] < 1e-5 and r["rms"] < 1e-5 for r in doc["rows"])
+
+
+@pytest.mark.parametrize("flag,precision", [("--fp16", "fp16"), ("--bf16", "bf16")])
+def test_reduced_precision_engines_pass_with_their_tolerance(tmp_path, capsys, flag, precision) -> None:  # noqa
+    path = _save(tmp_path, convnet(), "conv.onnx")
+    rc, doc, _ = _mark_all(tmp_path, path, flag, "--shapes", "x:2x4x8x8", capsys=capsys)
+    assert rc == 0, doc["verdict"]
+    rows = {r["value"]: r for r in doc["rows"]}
+    assert rows["r1"]["layout"] == "NHWC" and rows["r1"]["shape"] == [2, 8, 8, 8]  # compared in the model's NCHW
+    assert {r["precision"] for r in doc["rows"]} == {precision}
+    assert max(r["rms"] for r in doc["rows"]) > 1e-4  # the engine really ran in 16 bits: fp32 would fail
+
+
+def test_planted_convolution_in_a_channels_last_fp16_engine(tmp_path, monkeypatch, capsys) -> None:  # noqa
+    path = _save(tmp_path, convnet(), "conv.onnx")
+    _plant(monkeypatch, "ep_trtpy::FusedConv", "conv2", factor=1.2)
+    rc, doc, _ = _mark_all(tmp_path, path, "--fp16", "--shapes", "x:2x4x8x8", capsys=capsys)
+    assert rc == 1 and doc["first_failure"]["layer"].startswith("conv2"), doc["verdict"]
+    assert doc["first_failure"]["value"] == "s"  # conv2 absorbed the residual Add: its output is the ONNX value s
+    assert doc["rows"][0]["value"] == "r1" and doc["rows"][0]["ok"]
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_fp16_overflow_is_the_failing_layer(tmp_path, capsys) -> None:  # noqa: ANN001
+    path = _save(tmp_path, mlp(scale=3e4), "big.onnx")  # x @ w1 reaches ~1e5: beyond float16's 65504
+    rc, doc, _ = _mark_all(tmp_path, path, "--shapes", "x:3x8", capsys=capsys)
+    assert rc == 0, doc["verdict"]  # float32 holds it
+    rc, doc, text = _mark_all(tmp_path, path, "--fp16", "--shapes", "x:3x8", capsys=capsys)
+    assert rc == 1 and doc["first_failure"]["value"] == "r", doc["verdict"]
+    assert "overflow" in doc["rows"][0]["note"] and "overflow" in text
+
+
+def test_elementwise_tolerance_from_the_command_line(tmp_path, capsys) -> None:  # noqa: ANN001
+    path = _save(tmp_path, mlp(), "mlp.onnx")
+    rc, doc, _ = _mark_all(tmp_path, path, "--shapes", "x:3x8", "--rtol", "0", "--atol", "1e-12", "--absolute-atol",
+                           capsys=capsys)
+    assert rc == 1 and doc["elementwise"] == {"rtol": 0.0, "atol": 1e-12, "relative_to_max": False}
+    assert doc["first_failure"]["value"] == "r" and "--rtol/--atol" in doc["verdict"]  # float rounding differs
+    rc, doc, _ = _mark_all(tmp_path, path, "--shapes", "x:3x8", "--rtol", "1e-3", "--atol", "1e-4", capsys=capsys)
+    assert rc == 0
+
+
+def test_criteria_per_precision() -> None:
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((4, 1024)).astype(np.float32)
+    off = ref * np.float32(1.01)  # a 1 % error in scale: cosine 1, relative RMS 1e-2
+    assert not mark.compare_value(off, ref, "fp32", False).ok
+    m = mark.compare_value(off, ref, "fp16", False)
+    assert m.ok and m.rms == pytest.approx(0.01, rel=1e-3) and m.cosine == pytest.approx(1.0)
+    assert not mark.compare_value(ref * np.float32(1.06), ref, "fp16", False).ok
+    spike = ref.copy()
+    spike[0, 0] += 0.3 * np.abs(ref).max()  # one element far off: small RMS, large max rel
+    assert mark.compare_value(spike, ref, "fp16", False).rms < 0.04
+    assert not mark.compare_value(spike, ref, "fp16", False).ok
+    nan = ref.copy()
+    nan[1, 1] = np.nan
+    m = mark.compare_value(nan, ref, "bf16", False)
+    assert not m.ok and m.bad == 1 and "NaN/Inf" in m.note
+    assert mark.compare_value(nan, nan, "fp32", False).ok  # NaN where the reference has NaN
+    nhwc = rng.standard_normal((1, 3, 4, 5)).astype(np.float32)
+    assert mark.compare_value(nhwc.transpose(0, 2, 3, 1), nhwc, "fp32", True).ok
+    assert not mark.compare_value(np.array([1, 2]), np.array([1, 3]), "fp16", False).ok  # integers: exact
+
+
+def test_masking_sentinel_matches_its_float16_clamp() -> None:
+    ref = np.array([[0.0, -3.4028235e38, 1.5]], np.float32)
+    clamped = np.array([[0.0, -np.inf, 1.5]], np.float16)
+    assert mark.compare_value(clamped, ref, "fp16", False).ok
+    overflow = mark.compare_value(np.array([[0.0, np.inf, 1.5]], np.float16),
+                                  np.array([[0.0, 1e5, 1.5]], np.float32), "fp16", False)
+    assert not overflow.ok and "overflow: 1 element" in overflow.note
+    assert not mark.compare_value(clamped, ref, "fp32", False).ok  # only FP16 clamps by design
+
+
+# ------------------------------------------------------------------------------------------ the GPU path --
+class EmulatedCuda(mark.CudaBackend):
+    """The cuda backend's build (passes + lowering, without the native engine) and taps, run by the numpy
+    emulator of our kernels; `wrong` scales the weights of the layer whose name starts with it."""
+
+    def __init__(self, wrong: str = "") -> None:
+        super().__init__()
+        self.wrong = wrong
+
+    def build(self, sub, shapes, options):  # noqa: ANN001, ANN201
+        from ep_trtpy.builder.build import build
+        from ep_trtpy.builder.lowering import lower
+
+        art = build(sub, shapes, options, "reference")
+        plan, weights = lower(art.graph, options)
+        blob = bytearray(weights)
+        for lay in plan.layers:
+            if self.wrong and lay.name.startswith(self.wrong):
+                w = plan.tensors[lay.inputs[1]]
+                arr = np.frombuffer(bytes(blob[w.offset:w.offset + w.nbytes]), np.float16 if w.dtype == 10
+                                    else np.float32)
+                blob[w.offset:w.offset + w.nbytes] = (arr * arr.dtype.type(1.25)).tobytes()
+        art.backend, art.plan, art.weights = "cuda", plan, bytes(blob)
+        return art
+
+    def execute(self, plan, weights, inputs):  # noqa: ANN001, ANN201
+        return execute(plan, weights, inputs)
+
+
+@pytest.mark.parametrize("options", [Options(fp16_enable=True), Options()], ids=["fp16", "tf32"])
+def test_gpu_path_through_the_emulator(options: Options) -> None:
+    x = np.random.default_rng(3).standard_normal((2, 4, 8, 8)).astype(np.float32)
+    clean = mark.debug(convnet(), {"x": x}, options, EmulatedCuda(), "conv")
+    assert clean.first_failure is None, clean.verdict()
+    assert [r.value for r in clean.rows][:3] == ["r1", "s", "c3"]
+    assert clean.precision == ("fp16" if options.fp16_enable else "tf32")
+    bad = mark.debug(convnet(), {"x": x}, options, EmulatedCuda(wrong="conv3"), "conv")
+    assert bad.first_failure is not None and bad.first_failure.layer.startswith("conv3"), bad.verdict()
+    assert all(r.ok for r in bad.rows[:2])
+
+
+def test_command_line_mistakes_are_one_line(tmp_path, capsys) -> None:  # noqa: ANN001
+    path = _save(tmp_path, mlp(), "mlp.onnx")
+    assert main(["compare", path, "--backend", "reference", "--shapes", "x:3x8"]) == 2
+    err = capsys.readouterr().err
+    assert "--backend applies to --mark-all only" in err and len(err.strip().splitlines()) == 1
+    assert main(["compare", path, "--mark-all", "--json", str(tmp_path / "no" / "x.json")]) == 2
+    assert "folder" in capsys.readouterr().err
+    import ep_trtpy
+
+    if not ep_trtpy.has_gpu():
+        assert main(["compare", path, "--mark-all", "--backend", "cuda", "--shapes", "x:3x8"]) == 1
+        err = capsys.readouterr().err
+        assert "needs a usable CUDA device" in err and "Traceback" not in err
