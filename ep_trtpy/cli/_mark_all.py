@@ -6,15 +6,15 @@ How it runs:
 
 1. The model is partitioned as a session partitions it (``graph_partitioner.partition``, the provider options'
    ``min_subgraph_size`` and ``op_types_to_exclude``).
-2. ORT's CPU provider runs the model once with every value of the claimed nodes (and every engine input) marked as
-   a graph output: the reference for each value.
-3. Each claimed subgraph is built for the shapes the reference run saw, exactly as a session builds it (passes,
-   fusions, precision, layout, lowering and tactics). Intermediate values inside a fused layer no longer exist;
-   the values the engine materializes are the outputs of its layers that keep an ONNX value's name. Those are
-   tapped (``ep_trtpy/builder/taps.py``): on the reference backend the optimized graph gets them as extra outputs,
-   on the GPU the plan's tensors become extra engine outputs, with the same layers and tactics. Marking values
-   before the build would change the engine being debugged (fusions stop at a marked value; a channels-last region
-   that must hand out NCHW copies can fall back to NCHW).
+2. ORT's CPU provider runs the model with every engine input marked as a graph output: the engines' inputs.
+3. Each claimed subgraph, in the order a session runs them, is built for the shapes of those inputs exactly as a
+   session builds it (passes, fusions, precision, layout, lowering and tactics). Intermediate values inside a
+   fused layer no longer exist; the values the engine materializes are the outputs of its layers that keep an
+   ONNX value's name. Those are tapped (``ep_trtpy/builder/taps.py``): on the reference backend the optimized
+   graph gets them as extra outputs, on the GPU the plan's tensors become extra engine outputs, with the same
+   layers and tactics. Marking values before the build would change the engine being debugged (fusions stop at
+   a marked value; a channels-last region that must hand out NCHW copies can fall back to NCHW). ORT's CPU
+   provider runs once more with those values marked: the reference of each.
 4. Each engine runs on the reference values of its inputs, so an error shows at the layer that makes it and does
    not spill into the next engine. Values the engine holds channels-last are transposed back to NCHW, and 16-bit
    values are widened to float32, before they are compared.
@@ -247,10 +247,10 @@ def compare_value(ours: np.ndarray, ref: np.ndarray, precision: str, channels_la
     """Our value (engine dtype and layout) against the reference's: :data:`TOLERANCES` of the precision, or
     `elementwise` (``|ours - ref| <= atol (* max|ref|) + rtol * |ref|`` for every element) when given.
 
-    In FP16, a masking sentinel (a reference element of magnitude >= 1e30, such as float32's lowest, -3.4e38,
-    that attention masks add) matches a saturated element of the same sign (-65504 or -inf: float16 clamps it by
-    design); any other reference element beyond float16's range that came out saturated is an overflow: it fails,
-    and the note says so."""
+    In FP16 and BF16, a masking sentinel (a reference element of magnitude >= 1e30, such as float32's lowest,
+    -3.4e38, that attention masks add) matches a saturated element of the same sign (float16's -65504 or -inf,
+    bfloat16's -inf: the engine clamps or rounds it by design). In FP16, any other reference element beyond
+    float16's range that came out saturated is an overflow: it fails, and the note says so."""
     a = np.asarray(ours)
     if channels_last and a.ndim == 4:
         a = a.transpose(TO_NCHW)
@@ -261,11 +261,13 @@ def compare_value(ours: np.ndarray, ref: np.ndarray, precision: str, channels_la
         return Measure(c.ok, c.max_abs, c.max_rel, 0.0, c.cosine, c.mismatched, c.note)
     a64, r64 = a.astype(np.float64), ref.astype(np.float64)
     note = ""
-    if precision == "fp16":
-        beyond = np.isfinite(r64) & (np.abs(r64) > FP16_MAX)
-        sentinel = beyond & (np.abs(r64) >= SENTINEL) & (np.abs(a64) >= FP16_MAX) & (np.sign(a64) == np.sign(r64))
+    if precision in ("fp16", "bf16"):
+        saturated = np.abs(a64) >= (FP16_MAX if precision == "fp16" else SENTINEL)
+        sentinel = (np.isfinite(r64) & (np.abs(r64) >= SENTINEL) & saturated & (np.sign(a64) == np.sign(r64)))
         a64 = np.where(sentinel, r64, a64)
-        overflow = int(np.count_nonzero(beyond & ~sentinel & (~np.isfinite(a64) | (np.abs(a64) == FP16_MAX))))
+    if precision == "fp16":
+        beyond = np.isfinite(r64) & (np.abs(r64) > FP16_MAX) & ~sentinel
+        overflow = int(np.count_nonzero(beyond & (~np.isfinite(a64) | (np.abs(a64) == FP16_MAX))))
         if overflow:
             note = f"overflow: {overflow} element(s) beyond float16's range, up to {np.abs(r64).max():.3g}"
     if elementwise is not None:
@@ -320,13 +322,21 @@ def debug(model: onnx.ModelProto, feeds: dict[str, np.ndarray], options: Options
     report = Report(label, backend.name, precision, tol, engines=len(result.clusters))
     report.cpu_nodes = len(graph.nodes) - sum(len(c) for c in result.clusters)
     producer = {o: n.name for n in model.graph.node for o in n.output if o}
-    subs = [graph.subgraph(c, name=f"engine{k}") for k, c in enumerate(result.clusters)]
-    made = [{o.name for n in c for o in n.outputs} for c in result.clusters]
-    wanted = [v.name for sub in subs for v in sub.inputs] + [n for names in made for n in sorted(names)]
-    ref = _reference(model, feeds, [n for n in dict.fromkeys(wanted) if n not in feeds])
+    clusters = execution_order(graph, result.clusters)
+    subs = [graph.subgraph(c, name=f"engine{k}") for k, c in enumerate(clusters)]
+    made = [{o.name for n in c for o in n.outputs} for c in clusters]
+    inputs = [v.name for sub in subs for v in sub.inputs if v.name not in feeds]
+    ref = _reference(model, feeds, list(dict.fromkeys(inputs))) if inputs else dict(feeds)
+    built = []
     for k, (sub, names) in enumerate(zip(subs, made)):
         art = backend.build(sub, {v.name: tuple(ref[v.name].shape) for v in sub.inputs}, options)
         rows = _materialized(art, names, producer, k)
+        built.append((art, rows))
+        kept = {r.value for r in rows}
+        report.skipped += [{"value": n, "engine": k, "reason": _why_not(art, n)} for n in sorted(names - kept)]
+    values = [r.value for _, rows in built for r in rows]
+    ref.update(_reference(model, feeds, values) if values else {})  # only what the engines materialize
+    for art, rows in built:
         if not rows:
             continue
         ours = backend.run(art, [r.value for r in rows], {n: ref[n] for n in art.input_names})
@@ -338,9 +348,43 @@ def debug(model: onnx.ModelProto, feeds: dict[str, np.ndarray], options: Options
             row.bad, row.note = c.bad, c.note
             row.shape = list(want.shape)
             report.rows.append(row)
-        kept = {r.value for r in rows}
-        report.skipped += [{"value": n, "engine": k, "reason": _why_not(art, n)} for n in sorted(names - kept)]
     return report
+
+
+def execution_order(graph: Graph, clusters: list[list[Node]]) -> list[list[Node]]:
+    """The clusters in the order a session runs them: a topological order of the graph in which each cluster is
+    one node (ties broken by the model's node order)."""
+    import heapq
+
+    owner: dict[int, int] = {}
+    for k, c in enumerate(clusters):
+        for n in c:
+            owner[id(n)] = k
+    unit = {id(n): ("c", owner[id(n)]) if id(n) in owner else ("n", i) for i, n in enumerate(graph.nodes)}
+    first = {}
+    for i, n in enumerate(graph.nodes):
+        first.setdefault(unit[id(n)], i)
+    deps: dict[tuple[str, int], set[tuple[str, int]]] = {u: set() for u in first}
+    for n in graph.nodes:
+        for v in n.inputs:
+            if v is not None and v.producer is not None and unit[id(v.producer)] != unit[id(n)]:
+                deps[unit[id(n)]].add(unit[id(v.producer)])
+    users: dict[tuple[str, int], list[tuple[str, int]]] = {u: [] for u in first}
+    for u, ds in deps.items():
+        for d in ds:
+            users[d].append(u)
+    waiting = {u: len(ds) for u, ds in deps.items()}
+    ready = [(first[u], u) for u, w in waiting.items() if w == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, u = heapq.heappop(ready)
+        order.append(u)
+        for x in users[u]:
+            waiting[x] -= 1
+            if waiting[x] == 0:
+                heapq.heappush(ready, (first[x], x))
+    return [clusters[k] for kind, k in order if kind == "c"]
 
 
 def _materialized(art: EngineArtifact, names: set[str], producer: dict[str, str], engine: int) -> list[Row]:

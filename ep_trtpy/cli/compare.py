@@ -107,13 +107,13 @@ def _mark_all(args: argparse.Namespace, raw: dict[str, str]) -> int:
     print(f"model {label}; {report.precision} engines on the {backend_name} backend; {report.engines} engine(s), "
           f"{len(report.rows)} values compared, {len(report.skipped)} inside fused layers or folded, "
           f"{report.cpu_nodes} node(s) left to the CPU provider (not compared)")
-    print(f"{'#':>4s}  {'value':28s} {'layer':28s} {'op':22s} {'shape':18s} {'prec':5s} {'max abs':>9s} "
+    print(f"{'#':>4s}  {'value':32s} {'layer':32s} {'op':22s} {'shape':18s} {'prec':5s} {'max abs':>9s} "
           f"{'max rel':>9s} {'rel rms':>9s} {'cosine':>9s}  verdict")
     bad = report.first_failure
     for i, r in enumerate(report.rows):
         mark_first = "  <- first failure" if r is bad else ""
         verdict = "pass" if r.ok else "FAIL"
-        print(f"{i:4d}  {_cut(r.value, 28):28s} {_cut(r.layer, 28):28s} {_cut(r.op, 22):22s} "
+        print(f"{i:4d}  {_cut(r.value, 32):32s} {_cut(r.layer, 32):32s} {_cut(r.op, 22):22s} "
               f"{_cut(str(r.shape), 18):18s} {r.precision:5s} {r.max_abs:9.3g} {r.max_rel:9.3g} {r.rms:9.3g} "
               f"{r.cosine:9.6f}  {verdict}{' (' + r.note + ')' if r.note else ''}{mark_first}")
     print(report.verdict())

@@ -123,6 +123,32 @@ def test_clean_model_passes_every_value(tmp_path, capsys) -> None:  # noqa: ANN0
     assert all(r["precision"] == "fp32" and r["max_rel"] < 1e-5 and r["rms"] < 1e-5 for r in doc["rows"])
 
 
+@pytest.mark.parametrize("plant,engine", [("softmax", 1), ("mm1", 0)])
+def test_two_engines_around_a_cpu_node(tmp_path, monkeypatch, capsys, plant, engine) -> None:  # noqa: ANN001
+    path = _save(tmp_path, mlp(), "mlp.onnx")
+    _plant(monkeypatch, "Softmax" if plant == "softmax" else "ep_trtpy::FusedMatMul", plant)
+    rc, doc, text = _mark_all(tmp_path, path, "--shapes", "x:3x8", "--option",
+                              "op_types_to_exclude=LayerNormalization", capsys=capsys)
+    assert rc == 1 and doc["engines"] == 2 and doc["cpu_nodes"] == 1
+    assert [r["engine"] for r in doc["rows"]] == [0, 1, 1, 1]  # n is computed by the CPU provider: not compared
+    assert doc["first_failure"]["engine"] == engine and doc["first_failure"]["layer"].startswith(plant)
+    assert "1 node(s) left to the CPU provider" in text
+
+
+def test_execution_order_follows_dependencies_not_first_nodes() -> None:
+    from graph_partitioner.ir import FLOAT, Graph
+
+    g = Graph("order", {"": 17})
+    x = g.add_value("x", FLOAT, (2,))
+    g.inputs.append(x)
+    a0 = g.add_node("Relu", [x], 1, name="a0")  # cluster A starts first ...
+    b = g.add_node("Tanh", [x], 1, name="b")  # ... but reads B's output at its end
+    a1 = g.add_node("Add", [a0.outputs[0], b.outputs[0]], 1, name="a1")
+    g.outputs.append(a1.outputs[0])
+    order = mark.execution_order(g, [[a0, a1], [b]])
+    assert [[n.name for n in c] for c in order] == [["b"], ["a0", "a1"]]
+
+
 @pytest.mark.parametrize("flag,precision", [("--fp16", "fp16"), ("--bf16", "bf16")])
 def test_reduced_precision_engines_pass_with_their_tolerance(tmp_path, capsys, flag, precision) -> None:  # noqa
     path = _save(tmp_path, convnet(), "conv.onnx")
@@ -192,7 +218,12 @@ def test_masking_sentinel_matches_its_float16_clamp() -> None:
     overflow = mark.compare_value(np.array([[0.0, np.inf, 1.5]], np.float16),
                                   np.array([[0.0, 1e5, 1.5]], np.float32), "fp16", False)
     assert not overflow.ok and "overflow: 1 element" in overflow.note
-    assert not mark.compare_value(clamped, ref, "fp32", False).ok  # only FP16 clamps by design
+    assert not mark.compare_value(clamped, ref, "fp32", False).ok  # only 16-bit engines clamp by design
+    import ml_dtypes
+
+    rounded = ref.astype(ml_dtypes.bfloat16)  # bfloat16 rounds -3.4e38 to -inf
+    assert np.isneginf(rounded.astype(np.float32)[0, 1]) and mark.compare_value(rounded, ref, "bf16", False).ok
+    assert not mark.compare_value(rounded, ref, "fp32", False).ok
 
 
 # ------------------------------------------------------------------------------------------ the GPU path --
@@ -249,3 +280,22 @@ def test_command_line_mistakes_are_one_line(tmp_path, capsys) -> None:  # noqa: 
         assert main(["compare", path, "--mark-all", "--backend", "cuda", "--shapes", "x:3x8"]) == 1
         err = capsys.readouterr().err
         assert "needs a usable CUDA device" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag", ["--fp16", "--bf16"])
+def test_hf_bert_export_with_padding_passes(tmp_path, capsys, flag) -> None:  # noqa: ANN001
+    """A HuggingFace export whose mask adds float32's lowest (-3.4e38) to padded keys: 16-bit engines saturate it
+    by design, and the debugger does not call that a failure."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fixtures", "hf_bert",
+                        "bert_tiny_eager_ts17.onnx")
+    rng = np.random.default_rng(0)
+    mask = np.ones((2, 16), np.int64)
+    mask[:, 11:] = 0
+    feeds = tmp_path / "feeds.npz"
+    np.savez(feeds, input_ids=rng.integers(0, 100, (2, 16)).astype(np.int64), attention_mask=mask,
+             token_type_ids=np.zeros((2, 16), np.int64))
+    rc, doc, _ = _mark_all(tmp_path, path, flag, "--feeds", str(feeds), capsys=capsys)
+    assert rc == 0, doc["verdict"]
+    rows = {r["value"]: r for r in doc["rows"]}
+    assert rows["/inner/Where_1_output_0"]["ok"] and rows["/inner/Where_1_output_0"]["max_abs"] == 0  # the mask
+    assert sum(r["op"] == "ep_trtpy::Attention" for r in doc["rows"]) == 2  # one per encoder layer
