@@ -102,8 +102,8 @@ def _color(k: int) -> str:
     return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
 
 
-def _ticks(top: float, count: int = 5) -> list[float]:
-    """Round tick values from 0 to `top`."""
+def _ticks(top: float, count: int = 5, least_step: float = 0.0) -> list[float]:
+    """Round tick values from 0 to `top`, at most about `count` + 1 of them, `least_step` apart at least."""
     if top <= 0:
         return [0.0]
     step = 10 ** math.floor(math.log10(top / count))
@@ -111,6 +111,7 @@ def _ticks(top: float, count: int = 5) -> list[float]:
         if top / (step * m) <= count:
             step *= m
             break
+    step = max(step, least_step)
     return [i * step for i in range(int(top // step) + 1)]
 
 
@@ -137,11 +138,13 @@ def memory_chart(tensors: Sequence[dict[str, Any]], n_layers: int, arena_bytes: 
         parts.append(f'<rect x="{x:.2f}" y="{y:.2f}" width="{max((last - first + 1) * sx, 1.0):.2f}" '
                      f'height="{max(int(t["nbytes"]) * sy, 1.0):.2f}" fill="{_color(int(t["id"]))}" '
                      f'stroke="#334" stroke-width="0.3"><title>{_e(tip)}</title></rect>')
-    for b in _ticks(top):
-        y = MARGIN_T + b * sy
+    unit, unit_name = next((u, n) for u, n in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"), (1, "B"))
+                           if top >= u or u == 1)
+    for b in _ticks(top / unit):
+        y = MARGIN_T + b * unit * sy
         parts.append(f'<line x1="{MARGIN_L - 4}" y1="{y:.1f}" x2="{MARGIN_L}" y2="{y:.1f}" stroke="#667"/>'
-                     f'<text x="{MARGIN_L - 6}" y="{y + 4:.1f}" text-anchor="end">{_e(_bytes(int(b)))}</text>')
-    for i in _ticks(n_layers - 1 if n_layers > 1 else 1, 10):
+                     f'<text x="{MARGIN_L - 6}" y="{y + 4:.1f}" text-anchor="end">{b:g} {unit_name}</text>')
+    for i in _ticks(n_layers - 1, 10, least_step=1):
         x = MARGIN_L + (i + 0.5) * sx
         parts.append(f'<line x1="{x:.1f}" y1="{MARGIN_T + h}" x2="{x:.1f}" y2="{MARGIN_T + h + 4}" stroke="#667"/>'
                      f'<text x="{x:.1f}" y="{MARGIN_T + h + 16}" text-anchor="middle">{int(i)}</text>')
