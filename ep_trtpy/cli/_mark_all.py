@@ -205,12 +205,13 @@ def _reference(model: onnx.ModelProto, feeds: dict[str, np.ndarray], names: list
 def _compute_node(v: Value) -> Node | None:
     """The layer that computes `v`: its producer, or, where `v` is a converted copy that took over the name (a
     float32 cast or an NCHW transpose of ``<v>_fp16`` / ``<v>_nhwc``), the layer behind that copy."""
+    copies = {v.name + s for s in SUFFIXES}
     node = v.producer
     while node is not None:
         src = [x for x in node.inputs if x is not None and x.const is None]
-        if len(src) != 1 or not any(src[0].name == v.name + s for s in SUFFIXES) or src[0].producer is None:
+        if len(src) != 1 or src[0].name not in copies or src[0].producer is None:
             return node
-        v, node = src[0], src[0].producer
+        node = src[0].producer
     return node
 
 

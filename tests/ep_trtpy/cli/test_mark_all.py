@@ -267,6 +267,38 @@ def test_gpu_path_through_the_emulator(options: Options) -> None:
     assert all(r.ok for r in bad.rows[:2])
 
 
+def test_plain_compare_writes_json_too(tmp_path, capsys) -> None:  # noqa: ANN001
+    path = _save(tmp_path, mlp(), "mlp.onnx")
+    out = tmp_path / "c.json"
+    assert main(["compare", path, "--shapes", "x:3x8", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["verdict"] == "PASS" and [o["name"] for o in doc["outputs"]] == ["y"] and doc["outputs"][0]["ok"]
+    capsys.readouterr()
+
+
+def test_model_output_inside_a_channels_last_region_is_blamed_on_its_layer() -> None:
+    """c3 is a model output computed channels-last in FP16: the engine keeps it as c3_fp16 -> cast -> c3_nhwc ->
+    transpose -> c3. The row compares the NCHW float32 copy and names the convolution behind the copies."""
+    m = convnet()
+    g = m.graph
+    g.initializer.append(numpy_helper.from_array(
+        (np.random.default_rng(5).standard_normal((8, 8, 1, 1)) * 0.3).astype(np.float32), "w4"))
+    nodes = list(g.node)
+    pool = [n.name for n in nodes].index("pool")
+    nodes[pool].input[0] = "c4"
+    nodes.insert(pool, helper.make_node("Conv", ["c3", "w4"], ["c4"], name="conv4"))  # four convs: stays NHWC
+    del g.node[:]
+    g.node.extend(nodes)
+    g.output.append(helper.make_tensor_value_info("c3", TensorProto.FLOAT, None))
+    x = np.random.default_rng(0).standard_normal((2, 4, 8, 8)).astype(np.float32)
+    for backend in (mark.ReferenceBackend(), EmulatedCuda(wrong="conv3")):
+        report = mark.debug(m, {"x": x}, Options(fp16_enable=True), backend)
+        rows = {r.value: r for r in report.rows}
+        assert rows["c4"].layout == "NHWC" and rows["c3"].layout == ""
+        assert (rows["c3"].layer, rows["c3"].op) == ("conv3", "ep_trtpy::FusedConv")
+    assert report.first_failure is rows["c3"], report.verdict()
+
+
 def test_command_line_mistakes_are_one_line(tmp_path, capsys) -> None:  # noqa: ANN001
     path = _save(tmp_path, mlp(), "mlp.onnx")
     assert main(["compare", path, "--backend", "reference", "--shapes", "x:3x8"]) == 2
