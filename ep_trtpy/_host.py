@@ -216,7 +216,13 @@ def get_capability(ep_id: int, graph_json: str, initializers: list[np.ndarray]) 
                  "with ORT", len(contexts), doc.get("name"), len(doc.get("nodes") or []) - len(contexts))
         return contexts
     graph = graph_from_export(doc, initializers)
-    result = partition_module.partition(graph, ep.options.min_subgraph_size, ep.options.op_types_to_exclude)
+    refused = None
+    if ep.backend == "cuda":  # ops whose GPU kernels do not exist yet run on ORT's CPU provider
+        from ep_trtpy.builder.lowering.quantize import gpu_refusals
+
+        refused = gpu_refusals()
+    result = partition_module.partition(graph, ep.options.min_subgraph_size, ep.options.op_types_to_exclude,
+                                        refused)
     clusters = [[int(n.index) for n in cluster] for cluster in result.clusters]
     claimed = sum(len(c) for c in clusters)
     log.info("TrtPyExecutionProvider: claimed %d of %d nodes in %d clusters (graph '%s')", claimed, len(graph.nodes),

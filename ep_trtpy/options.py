@@ -62,6 +62,37 @@ def _path(text: str) -> str:
     return os.path.abspath(os.path.expanduser(str(text))) if str(text).strip() else ""
 
 
+def _name(text: str) -> str:
+    return str(text).strip()
+
+
+ACCURACY_METRICS = ("cosine", "top1")
+
+
+def parse_accuracy_target(text: str) -> tuple[str, float] | None:
+    """``cosine:0.999`` -> ("cosine", 0.999); "" -> None. ValueError names what is wrong."""
+    t = str(text).strip()
+    if not t:
+        return None
+    metric, sep, value = t.partition(":")
+    metric = metric.strip().lower()
+    if not sep or metric not in ACCURACY_METRICS:
+        raise ValueError(f"expected METRIC:VALUE with METRIC one of {', '.join(ACCURACY_METRICS)} "
+                         f"(e.g. cosine:0.999 or top1:0.99)")
+    try:
+        threshold = float(value)
+    except ValueError:
+        raise ValueError(f"{value.strip()!r} is not a number (e.g. cosine:0.999)") from None
+    if not 0 < threshold <= 1:
+        raise ValueError(f"the {metric} target {threshold:g} is outside (0, 1]")
+    return metric, threshold
+
+
+def _accuracy_target(text: str) -> str:
+    parsed = parse_accuracy_target(text)
+    return "" if parsed is None else f"{parsed[0]}:{parsed[1]:g}"
+
+
 @dataclass(frozen=True)
 class Spec:
     name: str
@@ -107,6 +138,32 @@ class Options:
         "Let float32 matrix multiplications and convolutions use TF32 tensor cores (inputs rounded to 10 mantissa "
         "bits, float32 accumulation), as TensorRT and ORT's CUDA EP do by default. Turn it off for strict float32 "
         "(results within 1e-4 of the CPU provider).")
+    int8_enable: bool = _option(
+        False, _bool, "bool",
+        "Build INT8 engines: convolutions and matrix products run on int8 data with int32 accumulation, with scales "
+        "from int8_calibration_table_name (a float model) or from the model's QuantizeLinear/DequantizeLinear "
+        "pairs (a QDQ model, which needs no table and is quantized even without this option). Without either it "
+        "is an error that says how to calibrate (ep-trtpy calibrate).", "trt_int8_enable")
+    int8_calibration_table_name: str = _option(
+        "", _name, "path",
+        "Calibration table of a float model (ep-trtpy calibrate, or ep_trtpy.calibrate): a path, or a file name "
+        "in engine_cache_path. A table made for another model (a changed weight or model file) is an error.",
+        "trt_int8_calibration_table_name")
+    int8_use_native_calibration_table: bool = _option(
+        False, _bool, "bool",
+        "Read int8_calibration_table_name as a TensorRT calibration cache ('TRT-<version>-EntropyCalibration2' and "
+        "'tensor: <hex scale>' lines) instead of ep_trtpy's JSON table; such a cache cannot be checked against the "
+        "model.", "trt_int8_use_native_calibration_table")
+    fp8_enable: bool = _option(
+        False, _bool, "bool",
+        "Quantize to FP8 (E4M3, scale = amax / 448) instead of INT8, with the same calibration table or FP8 "
+        "QuantizeLinear/DequantizeLinear pairs. Needs compute capability 8.9 or newer (an error on older GPUs); "
+        "the reference backend emulates E4M3 rounding exactly.")
+    int8_accuracy_target: str = _option(
+        "", _accuracy_target, "str",
+        "Accuracy the calibrated engine must keep against FP32, 'cosine:0.999' (outputs' cosine similarity) or "
+        "'top1:0.99' (agreement of the argmax): the table must come from a calibration with this target (or a "
+        "stricter one), whose accuracy guard fell back its most sensitive layers to float.")
     builder_optimization_level: int = _option(
         3, _level, "int",
         "How hard the builder searches for each layer's fastest tactic: 0 = library heuristics only, nothing "

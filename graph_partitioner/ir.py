@@ -29,6 +29,9 @@ import numpy as np
 # ONNX TensorProto element types.
 UNDEFINED, FLOAT, UINT8, INT8, UINT16, INT16, INT32, INT64, STRING, BOOL = range(10)
 FLOAT16, DOUBLE, UINT32, UINT64, COMPLEX64, COMPLEX128, BFLOAT16 = range(10, 17)
+FLOAT8E4M3FN = 17
+"""FP8 E4M3 without infinities (ONNX FLOAT8E4M3FN): the FP8 of quantized engines (ml_dtypes.float8_e4m3fn)."""
+_ML_DTYPES = {BFLOAT16: "bfloat16", FLOAT8E4M3FN: "float8_e4m3fn"}
 
 _NP_OF_ELEM: dict[int, Any] = {
     FLOAT: np.float32, UINT8: np.uint8, INT8: np.int8, UINT16: np.uint16, INT16: np.int16, INT32: np.int32,
@@ -39,17 +42,18 @@ _NAMES = {
     FLOAT: "float32", UINT8: "uint8", INT8: "int8", UINT16: "uint16", INT16: "int16", INT32: "int32",
     INT64: "int64", STRING: "string", BOOL: "bool", FLOAT16: "float16", DOUBLE: "float64", UINT32: "uint32",
     UINT64: "uint64", BFLOAT16: "bfloat16", COMPLEX64: "complex64", COMPLEX128: "complex128",
+    FLOAT8E4M3FN: "float8e4m3fn",
 }
 FLOAT_TYPES = frozenset({FLOAT, FLOAT16, DOUBLE, BFLOAT16})
 INT_TYPES = frozenset({UINT8, INT8, UINT16, INT16, INT32, INT64, UINT32, UINT64})
 
 
 def np_dtype(elem: int) -> np.dtype:
-    """numpy dtype of an ONNX element type (bfloat16 through ml_dtypes, which onnx depends on)."""
-    if elem == BFLOAT16:
+    """numpy dtype of an ONNX element type (bfloat16 and float8e4m3fn through ml_dtypes, which onnx depends on)."""
+    if elem in _ML_DTYPES:
         import ml_dtypes
 
-        return np.dtype(ml_dtypes.bfloat16)
+        return np.dtype(getattr(ml_dtypes, _ML_DTYPES[elem]))
     try:
         return np.dtype(_NP_OF_ELEM[elem])
     except KeyError:
@@ -59,8 +63,9 @@ def np_dtype(elem: int) -> np.dtype:
 def elem_type(dtype: Any) -> int:
     """ONNX element type of a numpy dtype."""
     dt = np.dtype(dtype)
-    if dt.name == "bfloat16":
-        return BFLOAT16
+    for elem, name in _ML_DTYPES.items():
+        if dt.name == name:
+            return elem
     for elem, np_t in _NP_OF_ELEM.items():
         if np.dtype(np_t) == dt:
             return elem

@@ -2,14 +2,15 @@
 
 Contract used by ep_trtpy (the host callbacks and the CLI):
 
-    result = partition(graph, min_subgraph_size=1, op_types_to_exclude=())
+    result = partition(graph, min_subgraph_size=1, op_types_to_exclude=(), refused={})
     result.clusters   # list[list[Node]], each in topological order; one engine each
     result.reasons    # dict[node name, sentence] for every node not claimed
 
 Steps:
 
 1. The shape-computable analysis (``shape_computable.py``), then every node's support rule (``support/``).
-   Nodes whose op type (``Resize``) or key (``ep_trtpy::Pointwise``) is in `op_types_to_exclude` are not claimed.
+   Nodes whose op type (``Resize``) or key (``ep_trtpy::Pointwise``) is in `op_types_to_exclude` are not claimed,
+   nor those whose key is in `refused` (op key -> the sentence why: what the engine's backend cannot run yet).
 2. Clustering of the claimable nodes (``cluster.py``): the fewest clusters such that contracting each to one node
    leaves the graph acyclic (so ORT can fuse each). Dependencies include the implicit inputs of subgraph ops.
 3. Build-time operands: a rule that accepted a node because an operand is shape-computable (Reshape's shape, ...)
@@ -25,7 +26,7 @@ result depends only on the graph (node order included), so the same model always
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from graph_partitioner.cluster import cluster as cluster_positions
@@ -104,7 +105,8 @@ def _predecessors(graph: Graph, node: Node, position: dict[int, int]) -> list[in
     return ps
 
 
-def partition(graph: Graph, min_subgraph_size: int = 1, op_types_to_exclude: Iterable[str] = ()) -> PartitionResult:
+def partition(graph: Graph, min_subgraph_size: int = 1, op_types_to_exclude: Iterable[str] = (),
+              refused: Mapping[str, str] | None = None) -> PartitionResult:
     """Claim the supported nodes of `graph` in maximal acyclic clusters (see the module docstring)."""
     if min_subgraph_size < 1:
         raise ValueError(f"min_subgraph_size must be >= 1, got {min_subgraph_size}")
@@ -134,6 +136,9 @@ def partition(graph: Graph, min_subgraph_size: int = 1, op_types_to_exclude: Ite
     for i, node in enumerate(nodes):
         if node.op_type in exclude or node.key in exclude:
             refusal[i] = "excluded by op_types_to_exclude"
+            continue
+        if refused and node.key in refused:
+            refusal[i] = refused[node.key]
             continue
         asked.clear()
         try:

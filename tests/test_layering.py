@@ -6,10 +6,12 @@ Layering, lowest first; a module imports only from its own layer or lower ones (
     graph_partitioner          the IR, support rules, partitioning: nothing of ep_trtpy
     ep_trtpy._version, options, _sync, devices, _kernels (native)
     ep_trtpy.engine            engine data, file format, cache: the IR only (graph_partitioner.ir / onnx_io)
+    ep_trtpy.quantize          quantized arithmetic, calibration methods, the calibration table
     ep_trtpy.ops, runtime, models
     ep_trtpy.tuner
     ep_trtpy.builder
     ep_trtpy.epcontext         EPContext nodes: writing their attributes, loading and checking their engines
+    ep_trtpy.calibration       calibrate(): activations through ORT, the table, the accuracy guard, its report
     ep_trtpy._host             the shim's Python side
     ep_trtpy                   the package face (register, runtime_stats)
     ep_trtpy.cli, __main__
@@ -32,10 +34,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("graph_partitioner",),
     ("ep_trtpy._version", "ep_trtpy.options", "ep_trtpy._sync", "ep_trtpy.devices", "ep_trtpy._kernels"),
     ("ep_trtpy.engine",),
+    ("ep_trtpy.quantize",),
     ("ep_trtpy.ops", "ep_trtpy.runtime", "ep_trtpy.models"),
     ("ep_trtpy.tuner",),
     ("ep_trtpy.builder",),
     ("ep_trtpy.epcontext",),
+    ("ep_trtpy.calibration",),
     ("ep_trtpy._host",),
     ("ep_trtpy",),
     ("ep_trtpy.cli", "ep_trtpy.__main__"),

@@ -23,9 +23,9 @@ GlobalAveragePool GlobalMaxPool ArgMax ArgMin LayerNormalization Softmax LogSoft
 Conv ConvTranspose Gemm MatMul Einsum
 Reshape Flatten Squeeze Unsqueeze Identity Dropout Transpose Concat Split Slice Gather GatherElements GatherND
 Expand Tile Pad Shape Size
-ConstantOfShape Range Constant Resize Upsample MaxPool AveragePool
+ConstantOfShape Range Constant Resize Upsample MaxPool AveragePool QuantizeLinear DequantizeLinear
 ep_trtpy::Pointwise ep_trtpy::FusedConv ep_trtpy::FusedMatMul ep_trtpy::Pool ep_trtpy::Attention
-ep_trtpy::AddLayerNorm
+ep_trtpy::AddLayerNorm ep_trtpy::QConv ep_trtpy::QMatMul
 """.split()
 
 REWRITTEN = {"Einsum": "rewrite_einsum"}

@@ -62,10 +62,12 @@ def _verify(graph: Graph) -> None:
 
 def optimize_with_context(graph: Graph, input_shapes: InputShapes | None, options: Options | None = None,
                           dump: Callable[[str, Graph], None] | None = None,
-                          fold_limit: int = DEFAULT_FOLD_LIMIT) -> tuple[Graph, PassContext]:
-    """The optimized copy of `graph` for these input shapes, and the pass context (fusions, timings, refusals)."""
+                          fold_limit: int = DEFAULT_FOLD_LIMIT, backend: str = "reference",
+                          device: Device = CPU) -> tuple[Graph, PassContext]:
+    """The optimized copy of `graph` for these input shapes and backend, and the pass context (fusions, timings,
+    refusals)."""
     g = graph.copy()
-    ctx = PassContext(options=options if options is not None else Options(),
+    ctx = PassContext(options=options if options is not None else Options(), backend=backend, device_cc=device.cc,
                       input_shapes=normalize_shapes(g, input_shapes), fold_limit=fold_limit, dump=dump)
     run_pipeline(g, ctx)
     _verify(g)
@@ -131,7 +133,7 @@ def build(subgraph: Graph, input_shapes: InputShapes | None, options: Options, b
         raise BuildError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     detailed = options.detailed_build_log
     t0, started = time.perf_counter(), time.monotonic()
-    graph, ctx = optimize_with_context(subgraph, input_shapes, options, dump=dump)
+    graph, ctx = optimize_with_context(subgraph, input_shapes, options, dump=dump, backend=backend, device=device)
     t_opt = time.perf_counter() - t0
     art = EngineArtifact(backend=backend, graph=graph, input_names=[v.name for v in graph.inputs],
                          input_shapes=[tuple(v.static_shape) for v in graph.inputs],
@@ -196,6 +198,17 @@ _file_builds = KeyedLocks()
 that builds it, then load its file. Other processes rely on the atomic replace."""
 
 
+def _table_digest(options: Options) -> str:
+    """SHA-256 of the calibration table's bytes ("" when it cannot be read: the build then says why)."""
+    from ep_trtpy.quantize.table import TableError, load, resolve
+
+    try:
+        path = resolve(options.int8_calibration_table_name, options.engine_cache_path)
+        return load(path, options.int8_use_native_calibration_table).digest
+    except (TableError, OSError):
+        return ""
+
+
 @dataclass
 class Obtained:
     artifact: EngineArtifact
@@ -219,6 +232,8 @@ def get_or_build(graph: Graph, input_shapes: InputShapes, options: Options, back
     shapes = [tuple(named.get(v.name, v.shape or ())) for v in graph.inputs]
     producers = producer_versions(backend)
     option_items = options.engine_key_items()
+    if options.int8_calibration_table_name:  # the table's content shapes the engine, not only its name
+        option_items["int8_calibration_table_sha256"] = _table_digest(options)
     key = cache_key(ghash, shapes, option_items, backend, device, producers)  # type: ignore[arg-type]
     enabled = options.engine_cache_enable if use_cache is None else use_cache
     path = os.path.join(options.cache_dir, file_name(ghash, key, backend, device)) if enabled else None

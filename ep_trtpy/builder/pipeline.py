@@ -46,8 +46,10 @@ class Stage:
 
 PIPELINE: tuple[Stage, ...] = (
     Stage("bind", ("infer_shapes",)),
+    Stage("quantize_explicit", ("fold_qdq",)),
     Stage("simplify", ("fold_constants", "eliminate_identities", "eliminate_dead_nodes"), repeat=True),
     Stage("canonicalize", ("fold_batchnorm", "rewrite_einsum")),
+    Stage("quantize_calibrated", ("quantize_calibrated", "fold_qdq")),
     Stage("simplify_again", ("fold_constants", "eliminate_identities", "eliminate_dead_nodes"), repeat=True),
     Stage("fuse_patterns", ("fuse_layernorm", "fuse_gelu", "fuse_attention")),
     Stage("fuse_linear", ("fuse_conv", "fuse_matmul", "merge_qkv", "fold_transposes", "fuse_add_layernorm")),
@@ -77,6 +79,8 @@ class PassContext:
     """What every pass may consult and report to."""
 
     options: Options = field(default_factory=Options)
+    backend: str = "reference"  # what the engine runs on: "cuda" or "reference"
+    device_cc: tuple[int, int] = (0, 0)  # the GPU's compute capability (cuda)
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     fold_limit: int = DEFAULT_FOLD_LIMIT
     dump: Callable[[str, Graph], None] | None = None
@@ -102,6 +106,15 @@ class PassContext:
     def reduced_precision(self) -> int | None:
         """The 16-bit type float32 compute runs in: FLOAT16 (fp16_enable wins), BFLOAT16, or None (float32)."""
         return FLOAT16 if self.fp16 else BFLOAT16 if self.bf16 else None
+
+    def runs(self, key: str) -> bool:
+        """Whether the engine's backend can run op `key` (the reference backend runs every op it knows; the cuda
+        backend refuses the ops whose lowering says so, see ep_trtpy/builder/lowering/quantize.py)."""
+        if self.backend != "cuda":
+            return True
+        from ep_trtpy.builder.lowering.quantize import gpu_refusals
+
+        return key not in gpu_refusals()
 
     @property
     def tf32(self) -> bool:

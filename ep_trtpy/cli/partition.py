@@ -3,8 +3,9 @@
 It counts what a session runs: ORT folds constants before it offers a model to an EP (Constant nodes become
 initializers; a node whose inputs are all constants, and a Shape of a value whose shape is static, is computed
 once), so those nodes are folded here too (:func:`fold_like_ort`, with ep_trtpy's numpy references) and reported
-as folded, not as nodes. ORT keeps DequantizeLinear nodes of constants (QDQ models); ep_trtpy has no reference for
-them, so they are not folded here either. The rest of ORT's basic optimizations (Identity and Dropout removal, ...)
+as folded, not as nodes. ORT keeps DequantizeLinear nodes of constants (QDQ models), and so does this count. On a
+machine with a GPU the ops whose GPU kernels do not exist yet (the quantization family) are left to the CPU
+provider, as a session there leaves them. The rest of ORT's basic optimizations (Identity and Dropout removal, ...)
 are not applied, so a session may still differ by a few nodes.
 
 The text report starts with the summary (claimed / left to the CPU provider / folded, then per op type), then one
@@ -27,6 +28,8 @@ NAME = "partition"
 HELP = ("Show how many nodes of an ONNX model TrtPyExecutionProvider claims, in which clusters (one engine each), "
         "what is left to ONNX Runtime and why; or print the op support matrix.")
 
+ORT_KEEPS = ("DequantizeLinear",)
+"""Ops ORT's constant folding leaves in place even with constant inputs (QDQ models' weights)."""
 FOLD_LIMIT = 1 << 22
 """Elements a folded output may have (ORT has no limit; this one keeps the numpy references' memory sane)."""
 
@@ -66,7 +69,7 @@ def fold_like_ort(graph: Any) -> Counter[str]:
     before = Counter(n.key for n in graph.nodes)
     outputs = {id(v) for v in graph.outputs}
     for node in list(graph.nodes):
-        if (node.key in NONDETERMINISTIC or not node.outputs
+        if (node.key in NONDETERMINISTIC or node.key in ORT_KEEPS or not node.outputs
                 or any(id(v) in outputs for v in node.outputs)):
             continue
         if node.key == "Constant":
@@ -95,6 +98,22 @@ def fold_like_ort(graph: Any) -> Counter[str]:
             v.shape = tuple(int(x) for x in v.const.shape)
         graph.remove_node(node)
     return before - Counter(n.key for n in graph.nodes)
+
+
+def backend_refusals() -> dict[str, str] | None:
+    """What a session on this machine refuses beyond the support rules: the ops the GPU cannot run yet when a GPU is
+    usable (the EP then runs on it), nothing on the reference backend."""
+    try:
+        import ep_trtpy
+
+        gpu = ep_trtpy.has_gpu()
+    except Exception:  # noqa: BLE001 - no native module: the reference backend's view
+        gpu = False
+    if not gpu:
+        return None
+    from ep_trtpy.builder.lowering.quantize import gpu_refusals
+
+    return gpu_refusals()
 
 
 def per_op(result: Any, folded: Counter[str]) -> dict[str, dict[str, int]]:
@@ -172,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
     in_file = len(graph.nodes)
     folded = fold_like_ort(graph)
     result = partition(graph, min_subgraph_size=args.min_subgraph_size,
-                       op_types_to_exclude=args.op_types_to_exclude)
+                       op_types_to_exclude=args.op_types_to_exclude, refused=backend_refusals())
     if args.json:
         doc = report.json_report(result, args.model)
         doc.update(nodes_in_file=in_file, folded=dict(folded), per_op=per_op(result, folded))

@@ -7,7 +7,8 @@ the Infos of its outputs.
 
 Match: every node. A node all of whose outputs come back with a ``value`` (``Shape``, ``Size``, shape arithmetic
 over them, ``Constant``) is replaced by constants, as long as the values are no larger than ``ctx.fold_limit``
-elements (a huge ConstantOfShape stays a node).
+elements (a huge ConstantOfShape stays a node), except QuantizeLinear and DequantizeLinear, which fold_qdq reads
+next (the folding of the rest is fold_constants').
 
 Refusal: a bound shape that contradicts a static dimension of the model, a graph input without a static shape and
 without a bound one, or an inferred dtype/shape that contradicts what the model declared all raise ValueError
@@ -25,6 +26,9 @@ from ep_trtpy.builder.pipeline import PassContext
 from graph_partitioner.ir import Graph, Node, Value, dtype_name, is_static, shape_str
 
 NAME = "infer_shapes"
+
+QUANTIZATION = frozenset({"QuantizeLinear", "DequantizeLinear"})
+"""Never folded here, even of constants: fold_qdq reads a QDQ model's quantized weights and scales from them."""
 
 
 class ShapeError(ValueError):
@@ -101,7 +105,7 @@ def run(graph: Graph, ctx: PassContext) -> bool:
         for v, info in zip(node.outputs, outs):
             changed |= _check_and_set(node, v, int(info.dtype), tuple(int(d) for d in info.shape))
         values = [info.value for info in outs[:len(node.outputs)]]
-        if node.outputs and all(x is not None for x in values) and \
+        if node.outputs and all(x is not None for x in values) and node.key not in QUANTIZATION and \
                 all(np.asarray(x).size <= ctx.fold_limit for x in values):
             graph.remove_node(node)
             for v, x in zip(node.outputs, values):

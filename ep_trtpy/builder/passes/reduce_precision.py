@@ -13,6 +13,8 @@ They stay float32:
 * a ReduceMean / ReduceSum whose input is a square computed by a Pointwise node (``pow(d, 2)`` or ``d * d``
   that fuse_layernorm did not absorb): the square's output and the reduction stay float32, and so do the
   Pointwise nodes that continue the reduced result at the reduced shape (``var + eps``, ``sqrt``), which are tiny;
+* quantization (QuantizeLinear, DequantizeLinear) and the quantized layers (ep_trtpy::QConv, QMatMul): their
+  scales, biases and float outputs stay float32 (their int8 and FP8 values are not float32 anyway);
 * with bfloat16, the ops whose GPU kernels have no bfloat16 path (:data:`NO_BF16_KERNEL`: Resize, ConvTranspose,
   ArgMax, ArgMin) run in float32 between casts.
 
@@ -53,6 +55,8 @@ NO_BF16_KERNEL = ("Resize", "Upsample", "ConvTranspose", "ArgMax", "ArgMin")
 """Ops whose native kernels take float32 and float16 but not bfloat16 (perf-design.md lists the bf16 kernels)."""
 KEEP_FP32_INPUTS = frozenset({("Resize", 1), ("Resize", 2), ("Upsample", 1)})
 DTYPE_BLIND = ("Shape", "Size")  # read only the input's shape
+QUANTIZED = ("QuantizeLinear", "DequantizeLinear", "ep_trtpy::QConv", "ep_trtpy::QMatMul")
+"""Quantization and quantized layers keep float32 (scales, biases, float outputs); casts meet them."""
 
 
 def _program(node: Node) -> Program:
@@ -80,7 +84,9 @@ def pinned_nodes(graph: Graph) -> dict[int, str]:
     pinned: dict[int, str] = {}
     reduced: list[Node] = []
     for n in graph.nodes:
-        if is_op(n, *VARIANCE_REDUCTIONS):
+        if n.key in QUANTIZED:
+            pinned[id(n)] = f"{n.key} '{n.name}' computes with float32 scales"
+        elif is_op(n, *VARIANCE_REDUCTIONS):
             pinned[id(n)] = f"{n.op_type} '{n.name}' sums squares"
             reduced.append(n)
         elif is_op(n, *SUM_REDUCTIONS) and n.input(0) is not None and n.input(0).producer is not None \
