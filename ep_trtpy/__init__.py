@@ -22,12 +22,13 @@ import logging
 import os
 import sys
 import threading
+from typing import Any
 
 from ep_trtpy import devices
 from ep_trtpy._version import __version__
 from ep_trtpy.devices import DeviceNotFoundError
 
-__all__ = ["EP_NAME", "__version__", "get_ep_name", "get_library_path", "register", "runtime_stats",
+__all__ = ["EP_NAME", "__version__", "calibrate", "get_ep_name", "get_library_path", "register", "runtime_stats",
            "reset_runtime_stats", "has_gpu", "DeviceNotFoundError"]
 
 EP_NAME = "TrtPyExecutionProvider"
@@ -120,6 +121,16 @@ def reset_runtime_stats() -> None:
     _kernels.reset_counters()
     _host.reset_stats()
     tuner.reset_stats()
+
+
+def calibrate(model: Any, data_reader: Any, method: str = "entropy", table: str | None = None, **kwargs: Any) -> Any:
+    """The INT8 (or FP8) calibration table of a float model: ``data_reader`` follows
+    onnxruntime.quantization.CalibrationDataReader (``get_next()`` returns feeds, None at the end); ``method`` is
+    entropy, percentile or minmax; the table is written to ``table`` when given. Keyword arguments (percentile,
+    precision, accuracy_target, held_back, report, ...) as :func:`ep_trtpy.calibration.calibrate`."""
+    from ep_trtpy.calibration import calibrate as run
+
+    return run(model, data_reader, method, table, **kwargs)
 
 
 def _imported_for_a_submodule() -> bool:

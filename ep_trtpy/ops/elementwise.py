@@ -24,7 +24,7 @@ from ep_trtpy.ops import pointwise_ops, pointwise_program
 from ep_trtpy.ops._common import broadcast, fail, in_name, is_float, numel, opset, same_dtype, unidirectional
 from ep_trtpy.ops.pointwise_program import Program
 from ep_trtpy.ops.registry import Info, infer, reference
-from graph_partitioner.ir import (BFLOAT16, BOOL, DOUBLE, FLOAT, FLOAT16, INT32, INT64, STRING, Node, Value, dtype_name,
+from graph_partitioner.ir import (BFLOAT16, BOOL, DOUBLE, FLOAT, FLOAT8E4M3FN, FLOAT16, INT32, INT64, STRING, Node, Value, dtype_name,
                                   elem_type, np_dtype)
 
 ELEMENTWISE = sorted(pointwise_ops.ELEMENTWISE_OPS)
@@ -95,8 +95,8 @@ def _infer(node: Node, infos: list[Info | None]) -> Info:
         if to is None:
             raise fail(node, "Cast has no 'to' attribute")
         try:
-            if STRING in (int(to), x0.dtype):
-                raise ValueError("string")
+            if {STRING, FLOAT8E4M3FN} & {int(to), x0.dtype}:  # FP8 is for quantized layers only
+                raise ValueError("string or float8")
             np_dtype(int(to))
         except ValueError:
             raise fail(node, f"Cast from {dtype_name(x0.dtype)} to {dtype_name(int(to))} is not supported") from None

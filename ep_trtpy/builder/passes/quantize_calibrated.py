@@ -17,6 +17,9 @@ Refusal (the layer stays float; the sentence names it): no amax for its input in
 keeps in float (the accuracy guard's fallback), a backend without quantized kernels (the cuda backend today:
 the engine is built in float and a warning says so once).
 
+Rewrite: QuantizeLinear + DequantizeLinear after each calibrated activation (one pair per tensor), a constant
+DequantizeLinear of the int8 (FP8) weight with its per-channel scales; fold_qdq does the rest.
+
 Errors (the build stops; one sentence): int8_enable without a table and without Q/DQ nodes (it says how to
 calibrate), a table that cannot be read or is stale (the model changed since calibration), an
 int8_accuracy_target the table was not calibrated for, fp8_enable on a GPU below compute capability 8.9.

@@ -36,7 +36,7 @@ ERRORS = [
     ("Relu-bool", "Sigmoid", [Info(9, (2,))], {}, 17, r"my_sigmoid.*needs a float type"),
     ("Cast-no-to", "Cast", [f(2)], {}, 17, r"my_cast.*no 'to'"),
     ("Cast-to-string", "Cast", [f(2)], {"to": 8}, 17, r"my_cast.*float32 to string is not supported"),
-    ("Cast-to-float8", "Cast", [f(2)], {"to": 17}, 19, r"my_cast.*to elem_type_17 is not supported"),
+    ("Cast-to-float8", "Cast", [f(2)], {"to": 17}, 19, r"my_cast.*to float8e4m3fn is not supported"),
     ("Clip-vector-bound", "Clip", [f(3), f(2)], {}, 17, r"my_clip.*bound input 1 \('in1'\).*scalar"),
     ("Reshape-runtime-shape", "Reshape", [f(6), runtime_ints(2)], {}, 17,
      r"my_reshape.*shape \(input 1 \('in1'\)\) is not known at build time"),
