@@ -9,7 +9,7 @@
   first i bins (without those outliers) merged into 128 quantization levels (i // 128 bins each, the last level
   taking the remainder) and spread back evenly over the bins where P is non-zero; the candidate minimizing the
   KL divergence KL(P || Q) (both normalized; a Q of zero where P is not gets :data:`SMOOTHING` of the mass) wins,
-  the first of equals, and amax = (i + 0.5) * bin width.
+  the first of equals (within :data:`TIE`), and amax = (i + 0.5) * bin width.
 
 Histograms need the range first: calibration runs the data twice (ranges, then histograms), see
 :class:`RangeCollector` and :class:`HistogramCollector`.
@@ -26,6 +26,9 @@ QUANT_LEVELS = 128
 """Levels of the positive half of int8 (TensorRT's entropy calibration merges the histogram into these)."""
 FIRST_CANDIDATE = 128
 SMOOTHING = 1e-4
+TIE = 1e-12
+"""Divergences this close (relative, and absolute) are equal: the first candidate of equals wins, whatever the
+order of summation."""
 DEFAULT_PERCENTILE = 99.99
 METHODS = ("entropy", "percentile", "minmax")
 
@@ -117,7 +120,7 @@ def entropy_amax(hist: Histogram, levels: int = QUANT_LEVELS, first: int = FIRST
     div = entropy_divergences(hist.counts, levels, first)
     if div.size == 0 or not np.isfinite(div).any():
         return float(hist.top)
-    best = int(np.argmin(div)) + first
+    best = int(np.flatnonzero(div <= div.min() * (1 + TIE) + TIE)[0]) + first
     return float((best + 0.5) * hist.width)
 
 
