@@ -79,6 +79,7 @@ class _EP:
     options: Options
     backend: str
     device: Device
+    error: str = ""  # found while partitioning, raised by compile (a GetCapability error lets ORT run without us)
 
 
 class _Build:
@@ -216,6 +217,12 @@ def get_capability(ep_id: int, graph_json: str, initializers: list[np.ndarray]) 
                  "with ORT", len(contexts), doc.get("name"), len(doc.get("nodes") or []) - len(contexts))
         return contexts
     graph = graph_from_export(doc, initializers)
+    from ep_trtpy.builder.passes.quantize_calibrated import QuantizationError, require_scales
+
+    try:  # the whole model is visible only here; an error in GetCapability would not stop the session: Compile raises
+        require_scales(ep.options, graph, f"model '{graph.model_path or graph.name}'")
+    except QuantizationError as e:
+        ep.error = str(e)
     refused = None
     if ep.backend == "cuda":  # ops whose GPU kernels do not exist yet run on ORT's CPU provider
         from ep_trtpy.builder.lowering.quantize import gpu_refusals
@@ -305,6 +312,8 @@ def _compile_context(ep: _EP, doc: dict, initializers: list[np.ndarray]) -> tupl
 def compile(ep_id: int, graph_json: str, initializers: list[np.ndarray]) -> tuple[int, list[int]]:  # noqa: A001
     """Compile one fused subgraph. Returns (program_id, runtime input indices into fused_node.inputs)."""
     ep = _ep(ep_id)
+    if ep.error:
+        raise ValueError(f"TrtPyExecutionProvider: {ep.error}")
     doc = json.loads(graph_json)
     if any(is_ours(nd) for nd in doc.get("nodes") or []):
         return _compile_context(ep, doc, initializers)

@@ -34,9 +34,11 @@ import numpy as np
 from ep_trtpy.builder.passes._patterns import add_const, is_op, static
 from ep_trtpy.builder.passes.fold_qdq import QUANTIZED_KEYS
 from ep_trtpy.builder.pipeline import PassContext
-from ep_trtpy.options import parse_accuracy_target
+from ep_trtpy.options import Options, parse_accuracy_target
 from ep_trtpy.quantize import numerics, table as tables
 from ep_trtpy.quantize.table import CalibrationTable, QuantizationError
+
+__all__ = ["QuantizationError", "require_scales", "run"]
 from graph_partitioner.ir import FLOAT, FLOAT8E4M3FN, INT8, Graph, Node, Value, np_dtype
 
 NAME = "quantize_calibrated"
@@ -174,26 +176,37 @@ def _quantize(graph: Graph, table: CalibrationTable, elem: int, ctx: PassContext
     return changed
 
 
+def require_scales(options: Options, graph: Graph, what: str) -> None:
+    """With int8_enable or fp8_enable, raise QuantizationError (saying how to calibrate) unless a calibration table
+    is named or `graph` has QuantizeLinear/DequantizeLinear nodes. The EP also checks the whole model when it
+    partitions it (ep_trtpy/_host.py), where a QDQ model's Q/DQ nodes are visible on every backend."""
+    if not (options.int8_enable or options.fp8_enable) or options.int8_calibration_table_name:
+        return
+    if any(n.key in QUANTIZED_KEYS for n in graph.nodes):
+        return
+    flag = "fp8_enable" if options.fp8_enable else "int8_enable"
+    raise QuantizationError(f"{flag}=1 but {what} has no scales: it has no QuantizeLinear/DequantizeLinear nodes and "
+                            f"no int8_calibration_table_name is set; {HOW_TO_CALIBRATE}")
+
+
 def run(graph: Graph, ctx: PassContext) -> bool:
     elem = _wanted(ctx)
     if elem is None:
         return False
-    explicit = any(n.key in QUANTIZED_KEYS for n in graph.nodes)
-    if not ctx.options.int8_calibration_table_name:
-        if explicit:
-            return False
-        flag = "fp8_enable" if elem == FLOAT8E4M3FN else "int8_enable"
-        raise QuantizationError(f"{flag}=1 but engine '{graph.name}' has no scales: it has no QuantizeLinear/"
-                                f"DequantizeLinear nodes and no int8_calibration_table_name is set; "
-                                f"{HOW_TO_CALIBRATE}")
+    runs = all(ctx.runs(k) for k in QUANTIZED_KEYS)
+    if runs:  # (on the cuda backend a QDQ model's Q/DQ nodes are not in the engine: the EP checked the model)
+        require_scales(ctx.options, graph, f"engine '{graph.name}'")
     precision = "fp8" if elem == FLOAT8E4M3FN else "int8"
-    table = load_table(ctx, graph, precision)
-    if not all(ctx.runs(k) for k in QUANTIZED_KEYS):
-        if table.path not in _warned:
-            _warned.add(table.path)
-            log.warning("%s: the %s backend has no %s kernels yet; engine '%s' is built in float (the calibration "
-                        "table '%s' was read and checked)", NAME, ctx.backend, precision.upper(), graph.name,
-                        table.path)
+    table = load_table(ctx, graph, precision) if ctx.options.int8_calibration_table_name else None
+    if not runs:
+        key = table.path if table is not None else ctx.backend
+        if key not in _warned:
+            _warned.add(key)
+            log.warning("%s: the %s backend has no %s kernels yet; engine '%s' is built in float%s", NAME,
+                        ctx.backend, precision.upper(), graph.name,
+                        f" (the calibration table '{table.path}' was read and checked)" if table else "")
         ctx.refuse(f"engine '{graph.name}' is not quantized: the {ctx.backend} backend has no {precision} kernels")
+        return False
+    if table is None:  # a QDQ model: fold_qdq did the work
         return False
     return _quantize(graph, table, elem, ctx)

@@ -64,8 +64,8 @@ def test_a_bad_value_is_refused_by_the_options_parser(capsys) -> None:
 
 def test_a_new_engine_option_gets_a_flag_without_touching_the_commands(monkeypatch) -> None:
     bool_parse = next(s for s in SPECS if s.type_name == "bool").parse
-    extra = Spec("int8_enable", bool_parse, False, "Build INT8 engines.", "bool")
+    extra = Spec("sparsity_enable", bool_parse, False, "Use 2:4 sparse kernels.", "bool")
     monkeypatch.setattr(_common, "SPECS", SPECS + (extra,))
-    args = _parser("compare").parse_args(["m.onnx", "--int8"])
-    assert args.provider_options == {"int8_enable": "1"}  # (provider_options() would check it with parse())
+    args = _parser("compare").parse_args(["m.onnx", "--sparsity"])
+    assert args.provider_options == {"sparsity_enable": "1"}  # (provider_options() would check it with parse())
 

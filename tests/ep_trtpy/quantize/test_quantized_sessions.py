@@ -143,7 +143,8 @@ def test_session_errors_say_what_to_do(calibrated, tmp_path):
     model, path, table, _ = calibrated
     feeds = qmodels.batches(model, 1, batch=2)[0]
     text = _run_error(path, feeds, int8_enable=1)
-    assert "int8_enable=1 but engine" in text and "ep-trtpy calibrate MODEL.onnx --data DIR_OF_NPZ" in text
+    assert f"int8_enable=1 but model '{path}' has no scales" in text
+    assert "ep-trtpy calibrate MODEL.onnx --data DIR_OF_NPZ" in text
     changed = qmodels.save(qmodels.conv_net(seed=5), tmp_path, "changed.onnx")
     text = _run_error(changed, feeds, int8_enable=1, int8_calibration_table_name=table)
     assert "is stale" in text and "changed.onnx" in text and "recalibrate" in text
