@@ -15,6 +15,7 @@ Match (each layer L = Conv, MatMul or Gemm with static shapes):
   Gemm: N, axis 0 with transB=1, else 1; MatMul: its last axis), or for MatMul a runtime tensor per-tensor;
 * the bias (Conv's B, Gemm's C as a row vector, scaled by beta) is absent, DequantizeLinear of a constant, or a
   constant;
+* for a MatMul, optionally an Add of a float32 constant row vector (its bias) reading only L's output;
 * then optionally one activation of FusedConv's / FusedMatMul's set that reads only L's output, and a
   QuantizeLinear (scalar scale and zero point) that is the only reader of what L computes: it becomes L's quantized
   output; without one L's output stays float32.
@@ -157,6 +158,21 @@ def _bias(graph: Graph, layer: Node, b: Value | None, x_scale: float, w_scale: l
                      f"{layer.name}_bias")
 
 
+def _row_bias(graph: Graph, y: Value) -> tuple[Node, np.ndarray] | None:
+    """(Add, bias [N]) when y's only reader adds a float32 constant broadcast along y's rows."""
+    add = sole_consumer(graph, y)
+    if not is_op(add, "Add"):
+        return None
+    c = add.input(1) if add.input(0) is y else add.input(0)
+    if c is None or c is y or c.const is None or c.dtype != FLOAT:
+        return None
+    n = y.static_shape[-1]
+    shape = tuple(c.static_shape)
+    if not shape or shape[-1] != n or any(d != 1 for d in shape[:-1]) or len(shape) > len(y.static_shape):
+        return None
+    return add, np.asarray(c.const, np.float32).reshape(n)
+
+
 def _weight_axis(layer: Node, w: Value) -> int:
     if is_op(layer, "Conv"):
         return 0
@@ -217,7 +233,12 @@ def _fold(graph: Graph, layer: Node, ctx: PassContext) -> bool:
     if isinstance(bias, str):
         ctx.refuse(f"{what} stays float: {bias}")
         return False
-    absorbed, out, more = _output(graph, layer.outputs[0], CONV_ACTS if is_conv else MATMUL_ACTS)
+    start, pre = layer.outputs[0], []
+    if bias is None and not is_conv and (found := _row_bias(graph, start)) is not None:
+        add, vec = found
+        bias, start, pre = add_const(graph, vec, f"{layer.name}_bias"), add.outputs[0], [add]
+    absorbed, out, more = _output(graph, start, CONV_ACTS if is_conv else MATMUL_ACTS)
+    absorbed = pre + absorbed
     attrs.update(more)
     inputs: list[Value | None] = [dx.input(0), wq] + ([bias] if bias is not None else [])
     op = "QConv" if is_conv else "QMatMul"

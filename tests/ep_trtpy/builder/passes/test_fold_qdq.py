@@ -132,3 +132,20 @@ def test_the_cuda_backend_leaves_qdq_models_alone():
     g = _conv_chain()
     apply(g, ["fold_qdq"], ctx_for(backend="cuda"))
     assert "Conv" in ops(g) and "QConv" not in ops(g)
+
+
+def test_a_matmuls_bias_add_and_relu_fold_in():
+    gb = GB()
+    x = gb.input("x", (3, 8))
+    y = gb.op("MatMul", [_qdq(gb, x, 0.05, name="x"), _weight(gb, RNG.standard_normal((8, 6)) * 0.3, 1, "w")],
+              name="mm")
+    y = gb.op("Relu", [gb.op("Add", [gb.const(RNG.standard_normal(6).astype(np.float32), "bias"), y])])
+    g = gb.output(_qdq(gb, y, 0.02, -128, "y"))
+    before = g.copy()
+    apply(g, ["fold_qdq", "eliminate_dead_nodes"])
+    assert ops(g) == ["QuantizeLinear", "QMatMul", "DequantizeLinear"]
+    qm = g.nodes[1]
+    assert len(qm.inputs) == 3 and qm.inputs[2].dtype == 1 and qm.attrs["activation"] == "Relu"
+    apply(before, [])
+    feeds = feeds_for(before)
+    assert np.abs(run(g, feeds)[0] - run(before, feeds)[0]).max() <= 0.02 + 1e-6
