@@ -69,11 +69,11 @@ def test_entropy_matches_the_loop_reading_of_tensorrts_algorithm():
     rng = np.random.default_rng(1)
     for counts in (np.bincount(np.minimum((np.abs(rng.laplace(size=20000)) * 200).astype(int), 2047),
                                minlength=2048),
-                   rng.integers(0, 5, 2048) * (rng.random(2048) < 0.3)):
+                   rng.integers(0, 5, 700) * (rng.random(700) < 0.3)):  # sparse, with ties; fewer bins
         best, divs = _entropy_by_loops(counts.tolist())
         got = m.entropy_divergences(counts)
         assert np.allclose(got, divs, rtol=1e-9, atol=1e-12)
-        h = m.Histogram(2048.0, counts.astype(np.int64))
+        h = m.Histogram(float(len(counts)), counts.astype(np.int64))
         assert m.entropy_amax(h) == pytest.approx(best + 0.5)
 
 
