@@ -8,7 +8,8 @@ Quantized types (:data:`QTYPES`): int8 [-128, 127], uint8 [0, 255], and FP8 E4M3
                         = saturate_fp8(x / s) rounded to E4M3        FP8: z is 0; nearest even, clamped to +-448
     dequantize(q, s, z) = (q - z) * s                               float32 (q - z exact, one rounding at * s)
 
-A NaN quantizes to the zero point for integer types (ONNX leaves it open) and stays NaN for FP8. Scales are float32 everywhere (a float64 scale is rounded to float32 first).
+A NaN quantizes to the zero point for integer types (ONNX leaves it open) and stays NaN for FP8. Scales are float32
+everywhere (a float64 scale is rounded to float32 first).
 
 Symmetric scales (TensorRT's convention for calibrated tensors): ``scale = amax / QMAX`` with QMAX 127 for int8 and
 448 for FP8, zero point 0. Weights get one scale per output channel (:func:`channel_scales`).

@@ -185,7 +185,8 @@ def from_dict(doc: Any, path: str = "<table>") -> CalibrationTable:
         if not isinstance(entry, dict):
             raise TableError(f"{where}: tensor '{name}' is not an object with 'amax'")
         tensors[str(name)] = {"amax": _amax(entry.get("amax"), f"{where}: tensor '{name}'")}
-        tensors[str(name)].update({k: float(entry[k]) for k in ("min", "max") if isinstance(entry.get(k), (int, float))})
+        tensors[str(name)].update({k: float(entry[k]) for k in ("min", "max")
+                                   if isinstance(entry.get(k), (int, float))})
     layers: dict[str, Layer] = {}
     for name, entry in (doc.get("layers") or {}).items():
         if not isinstance(entry, dict) or entry.get("precision", "int8") not in LAYER_PRECISIONS:
@@ -221,9 +222,10 @@ def read_tensorrt_cache(text: str, path: str = "<cache>") -> CalibrationTable:
             raise TableError(f"{where} line {k} is not '<tensor>: <8 hex digits>': {line[:60]!r}")
         scale = struct.unpack(">f", bytes.fromhex(hexbits.rjust(8, "0")))[0]
         tensors[name.strip()] = {"amax": _amax(scale * 127.0, f"{where} line {k} ('{name.strip()}')")}
-    calibrator = TRT_HEADER.match(lines[0]).group(2)  # type: ignore[union-attr]
-    return CalibrationTable(tensors=tensors, method=calibrator, source="tensorrt", path=path,
-                            params={"tensorrt_version": TRT_HEADER.match(lines[0]).group(1)})  # type: ignore[union-attr]
+    header = TRT_HEADER.match(lines[0])
+    assert header is not None
+    return CalibrationTable(tensors=tensors, method=header.group(2), source="tensorrt", path=path,
+                            params={"tensorrt_version": header.group(1)})
 
 
 # ------------------------------------------------------------------------------------- loading + cache --

@@ -143,11 +143,11 @@ def _candidate(node: Node) -> bool:
     if not is_op(node, "Conv", "MatMul", "Gemm"):
         return False
     x, w = node.input(0), node.input(1)
-    if not (static(x) and static(w) and static(node.outputs[0])) or x.dtype != FLOAT or w.dtype != FLOAT:  # type: ignore
+    if x is None or w is None or not (static(x) and static(w) and static(node.outputs[0])):
         return False
-    if not is_op(node, "MatMul") and w.const is None:  # type: ignore[union-attr]
+    if x.dtype != FLOAT or w.dtype != FLOAT or (not is_op(node, "MatMul") and w.const is None):
         return False
-    return is_op(node, "Conv") or (len(x.static_shape) >= 2 and len(w.static_shape) >= 2)  # type: ignore
+    return is_op(node, "Conv") or (len(x.static_shape) >= 2 and len(w.static_shape) >= 2)
 
 
 def _quantize(graph: Graph, table: CalibrationTable, elem: int, ctx: PassContext) -> bool:

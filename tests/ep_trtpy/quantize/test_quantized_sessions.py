@@ -119,6 +119,11 @@ def test_the_table_is_part_of_the_engine_cache_key(calibrated, tmp_path):
     first = get_or_build(graph, {"x": (1, 3, 8, 8)}, options, "reference")
     again = get_or_build(graph, {"x": (1, 3, 8, 8)}, options, "reference")
     assert again.source == "cache" and again.key == first.key
+    from ep_trtpy.ops.executor import run_graph
+
+    feeds = qmodels.batches(model, 1, batch=1, seed=4)[0]
+    assert "ep_trtpy::QConv" in [n.key for n in again.artifact.graph.nodes]
+    assert np.array_equal(run_graph(again.artifact.graph, feeds)[0], run_graph(first.artifact.graph, feeds)[0])
     other = folder / "other.json"
     data = json.loads(open(table).read())
     data["tensors"]["x"]["amax"] *= 2
