@@ -151,10 +151,10 @@ def _guard(proto: Any, path: str, table: CalibrationTable, layers: list[collect.
     ev = g.Evaluator(proto, path, table, table.precision)
     steps = [0]
 
-    def say(text: str) -> None:
+    def say(text: str) -> None:  # sensitivities, then the fallbacks (as many as it takes)
         steps[0] += 1
         if progress is not None:
-            progress(steps[0], len(quantized) + 1 + steps[0], text)
+            progress(steps[0], max(steps[0], len(quantized) + 1), text)
 
     try:
         if target is None:

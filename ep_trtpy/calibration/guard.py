@@ -34,7 +34,7 @@ import numpy as np
 
 from ep_trtpy.calibration.collect import CalibrationError
 from ep_trtpy.options import parse, parse_accuracy_target
-from ep_trtpy.quantize.table import CalibrationTable, Layer
+from ep_trtpy.quantize.table import CalibrationTable, Layer, QuantizationError
 
 Feeds = dict[str, np.ndarray]
 Outputs = list[np.ndarray]
@@ -117,10 +117,16 @@ class Evaluator:
         for feeds in batches:
             shapes = {k: tuple(v.shape) for k, v in feeds.items()}
             key = (floats, tuple(sorted(shapes.items())))
-            g = self._graphs.get(key)
-            if g is None:
-                g = self._graphs[key] = optimize(self.graph, shapes, options)
-            out.append([np.asarray(a) for a in run_graph(g, feeds)])
+            try:
+                g = self._graphs.get(key)
+                if g is None:
+                    g = self._graphs[key] = optimize(self.graph, shapes, options)
+                out.append([np.asarray(a) for a in run_graph(g, feeds)])
+            except QuantizationError:
+                raise
+            except (ValueError, TypeError) as e:  # an op without a numpy reference, a shape the builder refuses
+                raise CalibrationError(f"the accuracy guard runs the whole model on the reference backend, which "
+                                       f"cannot run it: {e}") from None
         return out
 
     def close(self) -> None:

@@ -4,7 +4,11 @@ calibration whose target then holds in a session."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto as T
+from onnx import helper as h
+from onnx import numpy_helper as nh
 
 import qmodels
 from ep_trtpy.calibration import CalibrationError, calibrate
@@ -95,3 +99,18 @@ def test_a_guarded_calibration_keeps_its_target_in_a_session(tmp_path):
     for feeds in data[-2:]:  # the held-back batches
         got, want = sess.run(None, feeds)[0], cpu.run(None, feeds)[0]
         assert target <= g.cosine(got, want) < 1 - 1e-9  # quantized (not FP32), and within the target
+
+
+def test_a_model_the_reference_backend_cannot_run_is_one_sentence():
+    w = np.random.default_rng(0).standard_normal((4, 4)).astype(np.float32)
+    nodes = [h.make_node("MatMul", ["x", "w"], ["m"], name="mm"),
+             h.make_node("TopK", ["m", "k"], ["v", "i"], axis=-1, name="topk")]
+    g_ = h.make_graph(nodes, "g", [h.make_tensor_value_info("x", T.FLOAT, ["N", 4])],
+                      [h.make_tensor_value_info("v", T.FLOAT, ["N", 2])],
+                      [nh.from_array(w, "w"), nh.from_array(np.array([2], np.int64), "k")])
+    model = h.make_model(g_, opset_imports=[h.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    data = [{"x": np.random.default_rng(k).standard_normal((2, 4)).astype(np.float32)} for k in range(3)]
+    with pytest.raises(CalibrationError, match="the accuracy guard runs the whole model on the reference backend, "
+                                               "which cannot run it: .*TopK"):
+        calibrate(model, data, "minmax", accuracy_target="cosine:0.99")
