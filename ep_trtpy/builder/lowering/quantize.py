@@ -12,8 +12,9 @@ What the GPU lowering must implement (then drop the op's entry from PENDING):
   B int32 or float32 [M]): cuDNN INT8 convolution with int32 accumulation (or FP8 E4M3 with float32 accumulation
   on sm_89+), epilogue ``float(acc [+ B_int32]) * (x_scale * w_scale[m]) [+ B_float]``, FusedConv's activation,
   and the requantization ``round_half_even(y / y_scale) + y_zero_point`` saturated to y_type, or a float output
-  when y_scale is absent. A non-zero x_zero_point (ORT's asymmetric activations) is the constant
-  ``-x_zero_point * sum(W[m] - w_zero_point[m])`` per channel, except near padding (pad with x_zero_point).
+  when y_scale is absent. A non-zero x_zero_point (ORT's asymmetric activations) adds the per-channel constant
+  ``-x_zero_point * sum(W[m] - w_zero_point[m])`` to ``sum X * (W - w_zero_point)``, exact when the padding holds
+  x_zero_point (the padding of the dequantized input is 0.0, i.e. the quantized value x_zero_point).
 * ``ep_trtpy::QMatMul`` (A, B int8/FP8, bias int32 or float32 [N]): cuBLASLt IMMA (int8, int32 accumulation) or
   FP8 GEMM with the same epilogue and per-column b_scale (a vector alpha); transA/transB/alpha as FusedMatMul.
 * QuantizeLinear / DequantizeLinear (per-tensor or per-axis) as pointwise kernels at the precision boundaries.
