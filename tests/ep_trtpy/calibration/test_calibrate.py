@@ -98,3 +98,11 @@ def test_argument_mistakes():
         calibrate(model, data, "minmax", accuracy_target="psnr:30")
     with pytest.raises(CalibrationError, match="model file 'nope.onnx' does not exist"):
         calibrate("nope.onnx", data)
+
+
+def test_the_package_face_calibrates():
+    import ep_trtpy
+
+    model = qmodels.mlp()
+    table = ep_trtpy.calibrate(model, qmodels.batches(model, 2), method="minmax")
+    assert table.method == "minmax" and set(table.layers) == {"fc1", "fc2"}
