@@ -26,7 +26,7 @@ optimizations, which may differ slightly.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -66,29 +66,36 @@ SUFFIXES = ("_nhwc", "_fp16", "_bf16", "_fp32")
 
 
 @dataclass
-class Row:
-    """One materialized value compared with the reference."""
+class Measure:
+    """How one value compares with the reference."""
 
-    value: str
-    engine: int
-    step: int
-    """Position of the producing layer in the engine's execution order."""
-    layer: str
-    op: str
-    fused: list[str]
-    """The model's nodes the producing layer implements."""
-    node: str
-    """The model's node that produces the value."""
-    shape: list[int]
-    precision: str
-    layout: str
     ok: bool = False
     max_abs: float = 0.0
     max_rel: float = 0.0
     rms: float = 0.0
     cosine: float = 1.0
     bad: int = 0
+    """Elements outside an elementwise tolerance (--rtol/--atol), or non-finite where the reference is not."""
     note: str = ""
+
+
+@dataclass
+class Row(Measure):
+    """One materialized value compared with the reference (its Measure plus where it comes from)."""
+
+    value: str = ""
+    engine: int = 0
+    step: int = 0
+    """Position of the producing layer in the engine's execution order."""
+    layer: str = ""
+    op: str = ""
+    fused: list[str] = field(default_factory=list)
+    """The model's nodes the producing layer implements."""
+    node: str = ""
+    """The model's node that produces the value."""
+    shape: list[int] = field(default_factory=list)
+    precision: str = ""
+    layout: str = ""
 
 
 @dataclass
@@ -231,18 +238,6 @@ def _value_precision(dtype: np.dtype, engine: str) -> str:
     return engine
 
 
-@dataclass
-class Measure:
-    ok: bool
-    max_abs: float = 0.0
-    max_rel: float = 0.0
-    rms: float = 0.0
-    cosine: float = 1.0
-    bad: int = 0
-    """Elements outside an elementwise tolerance (--rtol/--atol), or non-finite where the reference is not."""
-    note: str = ""
-
-
 def compare_value(ours: np.ndarray, ref: np.ndarray, precision: str, channels_last: bool,
                   elementwise: harness.Tolerance | None = None) -> Measure:
     """Our value (engine dtype and layout) against the reference's: :data:`TOLERANCES` of the precision, or
@@ -345,8 +340,8 @@ def debug(model: onnx.ModelProto, feeds: dict[str, np.ndarray], options: Options
             want = ref[row.value]
             row.precision = _value_precision(want.dtype, precision)
             c = compare_value(ours[row.value], want, row.precision, row.layout == "NHWC", tol)
-            row.ok, row.max_abs, row.max_rel, row.rms, row.cosine = c.ok, c.max_abs, c.max_rel, c.rms, c.cosine
-            row.bad, row.note = c.bad, c.note
+            for f in fields(Measure):
+                setattr(row, f.name, getattr(c, f.name))
             row.shape = list(want.shape)
             report.rows.append(row)
     return report
@@ -401,9 +396,9 @@ def _materialized(art: EngineArtifact, names: set[str], producer: dict[str, str]
             if in_plan is not None and v.name not in in_plan:
                 continue
             layer = _compute_node(v) or node
-            rows.append(Row(v.name, engine, order[id(layer)], layer.name, layer.key,
-                            art.fusions.get(layer.name, [layer.name]), producer.get(v.name, ""), [], "",
-                            _layout(v.name, art)))
+            rows.append(Row(value=v.name, engine=engine, step=order[id(layer)], layer=layer.name, op=layer.key,
+                            fused=art.fusions.get(layer.name, [layer.name]), node=producer.get(v.name, ""),
+                            layout=_layout(v.name, art)))
     rows.sort(key=lambda r: r.step)
     return rows
 
