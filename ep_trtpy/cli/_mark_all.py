@@ -18,6 +18,12 @@ How it runs:
 4. Each engine runs on the reference values of its inputs, so an error shows at the layer that makes it and does
    not spill into the next engine. Values the engine holds channels-last are transposed back to NCHW, and 16-bit
    values are widened to float32, before they are compared.
+5. Inside an engine, error made early reaches later layers, and some (a softmax over large logits) amplify it
+   without computing anything wrong. A value that fails its tolerance is therefore traced to its layer
+   (``_mark_local.py``): the layer is evaluated on the reference backend from the engine's own inputs
+   (``introduced``: the engine's error in this layer alone) and from the reference run's inputs (``as_built``:
+   the layer as the passes built it against the model's nodes). The layer fails only when one of those fails
+   the tolerance; otherwise the value passes and is counted as inheriting its error (``inherited``, ``total_ok``).
 
 Nodes left to ORT's CPU provider are not compared (they run the reference's own kernels). The subgraphs are the
 raw model's, as ``ep-trtpy build`` and ``profile`` see them; a session partitions the graph after ORT's basic
@@ -34,6 +40,7 @@ import onnx
 
 from ep_trtpy.builder.taps import read_taps, tap_graph, tap_plan
 from ep_trtpy.cli import harness
+from ep_trtpy.cli._mark_local import attribute, chain
 from ep_trtpy.engine.artifact import CPU, Device, EngineArtifact
 from ep_trtpy.options import Options
 from graph_partitioner.ir import Graph, Node, Value
@@ -81,7 +88,9 @@ class Measure:
 
 @dataclass
 class Row(Measure):
-    """One materialized value compared with the reference (its Measure plus where it comes from)."""
+    """One materialized value compared with the reference (its Measure plus where it comes from). ``ok`` is the
+    verdict on its layer: the value is within tolerance, or its layer adds no error beyond it (``total_ok`` False,
+    ``introduced`` and ``as_built`` within tolerance: the error is inherited)."""
 
     value: str = ""
     engine: int = 0
@@ -96,6 +105,17 @@ class Row(Measure):
     shape: list[int] = field(default_factory=list)
     precision: str = ""
     layout: str = ""
+    total_ok: bool = True
+    """The value against the reference run (inherited and introduced error together)."""
+    introduced: Measure | None = None
+    """Only where ``total_ok`` is False: the engine's value against its layer evaluated on the reference backend
+    from the engine's own inputs (the error this layer's arithmetic adds)."""
+    as_built: Measure | None = None
+    """Only where ``total_ok`` is False: the layer evaluated from the reference run's inputs (float32, the result in
+    the engine's dtype) against the reference run (a wrong rewrite, or a value its dtype cannot hold)."""
+    inherited: Measure | None = None
+    """Only where ``total_ok`` is False: the layer evaluated from the engine's inputs against the reference run
+    (the error the inputs bring, as this layer passes it on)."""
 
 
 @dataclass
@@ -117,7 +137,15 @@ class Report:
         bad = self.first_failure
         if not self.rows:
             return "nothing to compare: no claimed node materializes a value of the model"
+        inherit = [r for r in self.rows if r.ok and not r.total_ok]
+        carried = ""
+        if inherit:
+            worst = max(inherit, key=lambda r: r.rms)
+            carried = (f"; {len(inherit)} value(s) inherit error beyond tolerance from earlier layers (largest rel "
+                       f"rms {worst.rms:.3g} at '{worst.value}'), no layer there adds it")
         if bad is None:
+            if inherit:
+                return f"PASS: no layer of the {len(self.rows)} values adds error beyond tolerance{carried}"
             return f"PASS: all {len(self.rows)} values our engines materialize are within tolerance"
         fused = f", fused from {', '.join(bad.fused)}" if bad.fused != [bad.layer] else ""
         n_bad = sum(not r.ok for r in self.rows)
@@ -125,8 +153,9 @@ class Report:
         limit = ("--rtol/--atol" if self.elementwise is not None else "exact" if t is None else
                  f"{bad.precision}: rms <= {t.rms:g}, max rel <= {t.max_rel:g}")
         return (f"FAIL: first failing layer '{bad.layer}' ({bad.op}{fused}) in engine {bad.engine}: value "
-                f"'{bad.value}' rel rms {bad.rms:.3g}, max rel {bad.max_rel:.3g}, cosine {bad.cosine:.6f} "
-                f"({limit}{'; ' + bad.note if bad.note else ''}); {n_bad} of {len(self.rows)} values fail")
+                f"'{bad.value}' rel rms {bad.rms:.3g}, max rel {bad.max_rel:.3g}, cosine {bad.cosine:.6f}"
+                f"{origin(bad)} ({limit}{'; ' + bad.note if bad.note else ''}); {n_bad} of {len(self.rows)} "
+                f"values fail{carried}")
 
     def to_dict(self) -> dict[str, Any]:
         bad = self.first_failure
@@ -139,6 +168,14 @@ class Report:
                 "verdict": self.verdict(), "rows": [asdict(r) for r in self.rows], "skipped": self.skipped}
 
 
+def origin(row: Row) -> str:
+    """', introduced rel rms a, max rel b; as built ...; inherited ...' for a value that fails against the
+    reference run ('' otherwise)."""
+    parts = [f"{what} rel rms {m.rms:.3g}, max rel {m.max_rel:.3g}" for what, m in
+             (("introduced", row.introduced), ("as built", row.as_built), ("inherited", row.inherited)) if m]
+    return "".join(f"; {p}" for p in parts)
+
+
 # ------------------------------------------------------------------------------------------- backends --
 class ReferenceBackend:
     """Engines on the numpy reference backend (the optimized graph, run by ep_trtpy.ops)."""
@@ -149,6 +186,10 @@ class ReferenceBackend:
         from ep_trtpy.builder.build import build
 
         return build(sub, shapes, options, "reference", CPU)
+
+    def holds(self, art: EngineArtifact, name: str) -> bool:
+        v = art.graph.values.get(name)
+        return v is not None and v.const is None and (v.producer is not None or v in art.graph.inputs)
 
     def run(self, art: EngineArtifact, names: list[str], feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from ep_trtpy.ops.executor import run_graph
@@ -173,6 +214,10 @@ class CudaBackend:
         if self.device is None:
             self.device = _device("cuda")
         return build(sub, shapes, options, "cuda", self.device)
+
+    def holds(self, art: EngineArtifact, name: str) -> bool:
+        assert art.plan is not None
+        return any(t.name == name for t in art.plan.tensors)
 
     def execute(self, plan: Any, weights: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """Host copies of the outputs of `plan` run on `inputs` (engine input order)."""
@@ -212,14 +257,8 @@ def _reference(model: onnx.ModelProto, feeds: dict[str, np.ndarray], names: list
 def _compute_node(v: Value) -> Node | None:
     """The layer that computes `v`: its producer, or, where `v` is a converted copy that took over the name (a
     float32 cast or an NCHW transpose of ``<v>_fp16`` / ``<v>_nhwc``), the layer behind that copy."""
-    copies = {v.name + s for s in SUFFIXES}
-    node = v.producer
-    while node is not None:
-        src = [x for x in node.inputs if x is not None and x.const is None]
-        if len(src) != 1 or src[0].name not in copies or src[0].producer is None:
-            return node
-        node = src[0].producer
-    return node
+    nodes = chain(v, SUFFIXES)
+    return nodes[0] if nodes else None
 
 
 def engine_precision(options: Options, backend: str) -> str:
@@ -230,7 +269,7 @@ def engine_precision(options: Options, backend: str) -> str:
     return "tf32" if backend == "cuda" and options.tf32_enable else "fp32"
 
 
-def _value_precision(dtype: np.dtype, engine: str) -> str:
+def value_precision(dtype: np.dtype, engine: str) -> str:
     if dtype.kind not in "fc":
         return "int"
     if dtype == np.float16 and engine in ("fp32", "tf32"):
@@ -332,18 +371,32 @@ def debug(model: onnx.ModelProto, feeds: dict[str, np.ndarray], options: Options
         report.skipped += [{"value": n, "engine": k, "reason": _why_not(art, n)} for n in sorted(names - kept)]
     values = [r.value for _, rows in built for r in rows]
     ref.update(_reference(model, feeds, values) if values else {})  # only what the engines materialize
+    model_values = set(producer) | {i.name for i in model.graph.input}
+
+    def fetch(names: list[str]) -> None:
+        wanted = [n for n in names if n in model_values and n not in ref]
+        if wanted:
+            ref.update(_reference(model, feeds, wanted))
+
     for art, rows in built:
         if not rows:
             continue
-        ours = backend.run(art, [r.value for r in rows], {n: ref[n] for n in art.input_names})
+        engine_feeds = {n: ref[n] for n in art.input_names}
+        ours = backend.run(art, [r.value for r in rows], engine_feeds)
         for row in rows:
             want = ref[row.value]
-            row.precision = _value_precision(want.dtype, precision)
+            row.precision = value_precision(want.dtype, precision)
             c = compare_value(ours[row.value], want, row.precision, row.layout == "NHWC", tol)
             for f in fields(Measure):
                 setattr(row, f.name, getattr(c, f.name))
+            row.total_ok = row.ok
             row.shape = list(want.shape)
             report.rows.append(row)
+        failing = [r for r in rows if not r.total_ok]
+        if failing:
+            attribute(failing, art.graph, set(art.channels_last), SUFFIXES, lambda n, a=art: backend.holds(a, n),
+                      lambda names, a=art, f=engine_feeds: backend.run(a, names, f), ref, fetch,
+                      lambda ours, want, row, nhwc: compare_value(ours, want, row.precision, nhwc, tol))
     return report
 
 

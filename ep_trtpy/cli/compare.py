@@ -112,10 +112,11 @@ def _mark_all(args: argparse.Namespace, raw: dict[str, str]) -> int:
     bad = report.first_failure
     for i, r in enumerate(report.rows):
         mark_first = "  <- first failure" if r is bad else ""
-        verdict = "pass" if r.ok else "FAIL"
+        verdict = "FAIL" if not r.ok else "pass" if r.total_ok else "inherits"
+        detail = "; ".join(x for x in (mark.origin(r)[2:], r.note) if x)
         print(f"{i:4d}  {_cut(r.value, 32):32s} {_cut(r.layer, 32):32s} {_cut(r.op, 22):22s} "
               f"{_cut(str(r.shape), 18):18s} {r.precision:5s} {r.max_abs:9.3g} {r.max_rel:9.3g} {r.rms:9.3g} "
-              f"{r.cosine:9.6f}  {verdict}{' (' + r.note + ')' if r.note else ''}{mark_first}")
+              f"{r.cosine:9.6f}  {verdict}{' (' + detail + ')' if detail else ''}{mark_first}")
     print(report.verdict())
     _write_json(args.json, report.to_dict())
     return 0 if bad is None else 1

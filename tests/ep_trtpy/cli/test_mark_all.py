@@ -5,6 +5,7 @@ our kernels with a planted wrong weight."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -64,6 +65,75 @@ def convnet():  # noqa: ANN201
     return _model(nodes, inits, ["N", 4, 8, 8])
 
 
+def amplifier():  # noqa: ANN201
+    """MatMul -> Softmax -> Mul. The logits are large (about 80) and close to each other (within a few units): the
+    softmax passes a relative error e of its logits on as about 80 e, and computes nothing wrong."""
+    rng = np.random.default_rng(7)
+    common = rng.standard_normal((8, 1)) * 30.0
+    inits = {"w": (common + rng.standard_normal((8, 6)) * 0.3).astype(np.float32), "k": np.array(2.0, np.float32)}
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["l"], name="mm"),
+             helper.make_node("Softmax", ["l"], ["s"], axis=-1, name="softmax"),
+             helper.make_node("Mul", ["s", "k"], ["y"], name="scale")]
+    return _model(nodes, inits, ["N", 8])
+
+
+class Perturbed(mark.ReferenceBackend):
+    """The reference backend whose engine runs with the weight of one layer multiplied by (1 + e * noise): a layer
+    whose arithmetic is off (relative error about e), while the layer's own evaluation reads the built graph."""
+
+    def __init__(self, layer: str, e: float) -> None:
+        self.layer, self.e = layer, e
+
+    def run(self, art, names, feeds):  # noqa: ANN001, ANN201
+        g = art.graph.copy()
+        w = next(n for n in g.nodes if n.name.startswith(self.layer)).inputs[1]
+        noise = np.random.default_rng(1).standard_normal(w.const.shape)
+        w.const = (w.const * (1 + self.e * noise)).astype(w.const.dtype)
+        return super().run(dataclasses.replace(art, graph=g), names, feeds)
+
+
+def _amplifier_report(e: float) -> tuple[mark.Report, dict[str, mark.Row]]:
+    x = np.random.default_rng(2).uniform(0.5, 1.5, (3, 8)).astype(np.float32)
+    report = mark.debug(amplifier(), {"x": x}, Options(), Perturbed("mm", e), "amp")
+    return report, {r.value: r for r in report.rows}
+
+
+def test_an_exact_layer_that_amplifies_inherited_error_is_not_blamed() -> None:
+    report, rows = _amplifier_report(3e-5)
+    mm, sm = rows["l"], rows["s"]
+    assert mm.total_ok and mm.rms > 1e-6, mm  # the noisy layer: off, within fp32's tolerance
+    assert not sm.total_ok and sm.rms > 10 * mm.rms, sm  # the softmax output fails against ORT ...
+    assert sm.ok and sm.introduced.rms == 0 and sm.as_built.rms < 1e-6, sm  # ... but computes exactly
+    assert not sm.inherited.ok and sm.inherited.rms == pytest.approx(sm.rms, rel=1e-2), sm
+    assert report.first_failure is None, report.verdict()
+    assert report.verdict().startswith("PASS: no layer") and "inherit error beyond tolerance" in report.verdict()
+
+
+def test_a_layer_that_introduces_error_is_blamed_and_not_what_follows() -> None:
+    report, rows = _amplifier_report(1e-2)
+    mm, sm = rows["l"], rows["s"]
+    assert report.first_failure is mm, report.verdict()
+    assert not mm.introduced.ok and mm.introduced.rms > 1e-3 and mm.as_built.ok, mm
+    assert not sm.total_ok and sm.ok, sm
+    assert "introduced rel rms" in report.verdict() and "1 of 3 values fail" in report.verdict()
+
+
+def test_mark_all_json_and_table_show_both_errors(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    path = _save(tmp_path, mlp(), "mlp.onnx")
+    _plant(monkeypatch, "Softmax", "softmax")
+    rc, doc, text = _mark_all(tmp_path, path, "--shapes", "x:3x8", capsys=capsys)
+    assert rc == 1
+    rows = {r["value"]: r for r in doc["rows"]}
+    assert {"ok", "max_abs", "max_rel", "rms", "cosine", "bad", "note", "value", "layer"} <= set(rows["s"])  # as before
+    assert rows["n"]["total_ok"] and rows["n"]["introduced"] is None  # a passing value is not traced
+    assert set(rows["s"]["as_built"]) >= {"ok", "rms", "max_rel"} and rows["s"]["inherited"]["rms"] < 1e-6
+    assert not rows["y"]["total_ok"] and rows["y"]["ok"] and rows["y"]["inherited"]["rms"] > 1e-3
+    first = next(ln for ln in text.splitlines() if "<- first failure" in ln)
+    assert "FAIL (introduced rel rms 0, max rel 0; as built rel rms 0.01" in first
+    last_row = next(ln for ln in text.splitlines() if ln.strip().startswith("4 "))
+    assert " inherits (introduced rel rms 0" in last_row
+
+
 def _save(tmp_path, model, name: str) -> str:  # noqa: ANN001
     path = tmp_path / name
     path.write_bytes(model.SerializeToString())
@@ -108,6 +178,10 @@ def test_names_exactly_the_planted_layer(tmp_path, monkeypatch, capsys, key, pre
     assert all(r["ok"] for r in rows[:i]) and i > 0  # every layer before it passes
     assert text.strip().splitlines()[-1].startswith(f"FAIL: first failing layer '{layer}'")
     assert "<- first failure" in text
+    planted = rows[i]  # the engine is the reference here: the layer as built differs from ORT, its arithmetic not
+    assert not planted["total_ok"] and planted["introduced"]["rms"] == 0, planted
+    assert not planted["as_built"]["ok"] and planted["as_built"]["rms"] > 1e-3, planted
+    assert all(r["ok"] and r["as_built"]["ok"] for r in rows[i + 1:] if not r["total_ok"])  # inherited, not blamed
 
 
 def test_clean_model_passes_every_value(tmp_path, capsys) -> None:  # noqa: ANN001
