@@ -135,7 +135,7 @@ def _attribute_row(row: Any, g: Graph, ours: dict[str, np.ndarray], ref: dict[st
         notes.append(f"input '{(absent or [row.value])[0]}' is not held by the engine: introduced error not measured")
     else:
         try:
-            local = run_graph(g, {i.name: ours[i.name] for i in g.inputs})[0]
+            local = _wide(run_graph(g, {i.name: ours[i.name] for i in g.inputs})[0])
         except OpError as e:
             notes.append(f"the layer's reference failed on the engine's inputs ({e})")
     exact = None
@@ -147,7 +147,7 @@ def _attribute_row(row: Any, g: Graph, ours: dict[str, np.ndarray], ref: dict[st
         w = widened(g)
         try:
             exact = np.asarray(run_graph(w, {n: _as_input(a, w.values[n]) for n, a in feeds.items()})[0])
-            exact = exact.astype(storage_dtype(g))
+            exact = _wide(exact.astype(storage_dtype(g)))
             row.as_built = compare(exact, want, row, nhwc)
         except OpError as e:
             notes.append(f"the layer's reference failed on the reference run's inputs ({e})")
@@ -158,6 +158,12 @@ def _attribute_row(row: Any, g: Graph, ours: dict[str, np.ndarray], ref: dict[st
     if row.introduced is not None:  # the engine's own error is known: blame only what this layer adds
         row.ok = all(m.ok for m in measured)
     row.note = _join(row.note, *notes)
+
+
+def _wide(a: np.ndarray) -> np.ndarray:
+    """16-bit floats as float32 (the comparison's reference side must be a numpy float)."""
+    a = np.asarray(a)
+    return a.astype(np.float32) if a.dtype.itemsize == 2 and a.dtype.kind in "fV" else a
 
 
 def _as_input(a: np.ndarray, v: Value) -> np.ndarray:
