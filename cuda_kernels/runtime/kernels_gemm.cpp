@@ -29,7 +29,8 @@
 // broadcasts) runs as one extra pass of our epilogue kernel (tp/library_epilogues.h) over Y. cuBLASLt's GELU
 // epilogue is the tanh approximation: it serves act 3 always, and act 2 (the erf form) in 16-bit GEMMs, where the
 // two forms differ by at most 5e-4 (below float16's resolution for |x| >= 0.5); float32 keeps the erf form in
-// our epilogue kernel.
+// our epilogue kernel. cuBLASLt's RELU epilogue is max(x, 0): some of its kernels turn NaN into 0, others keep it
+// (README, "Numerics at the edges"); our epilogue kernel keeps NaN.
 //
 // Alignment: the primary plan assumes the operand base pointers are aligned as the batch strides allow (at most
 // 256 bytes); a launch whose pointers are less aligned (views at odd offsets) runs a fallback plan that assumes

@@ -392,6 +392,13 @@ def internal_cases(dtype: type = np.float32) -> list[NumCase]:
     cases.append(NumCase(f"FusedMatMul-Relu-nan-{dt}", "ep_trtpy::FusedMatMul", [Arg("a", a), Arg("b", bm, True)],
                          [_out(want, dtype)], {"activation": "Relu"}, ort="", kernels=("gemm",),
                          rtol=1e-3 if dtype == np.float32 else 5e-3, atol=1e-3 if dtype == np.float32 else 5e-3))
+    rbias = _round(rng.uniform(-0.2, 0.2, (8, 1)), dtype)  # a bias per row: our epilogue kernel applies the Relu
+    with np.errstate(invalid="ignore"):
+        want = np.maximum(a.astype(np.float64) @ bm.astype(np.float64) + rbias.astype(np.float64), 0)
+    cases.append(NumCase(f"FusedMatMul-Relu-rowbias-nan-{dt}", "ep_trtpy::FusedMatMul",
+                         [Arg("a", a), Arg("b", bm, True), Arg("bias", rbias, True)], [_out(want, dtype)],
+                         {"activation": "Relu"}, ort="", kernels=("gemm",),
+                         rtol=1e-3 if dtype == np.float32 else 5e-3, atol=1e-3 if dtype == np.float32 else 5e-3))
     return cases
 
 
