@@ -86,4 +86,33 @@ def test_threads() -> None:
     assert "CHECK OK" in r.stdout
     assert "sessions: 4 created at once on one cache folder: builds 1, engine cache hits 3, errors 0" in r.stdout
     assert "4 first-seen shapes at once: builds 4, errors 0" in r.stdout
-    assert "outputs checked: 1612, mismatches: 0" in r.stdout  # 4 + 8 + 8 x 200
+    assert "outputs checked: 1612, differ from the single-threaded result: 0 (bitwise)" in r.stdout  # 4 + 8 + 8 x 200
+    assert "accuracy against ORT's CPU provider (fp32 criterion, not a race check): 1612 of 1612" in r.stdout
+
+
+def test_threads_race_check_is_bitwise_and_apart_from_accuracy() -> None:
+    """The race check compares with the session's single-threaded result (bitwise for a deterministic engine, within
+    RACE_ULPS otherwise); the accuracy line uses the precision's criterion and does not count as a race."""
+    threads = _load(THREADS, "threads_sample")
+    base = [np.linspace(-2, 2, 40, dtype=np.float32).reshape(4, 10), np.arange(6, dtype=np.int64)]
+    assert threads.differs([b.copy() for b in base], base, exact=True) == ""
+    ulp = [np.nextafter(base[0], np.float32(np.inf)), base[1]]  # one unit in the last place, everywhere
+    assert "40 of 40 elements differ" in threads.differs(ulp, base, exact=True)
+    assert threads.differs(ulp, base, exact=False) == ""
+    far = [base[0] * np.float32(1 + 1e-4), base[1]]
+    assert "by more than 16 ulp" in threads.differs(far, base, exact=False)
+    assert "output 1" in threads.differs([base[0], base[1] + 1], base, exact=False)  # integers: exact always
+    nan = [np.full((2, 2), np.nan, np.float32)]
+    assert threads.differs([nan[0].copy()], nan, exact=True) == "" and threads.differs([nan[0]], nan, exact=False) == ""
+    assert "float16[4, 10]" in threads.differs([base[0].astype(np.float16)], base[:1], exact=True)
+
+    data = onnx.load(os.path.join(FIRST_RUN, "model.onnx")).SerializeToString()
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    for precision, tf32_ok in (("fp32", False), ("tf32", True)):
+        checker = threads.Checker(data, precision)
+        (want,) = checker.reference({"image": x})
+        tf32_like = want * np.float32(1 + 2e-3)  # what TF32 products give: outside fp32's criterion, inside tf32's
+        checker.check([tf32_like], [tf32_like], [want], True, "same as one thread")
+        checker.check([want], [tf32_like], [want], True, "another input's result")
+        assert checker.checked == 2 and checker.races == 1 and "another input's result" in checker.first_race
+        assert checker.inaccurate == (0 if tf32_ok else 1), (precision, checker.first_inaccurate)
