@@ -4,7 +4,8 @@
 //   inputs of magnitude 1e4 square to 1e8, far inside float32's range),
 //   y = (x - mean) * (1 / sqrt(var + epsilon)) * scale + bias.
 // cols <= 1024: one warp per row holding the row in registers (ELEMS per lane, a compile-time count, so the array
-// stays in registers); larger rows: one block of 512 threads per row, re-reading the row from cache.
+// stays in registers); with cols a multiple of 16 bytes' worth and aligned pointers (up to 256 chunks of 16 bytes)
+// the same on 16-byte accesses; larger rows: one block of 512 threads per row, re-reading the row from cache.
 #include "common.cuh"
 #include "norm.h"
 
@@ -68,6 +69,86 @@ __global__ void __launch_bounds__(256) ln_warp(const T* __restrict__ x, const T*
   }
 }
 
+// The same as ln_warp on 16-byte chunks: lane l holds chunks l, l + 32, ... (CHUNKS of them, V = 16 / sizeof(T)
+// elements each), so every load and store is 16 bytes wide. Needs cols % V == 0 and 16-byte aligned pointers.
+template <typename T, int CHUNKS>
+__global__ void __launch_bounds__(256) ln_warp_vec(const T* __restrict__ x, const T* __restrict__ res,
+                                                   const T* __restrict__ scale, const T* __restrict__ bias,
+                                                   T* __restrict__ y, T* __restrict__ sum, ll rows, int cols,
+                                                   float eps) {
+  constexpr int V = 16 / sizeof(T);
+  using Pack = uint4;
+  const int lane = threadIdx.x & 31;
+  const int chunks = cols / V;
+  const ll nwarps = (static_cast<ll>(gridDim.x) * blockDim.x) >> 5;
+  for (ll row = (static_cast<ll>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5; row < rows; row += nwarps) {
+    const Pack* xr = reinterpret_cast<const Pack*>(x + row * cols);
+    const Pack* rr = res != nullptr ? reinterpret_cast<const Pack*>(res + row * cols) : nullptr;
+    Pack* sr = sum != nullptr ? reinterpret_cast<Pack*>(sum + row * cols) : nullptr;
+    float v[CHUNKS][V];
+    float total = 0.0f;
+#pragma unroll
+    for (int t = 0; t < CHUNKS; ++t) {
+      const int c = lane + t * 32;
+      if (c < chunks) {
+        Pack xp = xr[c];
+        T* xv = reinterpret_cast<T*>(&xp);
+        if (rr != nullptr) {
+          const Pack rp = rr[c];
+          const T* rv = reinterpret_cast<const T*>(&rp);
+#pragma unroll
+          for (int e = 0; e < V; ++e) xv[e] = k::from_float<T>(k::to_float(xv[e]) + k::to_float(rv[e]));
+          if (sr != nullptr) sr[c] = xp;
+        }
+#pragma unroll
+        for (int e = 0; e < V; ++e) {
+          v[t][e] = k::to_float(xv[e]);
+          total += v[t][e];
+        }
+      } else {
+#pragma unroll
+        for (int e = 0; e < V; ++e) v[t][e] = 0.0f;
+      }
+    }
+    const float mean = warp_sum(total) / static_cast<float>(cols);
+    float sq = 0.0f;
+#pragma unroll
+    for (int t = 0; t < CHUNKS; ++t) {
+      if (lane + t * 32 < chunks) {
+#pragma unroll
+        for (int e = 0; e < V; ++e) {
+          const float d = v[t][e] - mean;
+          sq += d * d;
+        }
+      }
+    }
+    const float inv = 1.0f / sqrtf(warp_sum(sq) / static_cast<float>(cols) + eps);
+    Pack* yr = reinterpret_cast<Pack*>(y + row * cols);
+#pragma unroll
+    for (int t = 0; t < CHUNKS; ++t) {
+      const int c = lane + t * 32;
+      if (c < chunks) {
+        const Pack gp = reinterpret_cast<const Pack*>(scale)[c];
+        const T* gv = reinterpret_cast<const T*>(&gp);
+        Pack bp = make_uint4(0u, 0u, 0u, 0u);
+        if (bias != nullptr) bp = reinterpret_cast<const Pack*>(bias)[c];
+        const T* bv = reinterpret_cast<const T*>(&bp);
+        Pack op;
+        T* ov = reinterpret_cast<T*>(&op);
+#pragma unroll
+        for (int e = 0; e < V; ++e) {
+          float o = (v[t][e] - mean) * inv * k::to_float(gv[e]);
+          if (bias != nullptr) o += k::to_float(bv[e]);
+          ov[e] = k::from_float<T>(o);
+        }
+        yr[c] = op;
+      }
+    }
+  }
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
 __device__ __forceinline__ float block_sum(float v, float* smem /* 33 */) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
   v = warp_sum(v);
@@ -123,6 +204,21 @@ cudaError_t run(const LayerNormArgs& a, cudaStream_t stream, ll max_blocks) {
   T* y = static_cast<T*>(a.y);
   const unsigned warp_grid = k::grid_1d(a.rows * 32, 256, max_blocks);
   const int cols = static_cast<int>(a.cols);
+  constexpr int V = 16 / sizeof(T);
+  const bool vec = a.cols % V == 0 && a.cols <= 8 * 32 * V && aligned16(x) && aligned16(y) && aligned16(scale) &&
+                   (res == nullptr || aligned16(res)) && (sum == nullptr || aligned16(sum)) &&
+                   (bias == nullptr || aligned16(bias));
+  if (vec) {
+    const int chunks = (cols / V + 31) / 32;
+    auto go = [&](auto kern) { kern<<<warp_grid, 256, 0, stream>>>(x, res, scale, bias, y, sum, a.rows, cols, a.epsilon); };
+    if (chunks <= 1) go(ln_warp_vec<T, 1>);
+    else if (chunks <= 2) go(ln_warp_vec<T, 2>);
+    else if (chunks <= 3) go(ln_warp_vec<T, 3>);
+    else if (chunks <= 4) go(ln_warp_vec<T, 4>);
+    else if (chunks <= 6) go(ln_warp_vec<T, 6>);
+    else go(ln_warp_vec<T, 8>);
+    return cudaGetLastError();
+  }
   if (a.cols <= 128)
     ln_warp<T, 4><<<warp_grid, 256, 0, stream>>>(x, res, scale, bias, y, sum, a.rows, cols, a.epsilon);
   else if (a.cols <= 256)
