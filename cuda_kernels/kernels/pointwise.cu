@@ -461,6 +461,82 @@ bool vector_ok(const Params<T>& p) {
   return true;
 }
 
+// ---------------------------------------------------------------------------------------- conversion copy --
+// The program "load input 0, (mov,) store to output 0" over a contiguous, unbroadcast input is a dtype conversion
+// (a Cast at an engine's boundary, float32 <-> float16/bfloat16): 16 bytes of input per thread, no interpreter.
+template <typename I, typename O>
+__global__ void __launch_bounds__(256) convert_kernel(const I* __restrict__ in, O* __restrict__ out, ll n) {
+  constexpr int V = 16 / sizeof(I);
+  const ll groups = n / V;
+  const ll step = static_cast<ll>(gridDim.x) * blockDim.x;
+  for (ll g = static_cast<ll>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups; g += step) {
+    const uint4 ip = reinterpret_cast<const uint4*>(in)[g];
+    const I* iv = reinterpret_cast<const I*>(&ip);
+    alignas(16) O ov[V];
+#pragma unroll
+    for (int j = 0; j < V; ++j) ov[j] = k::from_float<O>(k::to_float(iv[j]));
+    if constexpr (sizeof(O) * V == 16) {
+      reinterpret_cast<uint4*>(out)[g] = *reinterpret_cast<const uint4*>(ov);
+    } else if constexpr (sizeof(O) * V == 8) {
+      reinterpret_cast<uint2*>(out)[g] = *reinterpret_cast<const uint2*>(ov);
+    } else {  // 32 bytes: a 16-bit input widened to float32
+      reinterpret_cast<uint4*>(out)[2 * g] = reinterpret_cast<const uint4*>(ov)[0];
+      reinterpret_cast<uint4*>(out)[2 * g + 1] = reinterpret_cast<const uint4*>(ov)[1];
+    }
+  }
+  for (ll i = groups * V + static_cast<ll>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step)
+    out[i] = k::from_float<O>(k::to_float(in[i]));
+}
+
+// Whether `p` is a plain conversion copy of a contiguous input (see convert_kernel).
+bool is_conversion(const Params<float>& p) {
+  if (p.n_in != 1 || p.n_out != 1 || p.n_code < 2 || p.n_code > 3 || p.ndim < 1) return false;
+  const Instr& ld = p.code[0];
+  const Instr& st = p.code[p.n_code - 1];
+  if (ld.op != kLoad || ld.a != 0 || st.op != kStore || st.b != 0) return false;
+  int reg = ld.dst;
+  if (p.n_code == 3) {
+    const Instr& mv = p.code[1];
+    if (mv.op != kMov || mv.a != reg) return false;
+    reg = mv.dst;
+  }
+  if (st.a != reg) return false;
+  long long expect = 1;  // contiguous strides of the collapsed output dims
+  for (int d = p.ndim - 1; d >= 0; --d) {
+    if (p.dims[d] != 1 && p.strides[0][d] != expect) return false;
+    expect *= p.dims[d];
+  }
+  return true;
+}
+
+template <typename I>
+bool launch_convert_from(const void* in, void* out, int out_dtype, ll n, cudaStream_t stream, ll max_blocks) {
+  const unsigned grid = k::grid_1d((n + 16 / sizeof(I) - 1) / (16 / sizeof(I)), 256, max_blocks);
+  const I* src = static_cast<const I*>(in);
+  switch (out_dtype) {
+    case kFloat: convert_kernel<I, float><<<grid, 256, 0, stream>>>(src, static_cast<float*>(out), n); return true;
+    case kHalf: convert_kernel<I, __half><<<grid, 256, 0, stream>>>(src, static_cast<__half*>(out), n); return true;
+    case k::kBFloat16:
+      convert_kernel<I, __nv_bfloat16><<<grid, 256, 0, stream>>>(src, static_cast<__nv_bfloat16*>(out), n);
+      return true;
+  }
+  return false;
+}
+
+// Launches the conversion when `p` is one and its dtypes and pointers allow; false leaves it to the interpreter.
+bool launch_conversion(const Params<float>& p, cudaStream_t stream, ll max_blocks) {
+  if (!is_conversion(p) || (reinterpret_cast<uintptr_t>(p.in[0]) & 15u) != 0 ||
+      (reinterpret_cast<uintptr_t>(p.out[0]) & 15u) != 0)
+    return false;
+  switch (p.in_dtype[0]) {
+    case kFloat: return launch_convert_from<float>(p.in[0], p.out[0], p.out_dtype[0], p.n, stream, max_blocks);
+    case kHalf: return launch_convert_from<__half>(p.in[0], p.out[0], p.out_dtype[0], p.n, stream, max_blocks);
+    case k::kBFloat16:
+      return launch_convert_from<__nv_bfloat16>(p.in[0], p.out[0], p.out_dtype[0], p.n, stream, max_blocks);
+  }
+  return false;
+}
+
 template <typename T>
 void bind(Params<T>& p, const void* const* in, void* const* out) {
   for (int k = 0; k < p.n_in; ++k) p.in[k] = in[k];
@@ -475,6 +551,7 @@ cudaError_t launch(const Plan& plan, const void* const* in, void* const* out, cu
     if (plan.f.n <= 0) return cudaSuccess;
     Params<float> p = plan.f;
     bind(p, in, out);
+    if (launch_conversion(p, stream, max_blocks)) return cudaGetLastError();
     const bool vec = vector_ok(p) && p.n >= 4;
     switch (plan.nreg) {
       case 8: return vec ? run<float, 8, 4>(p, stream, max_blocks) : run<float, 8, 1>(p, stream, max_blocks);

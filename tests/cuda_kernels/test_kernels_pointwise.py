@@ -270,6 +270,14 @@ def test_cast_vs_ort(src: type, to: int) -> None:
     check_case(node_case("Cast", [In("x", x)], {"to": to}), exact=True, kernels=["pointwise"])
 
 
+@pytest.mark.parametrize("src, to", [(np.float32, FLOAT16), (np.float16, FLOAT), (np.float16, FLOAT16)])
+@pytest.mark.parametrize("shape", [(3, 1000, 37), (8, 16), (5,)])
+def test_cast_conversion_copy_vs_ort(src: type, to: int, shape: tuple) -> None:
+    # an engine-boundary Cast runs as a 16-byte conversion copy (with a scalar tail), not through the interpreter
+    x = (rand(shape, np.float32, 6, low=-70000, high=70000) * np.float32(1.37)).astype(src)
+    check_case(node_case("Cast", [In("x", x)], {"to": to}), exact=True, kernels=["pointwise"])
+
+
 def test_where_clip_vs_ort() -> None:
     c = rand((2, 3, 8), np.bool_, 1)
     a, b = rand((3, 8), np.float32, 2), rand((2, 1, 8), np.float32, 3)
