@@ -24,8 +24,8 @@ __device__ __forceinline__ void store(T* p, int64_t i, float v) {
 
 template <typename T>
 __global__ void epilogue_kernel(T* y, int64_t total, int64_t rows, int64_t cols, const T* add, int64_t add_sb,
-                                int64_t add_sr, int64_t add_sc, float add_scale, const T* residual, int act,
-                                float alpha, float beta) {
+                                int64_t add_sr, int64_t add_sc, float add_scale, const T* residual,
+                                bool residual_after_act, int act, float alpha, float beta) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     float v = load(y, i);
     if (add != nullptr) {
@@ -35,8 +35,10 @@ __global__ void epilogue_kernel(T* y, int64_t total, int64_t rows, int64_t cols,
       const int64_t b = rest / rows;
       v += add_scale * load(add, b * add_sb + r * add_sr + c * add_sc);
     }
-    if (residual != nullptr) v += load(residual, i);
-    store(y, i, activate(v, act, alpha, beta));
+    if (residual != nullptr && !residual_after_act) v += load(residual, i);
+    v = activate(v, act, alpha, beta);
+    if (residual != nullptr && residual_after_act) v += load(residual, i);
+    store(y, i, v);
   }
 }
 
@@ -142,7 +144,7 @@ cudaError_t launch_epilogue(const EpilogueArgs& a, cudaStream_t stream) {
     }
     epilogue_kernel<T><<<grid_for(total), kThreads, 0, stream>>>(
         static_cast<T*>(a.y), total, a.rows, a.cols, static_cast<const T*>(a.add), a.add_sb, a.add_sr, a.add_sc,
-        a.add_scale, static_cast<const T*>(a.residual), a.act, a.act_alpha, a.act_beta);
+        a.add_scale, static_cast<const T*>(a.residual), a.residual_after_act, a.act, a.act_alpha, a.act_beta);
   });
   return ok ? cudaGetLastError() : cudaErrorInvalidValue;
 }
