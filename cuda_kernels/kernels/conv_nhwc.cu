@@ -51,7 +51,8 @@ __device__ __forceinline__ void split(ll i, ll cgroups, const Window& g, ll* n, 
 template <typename T, int V>
 __global__ void __launch_bounds__(256) depthwise_kernel(Window g, const T* __restrict__ x, const T* __restrict__ w,
                                                         const T* __restrict__ bias, const T* __restrict__ z,
-                                                        T* __restrict__ y, int act, float alpha, float beta) {
+                                                        bool z_after_act, T* __restrict__ y, int act, float alpha,
+                                                        float beta) {
   const ll cgroups = g.c / V;
   const ll total = g.n * g.p * g.q * cgroups;
   for (ll i = static_cast<ll>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
@@ -82,14 +83,18 @@ __global__ void __launch_bounds__(256) depthwise_kernel(Window g, const T* __res
 #pragma unroll
       for (int j = 0; j < V; ++j) acc[j] += bv[j];
     }
-    if (z != nullptr) {
-      float zv[V];
-      load_vec<T, V>(z + o, zv);
+    float zv[V];
+    if (z != nullptr) load_vec<T, V>(z + o, zv);
+    if (z != nullptr && !z_after_act) {
 #pragma unroll
       for (int j = 0; j < V; ++j) acc[j] += zv[j];
     }
 #pragma unroll
     for (int j = 0; j < V; ++j) acc[j] = lib::activate(acc[j], act, alpha, beta);
+    if (z != nullptr && z_after_act) {  // a CSP bottleneck's shortcut: act(conv + bias) + z
+#pragma unroll
+      for (int j = 0; j < V; ++j) acc[j] += zv[j];
+    }
     store_vec<T, V>(y + o, acc);
   }
 }
@@ -187,7 +192,7 @@ cudaError_t depthwise(const DepthwiseArgs& a, cudaStream_t stream, long long max
     const unsigned grid = k::grid_1d(total, 256, max_blocks);
     auto launch = [&](auto kernel) {
       kernel<<<grid, 256, 0, stream>>>(g, static_cast<const T*>(a.x), static_cast<const T*>(a.w_rsc),
-                                       static_cast<const T*>(a.bias), static_cast<const T*>(a.z),
+                                       static_cast<const T*>(a.bias), static_cast<const T*>(a.z), a.z_after_act,
                                        static_cast<T*>(a.y), a.act, a.alpha, a.beta);
     };
     switch (v) {

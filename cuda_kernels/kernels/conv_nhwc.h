@@ -18,6 +18,7 @@ struct Window {
 };
 
 // y[n,p,q,c] = act(sum_{r,s} x[n, p*sh-ph+r*dh, q*sw-pw+s*dw, c] * w_rsc[r, s, c] + bias[c] + z[n,p,q,c])
+// or, with z_after_act, act(sum + bias[c]) + z[n,p,q,c].
 // w_rsc: the weights as [R, S, C] (see reorder_depthwise_weights); bias, z may be null; act: EpilogueAct.
 struct DepthwiseArgs {
   Window g;
@@ -25,6 +26,7 @@ struct DepthwiseArgs {
   const void* w_rsc = nullptr;
   const void* bias = nullptr;
   const void* z = nullptr;
+  bool z_after_act = false;
   void* y = nullptr;
   int dtype = 10;
   int act = 0;

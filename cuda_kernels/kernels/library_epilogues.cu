@@ -24,8 +24,8 @@ __device__ __forceinline__ void store(T* p, int64_t i, float v) {
 
 template <typename T>
 __global__ void epilogue_kernel(T* y, int64_t total, int64_t rows, int64_t cols, const T* add, int64_t add_sb,
-                                int64_t add_sr, int64_t add_sc, float add_scale, const T* residual, int act,
-                                float alpha, float beta) {
+                                int64_t add_sr, int64_t add_sc, float add_scale, const T* residual,
+                                bool residual_after_act, int act, float alpha, float beta) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     float v = load(y, i);
     if (add != nullptr) {
@@ -35,8 +35,10 @@ __global__ void epilogue_kernel(T* y, int64_t total, int64_t rows, int64_t cols,
       const int64_t b = rest / rows;
       v += add_scale * load(add, b * add_sb + r * add_sr + c * add_sc);
     }
-    if (residual != nullptr) v += load(residual, i);
-    store(y, i, activate(v, act, alpha, beta));
+    if (residual != nullptr && !residual_after_act) v += load(residual, i);
+    v = activate(v, act, alpha, beta);
+    if (residual != nullptr && residual_after_act) v += load(residual, i);
+    store(y, i, v);
   }
 }
 
@@ -47,7 +49,8 @@ template <typename T, int V>
 __global__ void __launch_bounds__(kThreads) epilogue_vec_kernel(T* __restrict__ y, uint32_t groups, uint32_t rows,
                                                                 uint32_t cols, const T* add, int64_t add_sb,
                                                                 int64_t add_sr, float add_scale,
-                                                                const T* __restrict__ residual, int act, float alpha,
+                                                                const T* __restrict__ residual,
+                                                                bool residual_after_act, int act, float alpha,
                                                                 float beta) {
   using Pack = uint4;
   for (uint32_t g = blockIdx.x * blockDim.x + threadIdx.x; g < groups; g += gridDim.x * blockDim.x) {
@@ -65,16 +68,27 @@ __global__ void __launch_bounds__(kThreads) epilogue_vec_kernel(T* __restrict__ 
 #pragma unroll
       for (int j = 0; j < V; ++j) v[j] += add_scale * k::to_float(av[j]);
     }
+    float r[V];
     if (residual != nullptr) {
       const Pack rp = reinterpret_cast<const Pack*>(residual)[g];
       const T* rv = reinterpret_cast<const T*>(&rp);
 #pragma unroll
-      for (int j = 0; j < V; ++j) v[j] += k::to_float(rv[j]);
+      for (int j = 0; j < V; ++j) r[j] = k::to_float(rv[j]);
+    }
+    if (residual != nullptr && !residual_after_act) {
+#pragma unroll
+      for (int j = 0; j < V; ++j) v[j] += r[j];
+    }
+#pragma unroll
+    for (int j = 0; j < V; ++j) v[j] = activate(v[j], act, alpha, beta);
+    if (residual != nullptr && residual_after_act) {  // a CSP bottleneck's shortcut: act(conv + bias) + r
+#pragma unroll
+      for (int j = 0; j < V; ++j) v[j] += r[j];
     }
     Pack op;
     T* ov = reinterpret_cast<T*>(&op);
 #pragma unroll
-    for (int j = 0; j < V; ++j) ov[j] = k::from_float<T>(activate(v[j], act, alpha, beta));
+    for (int j = 0; j < V; ++j) ov[j] = k::from_float<T>(v[j]);
     reinterpret_cast<Pack*>(y)[g] = op;
   }
 }
@@ -137,12 +151,12 @@ cudaError_t launch_epilogue(const EpilogueArgs& a, cudaStream_t stream) {
       epilogue_vec_kernel<T, V><<<grid_for(groups), kThreads, 0, stream>>>(
           static_cast<T*>(a.y), static_cast<uint32_t>(groups), static_cast<uint32_t>(a.rows),
           static_cast<uint32_t>(a.cols), static_cast<const T*>(a.add), a.add_sb, a.add_sr, a.add_scale,
-          static_cast<const T*>(a.residual), a.act, a.act_alpha, a.act_beta);
+          static_cast<const T*>(a.residual), a.residual_after_act, a.act, a.act_alpha, a.act_beta);
       return;
     }
     epilogue_kernel<T><<<grid_for(total), kThreads, 0, stream>>>(
         static_cast<T*>(a.y), total, a.rows, a.cols, static_cast<const T*>(a.add), a.add_sb, a.add_sr, a.add_sc,
-        a.add_scale, static_cast<const T*>(a.residual), a.act, a.act_alpha, a.act_beta);
+        a.add_scale, static_cast<const T*>(a.residual), a.residual_after_act, a.act, a.act_alpha, a.act_beta);
   });
   return ok ? cudaGetLastError() : cudaErrorInvalidValue;
 }

@@ -35,6 +35,7 @@ struct ConvParams {
   int dtype = 1;
   size_t esize = 4;
   bool has_bias = false, has_z = false;
+  bool z_after_act = false;  // Y = act(conv + B) + Z (ints' trailing post = 1)
   std::vector<int64_t> pb, pe, st, dil;
   int64_t n = 0, c = 0, cout = 0, cg = 0;
   std::vector<int64_t> in_sp, k_sp, out_sp;  // spatial extents of X, W, Y
@@ -66,7 +67,8 @@ struct ConvState {
 };
 
 // Adds to Y [rows, cols] (NHWC: rows N*P*Q, cols K; NCHW: batch N, rows K, cols P*Q) the bias, the residual and
-// the activation, as `bias`, `residual`, `act` say.
+// the activation, as `bias`, `residual`, `act` say; the residual before or after the activation as p.z_after_act
+// says (a residual after it with act_on false is added to Y as it is: the activation was applied before).
 int conv_epilogue(const ConvState& s, void* y, const void* bias, const void* z, bool bias_on, bool residual_on,
                   bool act_on, cudaStream_t stream, std::string* err);
 

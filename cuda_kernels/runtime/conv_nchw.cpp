@@ -7,7 +7,8 @@
 // the layer has none (at tuning level 0: cudnnGetConvolutionForwardAlgorithm_v7's first choice, untimed).
 // Bias and activation: cudnnConvolutionBiasActivationForward when there is a bias and either ReLU (any algorithm)
 // or no activation with IMPLICIT_PRECOMP_GEMM (cuDNN's IDENTITY activation restriction), checked by a trial call
-// at prepare; otherwise cudnnConvolutionForward followed by our epilogue kernel (tp/library_epilogues.h).
+// at prepare; otherwise cudnnConvolutionForward followed by our epilogue kernel (tp/library_epilogues.h). cuDNN's
+// fused call adds Z before the activation only: a residual after it (post) is added by our epilogue afterwards.
 // Math: float32 with CUDNN_FMA_MATH unless the math flag allows TF32; 16-bit types with tensor cores.
 #include <algorithm>
 #include <string>
@@ -149,8 +150,9 @@ int conv_nchw_prepare(Engine& engine, Layer& layer, ConvState& s, std::string* e
     TP_TRY_CUDA(cudaMemset(Y0, 0, align256(y_bytes) + align256(static_cast<size_t>(p.cout) * p.esize)));
     TP_TRY_CUDNN(cudnnSetStream(h, nullptr));
     const float one = 1.f, zero = 0.f;
+    const bool z_fused = p.has_z && !p.z_after_act;
     cudnnStatus_t trial = cudnnConvolutionBiasActivationForward(
-        h, &one, s.d.x, X0, s.d.w, W0, s.d.conv, s.algo, WS, s.cudnn_ws, p.has_z ? &one : &zero, s.d.y, Y0,
+        h, &one, s.d.x, X0, s.d.w, W0, s.d.conv, s.algo, WS, s.cudnn_ws, z_fused ? &one : &zero, s.d.y, Y0,
         s.d.bias, B0, s.d.act, s.d.y, Y0);
     if (trial == CUDNN_STATUS_SUCCESS) {
       TP_TRY_CUDA(cudaDeviceSynchronize());
@@ -185,10 +187,12 @@ int conv_nchw_launch(const Engine& engine, const Layer& layer, ConvState& s, con
   TP_TRY_CUDNN(cudnnSetStream(h, ctx.stream));
   const float one = 1.f, zero = 0.f;
   if (s.fused) {
+    const bool z_fused = p.has_z && !p.z_after_act;
     cudnnStatus_t st = cudnnConvolutionBiasActivationForward(
-        h, &one, s.d.x, X, s.d.w, W, s.d.conv, s.algo, ws, s.cudnn_ws, p.has_z ? &one : &zero, s.d.y,
-        p.has_z ? Z : Y, s.d.bias, B, s.d.act, s.d.y, Y);
-    if (st == CUDNN_STATUS_SUCCESS) return 0;
+        h, &one, s.d.x, X, s.d.w, W, s.d.conv, s.algo, ws, s.cudnn_ws, z_fused ? &one : &zero, s.d.y,
+        z_fused ? Z : Y, s.d.bias, B, s.d.act, s.d.y, Y);
+    if (st == CUDNN_STATUS_SUCCESS)
+      return z_fused ? 0 : conv_epilogue(s, Y, B, Z, false, true, false, ctx.stream, err);  // post: + Z
     // Refused at run time (it passed the trial at prepare): the unfused path computes the same.
   }
   TP_TRY_CUDNN(cudnnConvolutionForward(h, &one, s.d.x, X, s.d.w, W, s.d.conv, s.algo, ws, s.cudnn_ws, &zero,

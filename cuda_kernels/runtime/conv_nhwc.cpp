@@ -2,8 +2,10 @@
 //
 // Candidates, in this order (the tactic names the tuner stores):
 //   "depthwise"         our kernel (kernels/conv_nhwc.cu), for group == C == K: bias, residual, activation fused
-//   "fused:<plan>"      one cuDNN graph: conv + bias + residual + activation (runtime fusion engines)
-//   "bias:<plan>"       cuDNN conv + bias, then our epilogue adds the residual and the activation
+//   "fused:<plan>"      one cuDNN graph: conv + bias + residual + activation (runtime fusion engines), or with
+//                       a residual after the activation (post) conv + bias + activation + residual
+//   "bias:<plan>"       cuDNN conv + bias, then our epilogue adds the residual and the activation (in the
+//                       layer's order)
 //   "conv:<plan>"       cuDNN conv alone, then our epilogue does the rest
 // where <plan> is a cuDNN engine configuration of that graph ("eng4_k24=26"). A family is offered only where it
 // differs from the one before it. At tuning level 0 the first candidate that builds wins; at levels 1-5 the first
@@ -86,6 +88,7 @@ ConvGraphSpec graph_spec(const ConvParams& p, int family) {
   }
   g.bias = p.has_bias && family != kConvOnly;
   g.residual = p.has_z && family == kFused;
+  g.residual_after_act = p.z_after_act;
   g.act = family == kFused ? p.act : kGraphActNone;
   g.alpha = p.alpha;
   g.beta = p.beta;
@@ -176,6 +179,7 @@ int run_candidate(ConvState& s, cudnnHandle_t h, FusedGraph* g, const Candidate&
     a.w_rsc = w_rsc;
     a.bias = p.has_bias ? b : nullptr;
     a.z = p.has_z ? z : nullptr;
+    a.z_after_act = p.z_after_act;
     a.y = y;
     a.dtype = p.dtype;
     a.act = epilogue_act(p.act);

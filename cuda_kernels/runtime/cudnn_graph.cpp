@@ -144,12 +144,13 @@ int FusedGraph::conv(cudnnHandle_t h, const ConvGraphSpec& s, std::unique_ptr<Fu
           {s.k, 1, s.k, s.k}));
       y = g.pointwise(y, B, pw(fe::PointwiseMode_t::ADD));
     }
-    if (s.residual) {
-      auto Z = g.tensor(fe::graph::Tensor_attributes().set_name("Z").set_uid(4).set_dim(ydim).set_stride(ystride));
-      y = g.pointwise(y, Z, pw(fe::PointwiseMode_t::ADD));
-    }
+    TensorPtr Z;
+    if (s.residual)
+      Z = g.tensor(fe::graph::Tensor_attributes().set_name("Z").set_uid(4).set_dim(ydim).set_stride(ystride));
+    if (Z && !s.residual_after_act) y = g.pointwise(y, Z, pw(fe::PointwiseMode_t::ADD));
     y = activation(g, y, s, err);
     if (!y) return 1;
+    if (Z && s.residual_after_act) y = g.pointwise(y, Z, pw(fe::PointwiseMode_t::ADD));  // conv, +B, act, +Z
     y->set_output(true).set_uid(5).set_dim(ydim).set_stride(ystride).set_data_type(io_type(s.dtype));
     if (finish(h, impl, "convolution", err)) return 1;
     out->reset(new FusedGraph(std::move(impl)));

@@ -1,5 +1,6 @@
 // cuDNN graph API (through the header-only cuDNN frontend) for the kernels that need fused cuDNN graphs:
-// convolution + bias + residual + activation in NHWC ("conv"), and flash attention ("attention").
+// convolution + bias + residual + activation (or + bias + activation + residual) in NHWC ("conv"), and flash
+// attention ("attention").
 //
 // This header keeps the frontend's heavy headers out of the kernel files: only cudnn_graph.cpp includes them.
 // A FusedGraph is one operation graph with its list of candidate engine configurations (cuDNN's heuristics,
@@ -39,6 +40,7 @@ struct ConvGraphSpec {
   int64_t n = 0, c = 0, h = 0, w = 0, k = 0, r = 0, s = 0, p = 0, q = 0, group = 1;
   int64_t pad_begin[2] = {0, 0}, pad_end[2] = {0, 0}, stride[2] = {1, 1}, dilation[2] = {1, 1};
   bool bias = false, residual = false;
+  bool residual_after_act = false;  // Y = act(conv + B) + Z instead of act(conv + B + Z)
   int act = kGraphActNone;
   float alpha = 0.f, beta = 0.f;  // activation parameters (clip bounds, leaky slope)
 };

@@ -1,23 +1,24 @@
 // Kernel "conv": forward convolution for ep_trtpy::FusedConv (and ONNX Conv), NCHW or channels-last.
 //
-//   Y = act(conv(X, W) + B + Z)
+//   Y = act(conv(X, W) + B + Z)        or, with post = 1,        Y = act(conv(X, W) + B) + Z
 //
 // Parameter layout (mirrored by ep_trtpy/builder/lowering/linalg.py):
 //   inputs  [X, W, B, Z]   B [K] optional (-1); Z optional (-1), of Y's shape. All float32, float16 or bfloat16.
 //   outputs [Y]
-//   ints    [k, group, act, layout, math, pb_1..pb_k, pe_1..pe_k, s_1..s_k, dil_1..dil_k]
+//   ints    [k, group, act, layout, math, pb_1..pb_k, pe_1..pe_k, s_1..s_k, dil_1..dil_k] or the same and post
 //             k = spatial rank (1..3); pb/pe = pads at the beginning/end of each spatial dim
 //             layout 0 (NCHW): X [N, C, D1..Dk], W [K, C/group, R1..Rk], Y and Z [N, K, O1..Ok]
 //             layout 1 (NHWC, k = 2 only): X [N, D1, D2, C], W [K, R1, R2, C/group], Y and Z [N, O1, O2, K]
 //             act: 0 none, 1 relu, 2 clip(alpha, beta), 3 sigmoid, 4 silu, 5 leaky_relu(alpha), 6 hardswish,
 //                  7 tanh
 //             math: 1 lets float32 use TF32 tensor cores (ignored for 16-bit data)
+//             post: 1 adds Z after the activation (FusedConv residual_position "post_act"); absent or 0 before it
 //   floats  [alpha, beta]  activation parameters
 //   tactic / tactic_name: chosen at prepare (see conv_nchw.cpp and conv_nhwc.cpp); names are "legacy:<algo>",
 //           "fused:<cuDNN plan>", "bias:<cuDNN plan>", "conv:<cuDNN plan>" and "depthwise".
 //
 //   Oi = floor((Di + pb_i + pe_i - dil_i (Ki - 1) - 1) / s_i) + 1
-// An X with no elements (C == 0 or an empty spatial dim) gives Y = act(B + Z).
+// An X with no elements (C == 0 or an empty spatial dim) gives Y = act(B + Z) (post: act(B) + Z).
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -65,7 +66,10 @@ int conv_epilogue(const ConvState& s, void* y, const void* bias, const void* z, 
     e.add_sr = 1;
   }
   if (bias_on && p.has_bias) e.add = bias;
-  if (residual_on && p.has_z) e.residual = z;
+  if (residual_on && p.has_z) {
+    e.residual = z;
+    e.residual_after_act = p.z_after_act;
+  }
   if (act_on) {
     e.act = epilogue_act(p.act);
     e.act_alpha = p.alpha;
@@ -90,9 +94,9 @@ int conv_prepare(Engine& engine, Layer& layer, std::string* err) {
   const int64_t k = layer.ints[0];
   TP_REQUIRE(k >= 1 && k <= 3, "spatial rank must be 1, 2 or 3, got " + std::to_string(k));
   const size_t nsp = static_cast<size_t>(k);
-  TP_REQUIRE(layer.ints.size() == 5 + 4 * nsp,
-             "expects " + std::to_string(5 + 4 * nsp) +
-                 " ints [k, group, act, layout, math, pads_begin, pads_end, strides, dilations]");
+  TP_REQUIRE(layer.ints.size() == 5 + 4 * nsp || layer.ints.size() == 6 + 4 * nsp,
+             "expects " + std::to_string(5 + 4 * nsp) + " or " + std::to_string(6 + 4 * nsp) +
+                 " ints [k, group, act, layout, math, pads_begin, pads_end, strides, dilations, post?]");
   TP_REQUIRE(layer.floats.size() == 2, "expects floats [alpha, beta]");
   TP_REQUIRE(layer.inputs[0] >= 0 && layer.inputs[1] >= 0, "X and W are required");
   auto* s = new ConvState();
@@ -110,6 +114,12 @@ int conv_prepare(Engine& engine, Layer& layer, std::string* err) {
   p.alpha = static_cast<float>(layer.floats[0]);
   p.beta = static_cast<float>(layer.floats[1]);
   TP_REQUIRE(p.act != kConvClip || p.alpha <= p.beta, "clip bounds must satisfy alpha <= beta");
+  if (layer.ints.size() == 6 + 4 * nsp) {
+    const int64_t post = layer.ints[5 + 4 * nsp];
+    TP_REQUIRE(post == 0 || post == 1, "post (the residual after the activation) must be 0 or 1, got " +
+                                           std::to_string(post));
+    p.z_after_act = post == 1;
+  }
   p.pb.resize(nsp);
   p.pe.resize(nsp);
   p.st.resize(nsp);

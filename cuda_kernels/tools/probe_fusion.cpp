@@ -83,7 +83,8 @@ struct ConvCase {
   int64_t c, h, w, k, r, stride, pad, group;
 };
 
-// epi: 0 conv only, 1 +bias+relu, 2 +bias+residual+relu, 3 +bias+relu6, 4 +bias+swish
+// epi: 0 conv only, 1 +bias+relu, 2 +bias+residual+relu, 3 +bias+relu6, 4 +bias+swish,
+//      5 +bias+swish+residual (the residual after the activation: a CSP bottleneck's shortcut)
 static void probe_conv(cudnnHandle_t h, cudaStream_t s, int64_t n, const ConvCase& cc, int epi, int max_plans,
                        double* best_us) {
   const int64_t C = cc.c, H = cc.h, W = cc.w, K = cc.k, R = cc.r, Cg = cc.c / cc.group;
@@ -119,8 +120,13 @@ static void probe_conv(cudnnHandle_t h, cudaStream_t s, int64_t n, const ConvCas
                                  .set_mode(fe::PointwiseMode_t::RELU_FWD)
                                  .set_relu_lower_clip(0.f)
                                  .set_relu_upper_clip(6.f));
-    if (epi == 4)
+    if (epi == 4 || epi == 5)
       out = g.pointwise(out, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::SWISH_FWD).set_swish_beta(1.f));
+    if (epi == 5) {
+      Z = g.tensor(fe::graph::Tensor_attributes().set_name("Z").set_uid(4).set_dim({n, K, P, Q}).set_stride(
+          {K * P * Q, 1, Q * K, K}));
+      out = g.pointwise(out, Z, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::ADD));
+    }
   }
   out->set_output(true).set_uid(5).set_dim({n, K, P, Q}).set_stride({K * P * Q, 1, Q * K, K});
   char label[256];
@@ -186,17 +192,19 @@ static void run_conv(cudnnHandle_t h, cudaStream_t s) {
       {"r50.3x3c", 256, 14, 14, 256, 3, 1, 1, 1},    {"r50.1x1d", 512, 7, 7, 2048, 1, 1, 0, 1},
       {"mb2.pw", 144, 56, 56, 24, 1, 1, 0, 1},       {"mb2.dw", 144, 56, 56, 144, 3, 1, 1, 144},
       {"mb2.dw_s2", 96, 112, 112, 96, 3, 2, 1, 96},  {"mb2.dw7", 960, 7, 7, 960, 3, 1, 1, 960},
+      {"yolo.m0", 16, 80, 80, 16, 3, 1, 1, 1},       {"yolo.m6", 64, 20, 20, 64, 3, 1, 1, 1},
   };
   for (int64_t n : {1, 32})
     for (const auto& cc : cases) {
-      double best[5] = {0, 0, 0, 0, 0};
+      double best[6] = {0, 0, 0, 0, 0, 0};
       const bool dw = cc.group > 1;
-      for (int epi : {0, 1, 2, 3}) {
-        if (epi == 2 && (dw || cc.stride != 1)) continue;
+      for (int epi : {0, 1, 2, 3, 4, 5}) {
+        if ((epi == 2 || epi == 5) && (dw || cc.stride != 1)) continue;
         probe_conv(h, s, n, cc, epi, dw ? 6 : 4, &best[epi]);
       }
-      std::printf("SUMMARY conv %-10s n=%-3lld best us: conv %.2f  +bias+relu %.2f  +res %.2f  +relu6 %.2f\n",
-                  cc.name, (long long)n, best[0], best[1], best[2], best[3]);
+      std::printf("SUMMARY conv %-10s n=%-3lld best us: conv %.2f  +bias+relu %.2f  +res %.2f  +relu6 %.2f  "
+                  "+swish %.2f  +swish+res %.2f\n",
+                  cc.name, (long long)n, best[0], best[1], best[2], best[3], best[4], best[5]);
       std::fflush(stdout);
     }
 }

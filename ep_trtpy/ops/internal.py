@@ -4,9 +4,11 @@ AddLayerNorm.
 ``ep_trtpy::Pointwise``: see :mod:`ep_trtpy.ops.pointwise_program` (the attribute ``program`` is its JSON).
 
 ``ep_trtpy::FusedConv`` inputs (X, W, B?, Z?), attributes kernel_shape, strides, pads (explicit, begin..end),
-dilations, group, activation (one of :data:`CONV_ACTIVATIONS`), act_alpha, act_beta, channels_last (0 | 1)::
+dilations, group, activation (one of :data:`CONV_ACTIVATIONS`), act_alpha, act_beta, channels_last (0 | 1),
+residual_position (one of :data:`RESIDUAL_POSITIONS`, default "pre_act"; where Z is added)::
 
-    Y = act(conv(X, W) + B + Z)            Z has Y's shape; B is [M]
+    Y = act(conv(X, W) + B + Z)            residual_position "pre_act"; Z has Y's shape; B is [M]
+    Y = act(conv(X, W) + B) + Z            residual_position "post_act" (a CSP / YOLO bottleneck's shortcut)
 
     activation   act(y)                               activation   act(y)
     ""           y                                    "Silu"       y * sigmoid(y)
@@ -54,6 +56,8 @@ from graph_partitioner.ir import Node, dtype_name
 DOMAIN = "ep_trtpy"
 CONV_ACTIVATIONS = ("", "Relu", "Clip", "Sigmoid", "Silu", "LeakyRelu", "HardSwish", "Tanh")
 """FusedConv activations, in the order of the native ``conv`` kernel's act codes (0..7)."""
+RESIDUAL_POSITIONS = ("pre_act", "post_act")
+"""Where FusedConv adds its residual Z: before the activation (the default) or after it."""
 NHWC_OF_NCHW = (0, 2, 3, 1)
 NCHW_OF_NHWC = (0, 3, 1, 2)
 MATMUL_ACTIVATIONS = ("", "Relu", "Gelu", "GeluTanh")
@@ -128,6 +132,16 @@ def apply_activation(y: np.ndarray, act: str, alpha: float = 0.0, beta: float = 
     raise AssertionError(act)
 
 
+def residual_position(node: Node) -> str:
+    """FusedConv's residual_position attribute, checked (absent: "pre_act")."""
+    pos = node.attr("residual_position", "pre_act")
+    if isinstance(pos, bytes):
+        pos = pos.decode()
+    if pos not in RESIDUAL_POSITIONS:
+        raise fail(node, f"residual_position={pos!r} is not one of {RESIDUAL_POSITIONS}")
+    return str(pos)
+
+
 def _channels_last(node: Node, x_rank: int) -> bool:
     flag = int(node.attr("channels_last", 0))
     if flag not in (0, 1):
@@ -145,6 +159,7 @@ def _nchw(shape: tuple[int, ...], perm: tuple[int, ...]) -> tuple[int, ...]:
 def fused_conv_ref(node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
                    z: np.ndarray | None = None) -> np.ndarray:
     act = _activation(node, CONV_ACTIVATIONS)
+    post = residual_position(node) == "post_act"
     last = _channels_last(node, x.ndim)
     if last:  # the NCHW op on the transposed tensors
         x, w = x.transpose(NCHW_OF_NHWC), w.transpose(NCHW_OF_NHWC)
@@ -154,9 +169,11 @@ def fused_conv_ref(node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray | Non
     y = conv2(x.astype(ct, copy=False), w.astype(ct, copy=False), kernel, strides, dils, begin, end, out, group)
     if b is not None:
         y = y + b.astype(ct).reshape((1, -1) + (1,) * len(kernel))
-    if z is not None:
+    if z is not None and not post:
         y = y + z.astype(ct)
     y = apply_activation(y, act, float(node.attr("act_alpha", 0.0)), float(node.attr("act_beta", 0.0)))
+    if z is not None and post:
+        y = y + z.astype(ct)
     y = y.astype(x.dtype)
     return np.ascontiguousarray(y.transpose(NHWC_OF_NCHW)) if last else y
 
@@ -164,6 +181,7 @@ def fused_conv_ref(node: Node, x: np.ndarray, w: np.ndarray, b: np.ndarray | Non
 @infer(f"{DOMAIN}::FusedConv")
 def fused_conv_infer(node: Node, x: Info, w: Info, b: Info | None = None, z: Info | None = None) -> Info:
     _activation(node, CONV_ACTIVATIONS)
+    residual_position(node)
     need_float(node, x)
     same_dtype(node, [x, w, b, z])
     last = _channels_last(node, len(x.shape))

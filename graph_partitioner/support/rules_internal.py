@@ -37,6 +37,8 @@ def pointwise(node: Node, ctx: SupportContext) -> str | None:
 CONV_ACTIVATIONS = ("", "Relu", "Clip", "Sigmoid", "Silu", "LeakyRelu", "HardSwish", "Tanh")
 """As ep_trtpy.ops.internal.CONV_ACTIVATIONS (a test keeps the two equal; the partitioner imports nothing of
 ep_trtpy)."""
+RESIDUAL_POSITIONS = ("pre_act", "post_act")
+"""As ep_trtpy.ops.internal.RESIDUAL_POSITIONS (kept equal by the same test)."""
 
 
 def _channels_last(node: Node, rank: int | None) -> str | None:
@@ -49,12 +51,16 @@ def _channels_last(node: Node, rank: int | None) -> str | None:
 
 @rule("ep_trtpy::FusedConv", dtypes=FLOATS)
 def fused_conv(node: Node, ctx: SupportContext) -> str | None:
-    """Y = act(conv(X, W) + B + Z); explicit pads; activation '', 'Relu', 'Clip', 'Sigmoid', 'Silu', 'LeakyRelu',
-    'HardSwish' or 'Tanh' (act_alpha, act_beta); channels_last (2-D: NHWC data, KRSC weights)."""
+    """Y = act(conv(X, W) + B + Z), or act(conv(X, W) + B) + Z with residual_position 'post_act'; explicit pads;
+    activation '', 'Relu', 'Clip', 'Sigmoid', 'Silu', 'LeakyRelu', 'HardSwish' or 'Tanh' (act_alpha, act_beta);
+    channels_last (2-D: NHWC data, KRSC weights)."""
     from graph_partitioner.support.rules_linalg import spatial_dims, window_attrs
 
     if why := common.attr_in(node, "activation", "", CONV_ACTIVATIONS, ", ".join(map(repr, CONV_ACTIVATIONS))
                              + " are"):
+        return why
+    if why := common.attr_in(node, "residual_position", "pre_act", RESIDUAL_POSITIONS,
+                             ", ".join(map(repr, RESIDUAL_POSITIONS)) + " are"):
         return why
     if why := _channels_last(node, common.rank(node.input(0))):
         return why

@@ -13,7 +13,7 @@ from graph_partitioner.ir import FLOAT, FLOAT16
 
 from lib_kernel_helpers import (CONV_CASES, CONV_TRANSPOSE_CASES, CONV_TRANSPOSE_ORT_ATTRS, CONV_TRANSPOSE_NUMPY_ONLY_CASES, GPU_SKIP_REASON,
                                 STRICT_FP32, ConvCase, In, assert_close, conv_case_output_shape, conv_case_reference,
-                                conv_transpose_case_reference, gpu_available, one_node_graph, ort_reference, rand,
+                                conv_ref, conv_transpose_case_reference, gpu_available, one_node_graph, ort_reference, rand,
                                 run_on_gpu)
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not gpu_available(), reason=GPU_SKIP_REASON)]
@@ -125,6 +125,61 @@ def test_conv_empty_batch() -> None:
     g = one_node_graph("Conv", [In(FLOAT, (0, 3, 5, 5)), w], [(FLOAT, (0, 4, 3, 3))])
     (y,), _, _ = run_on_gpu(g, [np.zeros((0, 3, 5, 5), np.float32)])
     assert y.shape == (0, 4, 3, 3)
+
+
+# ------------------------------------------------------------------------ residual after the activation --
+POST_ACT_CASES = [  # NCHW: the legacy cuDNN path (Relu + bias: cuDNN's fused call, then our epilogue adds Z)
+    ConvCase("2d_bias_relu", (2, 8, 9, 9), (8, 8, 3, 3), pads=(1, 1, 1, 1), bias=True, z=True, act="Relu"),
+    ConvCase("2d_bias_silu", (2, 8, 9, 9), (8, 8, 3, 3), pads=(1, 1, 1, 1), bias=True, z=True, act="Silu"),
+    ConvCase("2d_asym_relu_no_bias", (2, 4, 11, 10), (6, 4, 3, 2), pads=(0, 2, 3, 1), strides=(2, 3), z=True,
+             act="Relu"),
+    ConvCase("1d_bias_sigmoid", (2, 3, 17), (5, 3, 4), pads=(2, 1), strides=(2,), bias=True, z=True, act="Sigmoid"),
+    ConvCase("3d_bias_tanh", (1, 2, 6, 7, 5), (3, 2, 3, 2, 3), pads=(1, 0, 1, 1, 1, 0), bias=True, z=True,
+             act="Tanh"),
+]
+
+
+def _references(case: ConvCase, x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+                z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(act(conv + B) + Z, act(conv + B + Z)) in float64."""
+    from ep_trtpy.ops.internal import apply_activation
+
+    k = case.k
+    y = conv_ref(x, w, b, case.pads[:k], case.pads[k:], case.strides, case.dilations, case.group)
+    z64 = z.astype(np.float64)
+    return apply_activation(y, case.act) + z64, apply_activation(y + z64, case.act)
+
+
+@pytest.mark.parametrize("dtype", [FLOAT, FLOAT16], ids=["fp32", "fp16"])
+@pytest.mark.parametrize("case", POST_ACT_CASES, ids=repr)
+def test_conv_nchw_post_act_residual(case: ConvCase, dtype: int) -> None:
+    """FusedConv residual_position post_act through lower -> engine: act(conv + B) + Z, not act(conv + B + Z)."""
+    rng = np.random.default_rng(16)
+    x, w = rand(rng, case.x, dtype), rand(rng, case.w, dtype)
+    b = rand(rng, (case.w[0],), dtype) if case.bias else None
+    y_shape = conv_case_output_shape(case)
+    z = rand(rng, y_shape, dtype)
+    attrs = dict(case.attrs(), activation=case.act, residual_position="post_act")
+    g = one_node_graph("FusedConv", [In(dtype, case.x), w, b, In(dtype, y_shape)], [(dtype, y_shape)], attrs,
+                       domain="ep_trtpy")
+    (y,), plan, _ = run_on_gpu(g, [x, z])
+    assert plan.layers[0].ints[-1] == 1 and len(plan.layers[0].ints) == 6 + 4 * case.k
+    ref, pre = _references(case, x, w, b, z)
+    assert np.abs(pre - ref).max() > 0.1 * np.abs(ref).max(), "the two positions must differ in this case"
+    assert_close(y, ref, dtype, f"conv {case.name} post_act", plan)
+
+
+def test_conv_empty_input_channels_post_act_gives_act_of_bias_plus_residual() -> None:
+    # C = 0: the convolution sums nothing, so Y = sigmoid(B) + Z.
+    rng = np.random.default_rng(17)
+    b = rand(rng, (3,), FLOAT)
+    z = rand(rng, (2, 3, 4, 4), FLOAT)
+    g = one_node_graph("FusedConv", [In(FLOAT, (2, 0, 4, 4)), np.zeros((3, 0, 1, 1), np.float32), b,
+                                     In(FLOAT, (2, 3, 4, 4))], [(FLOAT, (2, 3, 4, 4))],
+                       {"activation": "Sigmoid", "residual_position": "post_act"}, domain="ep_trtpy")
+    (y,), plan, _ = run_on_gpu(g, [np.zeros((2, 0, 4, 4), np.float32), z])
+    ref = 1 / (1 + np.exp(-b.astype(np.float64).reshape(1, 3, 1, 1))) + z.astype(np.float64)
+    assert_close(y, ref, FLOAT, "post_act conv with C = 0", plan)
 
 
 # ------------------------------------------------------------------------------------------- conv transpose --

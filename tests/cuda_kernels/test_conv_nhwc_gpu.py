@@ -1,6 +1,7 @@
 """GPU tests of the channels-last convolution ("conv", layout 1) and pooling ("pool_nhwc") kernels, run from a
 hand-written layer (direct_plan.py) against float64 numpy references: every activation, bias and residual, the
-depthwise kernel and the cuDNN graph-API plans, tuning levels 0 and 3, and the replay of a tactic name."""
+depthwise kernel and the cuDNN graph-API plans, tuning levels 0 and 3, and the replay of a tactic name; the residual
+before the activation and after it (ints' trailing post = 1: a CSP bottleneck's act(conv + B) + Z)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def act_ref(v: np.ndarray, act: str, alpha: float, beta: float) -> np.ndarray:
 
 def _case(rng: np.random.Generator, dtype: int, n: int, c: int, h: int, w: int, k: int, r: int, stride: int, pad: int,
           group: int, bias: bool, residual: bool, act: str, alpha: float = 0.0, beta: float = 0.0,
-          level: int = 3, tactic_name: str = "", tactic_state: bytes = b"") -> tuple[np.ndarray, np.ndarray, list]:
+          level: int = 3, tactic_name: str = "", tactic_state: bytes = b"", post: bool = False
+          ) -> tuple[np.ndarray, np.ndarray, list]:
     npd = np_dtype(dtype)
     x = rng.uniform(-1, 1, (n, c, h, w)).astype(np.float32)
     wt = (rng.uniform(-1, 1, (k, c // group, r, r)) / math.sqrt(c // group * r * r)).astype(np.float32)
@@ -52,12 +54,14 @@ def _case(rng: np.random.Generator, dtype: int, n: int, c: int, h: int, w: int, 
                    [stride, stride], [1, 1], group)
     if z is not None:
         z = z.astype(npd).astype(np.float32)
-        ref = ref + z
-    ref = act_ref(ref, act, alpha, beta).transpose(0, 2, 3, 1)
+    ref = act_ref(ref if z is None or post else ref + z, act, alpha, beta)
+    ref = (ref + z if z is not None and post else ref).transpose(0, 2, 3, 1)
     specs = [Input(x.transpose(0, 2, 3, 1).astype(npd).copy()), Weight(wt.transpose(0, 2, 3, 1).astype(npd).copy()),
              Weight(b.astype(npd)) if b is not None else None,
              Input(z.transpose(0, 2, 3, 1).astype(npd).copy()) if z is not None else None]
     ints = [2, group, ACTS[act], 1, 1 if dtype == FLOAT else 0, pad, pad, pad, pad, stride, stride, 1, 1]
+    if post:
+        ints.append(1)
     (y,), eng = run_layer("conv", specs, [(dtype, (n, p, q, k))], ints, [alpha, beta], tactic_name=tactic_name,
                           tuning_level=level, tactic_state=tactic_state)
     return y, ref, [eng, specs, ints]
@@ -146,6 +150,60 @@ def test_conv_nhwc_tactic_state_restores_the_plan_without_building(case: tuple) 
                                    tactic_state=b"not a cuDNN plan" + state[:40])
     _check(y3, ref3, FLOAT16, f"{name} damaged state")
     assert _plan_counters()[1] == restored + 1 and eng3.tactic_names()[0] == chosen
+
+
+# ------------------------------------------------------------------------ residual after the activation --
+POST_CASES = [  # n, c, h, w, k, r, stride, pad, group, bias, residual, act, alpha, beta; post = 1
+    ("yolo_bottleneck_3x3_silu", 2, 16, 20, 20, 16, 3, 1, 1, 1, True, True, "silu", 0, 0),
+    ("yolo_bottleneck_wide_silu", 2, 64, 10, 10, 64, 3, 1, 1, 1, True, True, "silu", 0, 0),
+    ("strided_1x1_relu", 2, 32, 9, 9, 48, 1, 2, 0, 1, True, True, "relu", 0, 0),
+    ("depthwise_3x3_relu6", 2, 144, 14, 14, 144, 3, 1, 1, 144, True, True, "clip", 0, 6),
+    ("depthwise_odd_c_silu_no_bias", 1, 37, 11, 9, 37, 3, 2, 1, 37, False, True, "silu", 0, 0),
+    ("grouped_hardswish", 1, 32, 8, 8, 32, 3, 1, 1, 4, True, True, "hardswish", 0, 0),
+]
+
+
+@pytest.mark.parametrize("dtype", [FLOAT16, BFLOAT16, FLOAT], ids=["fp16", "bf16", "tf32"])
+@pytest.mark.parametrize("case", POST_CASES, ids=lambda c: c[0])
+def test_conv_nhwc_post_act_residual(case: tuple, dtype: int) -> None:
+    """act(conv + B) + Z from whichever tactic wins, and the numbers differ from act(conv + B + Z)."""
+    name, *args = case
+    rng = np.random.default_rng(abs(hash(name)) % 1000)
+    y, ref, (eng, _, _) = _case(rng, dtype, *args, post=True)
+    _check(y, ref, dtype, f"{name} post {dtype}")
+    _, pre_ref, _ = _case(np.random.default_rng(abs(hash(name)) % 1000), dtype, *args, level=0)
+    assert np.abs(pre_ref - ref).max() > 0.1 * np.abs(ref).max(), "the two positions must differ in this case"
+    assert eng.tactic_names()[0], "the chosen tactic is named"
+
+
+@pytest.mark.parametrize("case", POST_CASES[:2] + POST_CASES[3:4], ids=lambda c: c[0])
+def test_conv_nhwc_post_act_every_timed_tactic_replays(case: tuple) -> None:
+    """Every candidate the search times (depthwise, fused:, bias:, conv:) replayed by name gives act(conv + B) + Z;
+    cuDNN offers a one-graph plan for conv + bias + activation + residual (the fusion this exists for)."""
+    name, *args = case
+    # level 2 times one candidate of each family, and no earlier test of this process built this signature
+    _, _, (eng, _, _) = _case(np.random.default_rng(9), FLOAT16, *args, level=2, post=True)
+    finite = [t[0] for t in eng.layer_timings()[0] if math.isfinite(t[1])]
+    assert finite, f"{name}: no candidate ran: {eng.layer_timings()[0]}"
+    families = {t.split(":")[0] for t in finite}
+    assert families & {"fused", "depthwise"}, f"{name}: no fused post-activation candidate ran: {finite}"
+    for tactic in finite:
+        y, ref, (eng_t, _, _) = _case(np.random.default_rng(10), FLOAT16, *args, tactic_name=tactic, post=True)
+        _check(y, ref, FLOAT16, f"{name} replayed {tactic}")
+        assert eng_t.tactic_names()[0] == tactic
+
+
+def test_conv_nhwc_post_act_restores_its_own_plan() -> None:
+    """The serialized plan of a post-activation layer restores into the same numbers (the cuDNN graph of the
+    residual after the activation, not the one before it)."""
+    name, *args = POST_CASES[0]
+    y1, ref1, (eng1, _, _) = _case(np.random.default_rng(11), FLOAT16, *args, level=3, post=True)
+    _check(y1, ref1, FLOAT16, f"{name} built")
+    chosen, state = eng1.tactic_names()[0], eng1.tactic_states()[0]
+    y2, ref2, (eng2, _, _) = _case(np.random.default_rng(12), FLOAT16, *args, tactic_name=chosen, tactic_state=state,
+                                   post=True)
+    _check(y2, ref2, FLOAT16, f"{name} restored {chosen}")
+    assert eng2.tactic_names()[0] == chosen
 
 
 @pytest.mark.parametrize("dtype", [FLOAT16, FLOAT], ids=["fp16", "fp32"])

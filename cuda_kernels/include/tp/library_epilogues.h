@@ -30,9 +30,12 @@ enum EpilogueAct : int {
 //   v += add_scale * add[b * add_sb + r * add_sr + c * add_sc]     if add != nullptr  (strides in elements; 0 =
 //                                                                   broadcast: bias vectors, Gemm's C, ...)
 //   v += residual[b, r, c]                                          if residual != nullptr (same layout as y)
-//   y[b, r, c] = act(v)                 relu: max(v, 0) (NaN stays NaN); gelu: 0.5 v (1 + erf(v / sqrt 2));
+//                                                                   and !residual_after_act
+//   v = act(v)                          relu: max(v, 0) (NaN stays NaN); gelu: 0.5 v (1 + erf(v / sqrt 2));
 //                                       gelu_tanh: 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))); the others as
 //                                       EpilogueAct says, with act_alpha / act_beta
+//   v += residual[b, r, c]                                          if residual != nullptr && residual_after_act
+//   y[b, r, c] = v
 struct EpilogueArgs {
   void* y = nullptr;
   int dtype = 1;
@@ -41,6 +44,7 @@ struct EpilogueArgs {
   int64_t add_sb = 0, add_sr = 0, add_sc = 0;
   float add_scale = 1.f;
   const void* residual = nullptr;
+  bool residual_after_act = false;  // a CSP bottleneck's shortcut: act(conv + bias) + residual
   int act = kActNone;
   float act_alpha = 0.f, act_beta = 0.f;
 };

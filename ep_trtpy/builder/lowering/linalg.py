@@ -2,10 +2,12 @@
 
 Kernel parameter layouts (the native ``prepare`` in cuda_kernels/runtime/kernels_*.cpp checks them):
 
-``conv`` -- Y = act(conv(X, W) + B + Z), NCHW 1-D/2-D/3-D or NHWC 2-D (kernels_conv.cpp)
+``conv`` -- Y = act(conv(X, W) + B + Z), or act(conv(X, W) + B) + Z, NCHW 1-D/2-D/3-D or NHWC 2-D (kernels_conv.cpp)
     inputs  [X, W, B or -1, Z or -1]   B [K], Z of Y's shape
     outputs [Y]
-    ints    [k, group, act, layout, math, pb_1..pb_k, pe_1..pe_k, s_1..s_k, dil_1..dil_k]
+    ints    [k, group, act, layout, math, pb_1..pb_k, pe_1..pe_k, s_1..s_k, dil_1..dil_k] and, for a residual added
+            after the activation (FusedConv residual_position "post_act"), one more int 1 (absent: before it, so a
+            pre-activation layer's ints, and with them its timing-cache signature, are those of older engines)
     floats  [alpha, beta]              activation parameters (always two; 0 when unused)
     layout  0 NCHW: X [N, C, D1..Dk], W [K, C/group, R1..Rk], Y and Z [N, K, O1..Ok]
             1 NHWC: X [N, D1, D2, C], W [K, R1, R2, C/group] ("KRSC"), Y and Z [N, O1, O2, K]   (k = 2 only)
@@ -16,7 +18,8 @@ Kernel parameter layouts (the native ``prepare`` in cuda_kernels/runtime/kernels
     math    0 strict float32, 1 TF32 allowed for float32 operands (float32 data with tf32_enable; 0 for 16-bit)
     tactic  chosen at prepare (cuDNN graph-API engine configs, legacy algorithms, the depthwise kernel); -1 and
             an empty tactic_name let it choose
-    meta    {"layout": "NCHW" | "NHWC", "activation": ..., "residual": bool} (shown by ep-trtpy inspect)
+    meta    {"layout": "NCHW" | "NHWC", "activation": ..., "residual": bool, "residual_position": "pre_act" |
+            "post_act" (with a residual)} (shown by ep-trtpy inspect)
 
 ``conv_transpose`` -- Y = conv_transpose(X, W) + B (kernels_conv_transpose.cpp)
     inputs  [X, W, B or -1]            X [N, Cin, D...], W [Cin, Cout/group, K...], B [Cout]
@@ -56,7 +59,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
-from ep_trtpy.ops.internal import CONV_ACTIVATIONS, NCHW_OF_NHWC, NHWC_OF_NCHW
+from ep_trtpy.ops.internal import CONV_ACTIVATIONS, NCHW_OF_NHWC, NHWC_OF_NCHW, RESIDUAL_POSITIONS
 from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, Node, Value, dtype_name, np_dtype
 
 ACT_NONE, ACT_RELU, ACT_GELU, ACT_GELU_TANH = 0, 1, 2, 3
@@ -140,7 +143,7 @@ def _conv_activation(node: Node, activation: str) -> tuple[int, float, float]:
     return CONV_ACTIVATIONS.index(activation), alpha, beta
 
 
-def _lower_conv(ctx: LowerCtx, node: Node, activation: str, z: Value | None) -> None:
+def _lower_conv(ctx: LowerCtx, node: Node, activation: str, z: Value | None, position: str = "pre_act") -> None:
     x, w, b = node.input(0), node.input(1), node.input(2)
     xs, ws = _static(node, x, "X"), _static(node, w, "W")
     if len(xs) not in (3, 4, 5) or len(ws) != len(xs):
@@ -183,9 +186,13 @@ def _lower_conv(ctx: LowerCtx, node: Node, activation: str, z: Value | None) -> 
     inputs = [ctx.tensor(x), ctx.tensor(w), ctx.tensor(b) if b is not None else -1,  # type: ignore[arg-type]
               ctx.tensor(z) if z is not None else -1]
     ints = [k, group, act, int(nhwc), tf32, *pb, *pe, *strides, *dilations]
+    meta = {"op": node.key, "activation": activation, "residual": z is not None, "layout": "NHWC" if nhwc else "NCHW"}
+    if z is not None:
+        meta["residual_position"] = position
+        if position == "post_act" and act != 0:  # without an activation both positions are one sum
+            ints.append(1)
     ctx.emit("conv", inputs, [ctx.tensor(node.outputs[0])], ints=ints, floats=[alpha, beta], name=node.name,
-             meta={"op": node.key, "activation": activation, "residual": z is not None,
-                   "layout": "NHWC" if nhwc else "NCHW"})
+             meta=meta)
 
 
 @lowering("Conv")
@@ -196,11 +203,18 @@ def lower_conv(ctx: LowerCtx, node: Node) -> None:
 
 @lowering("ep_trtpy::FusedConv")
 def lower_fused_conv(ctx: LowerCtx, node: Node) -> None:
-    """ep_trtpy::FusedConv (X, W, B?, Z?): Y = act(conv(X, W) + B + Z), NCHW or channels_last (NHWC / KRSC)."""
+    """ep_trtpy::FusedConv (X, W, B?, Z?): Y = act(conv(X, W) + B + Z), or with residual_position "post_act"
+    act(conv(X, W) + B) + Z; NCHW or channels_last (NHWC / KRSC)."""
     activation = node.attr("activation", "") or ""
     if isinstance(activation, bytes):
         activation = activation.decode()
-    _lower_conv(ctx, node, activation, node.input(3))
+    position = node.attr("residual_position", "pre_act")
+    if isinstance(position, bytes):
+        position = position.decode()
+    if position not in RESIDUAL_POSITIONS:
+        raise LoweringError(f"node '{node.name}' ({node.key}): residual_position {position!r} is not one of "
+                            f"{', '.join(map(repr, RESIDUAL_POSITIONS))}")
+    _lower_conv(ctx, node, activation, node.input(3), position)
 
 
 def conv_transpose_pads(node: Node, spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int],

@@ -1,9 +1,12 @@
-"""fuse_conv: Conv [+ per-channel bias] [+ residual] [+ activation] -> ep_trtpy::FusedConv.
+"""fuse_conv: Conv [+ per-channel bias] [+ residual] [+ activation] [+ residual] -> ep_trtpy::FusedConv.
 
 Math: ``FusedConv(X, W, B, Z) = act(conv(X, W) + B + Z)`` with B of shape [C_out] broadcast over the channel
 axis and Z of the output's shape (ops_spec.md). Since addition commutes, the chain
     y = conv(X, W) [+ B0] ; y = y + c ; y = y + Z ; y = act(y)
-in any order of the two Adds equals FusedConv(X, W, B0 + c, Z, activation=act). The activations and their
+in any order of the two Adds equals FusedConv(X, W, B0 + c, Z, activation=act). A residual added after the
+activation (a CSP / YOLO bottleneck's shortcut, ``x + SiLU(conv(...))``)
+    y = act(conv(X, W) [+ B0] [+ c]) + Z
+equals FusedConv(X, W, B0 + c, Z, activation=act, residual_position="post_act"). The activations and their
 spellings (x is the value the chain has reached):
 
     activation   matched as                                           act_alpha, act_beta
@@ -20,8 +23,11 @@ Match: a Conv with static shapes; then, while its current result is not a graph 
   * Add of a constant c whose shape, right-aligned to the output [N, C, *spatial], is C on the channel axis and 1
     elsewhere (a per-channel bias; added to B), when the result has one consumer and no activation was absorbed;
   * Add of a value Z (not a constant bias) with exactly the output's shape and dtype, once, likewise;
-  * one activation of the table above (ends the chain): a single consumer, or for Silu / the HardSigmoid form of
-    HardSwish exactly the two consumers Sigmoid (HardSigmoid) and Mul, the gate read by that Mul only.
+  * one activation of the table above: a single consumer, or for Silu / the HardSigmoid form of HardSwish exactly
+    the two consumers Sigmoid (HardSigmoid) and Mul, the gate read by that Mul only;
+  * after the activation, when no residual was absorbed before it: one Add (either operand order) of a value Z
+    with exactly the output's shape and dtype, the activation's result having that Add as its single consumer
+    (residual_position "post_act"; ends the chain).
 Every remaining Conv also becomes a FusedConv (activation ""), so lowering only sees FusedConv.
 
 auto_pad is resolved from the static shapes into explicit ``pads`` [begin..., end...]:
@@ -29,11 +35,14 @@ auto_pad is resolved from the static shapes into explicit ``pads`` [begin..., en
   odd unit at the end (UPPER) or the beginning (LOWER).
 
 Refusal: an Add after the Conv whose other operand is neither a per-channel constant nor of the output's shape;
+an Add after the activation whose other operand is not of the output's shape and dtype (a broadcast), or that
+follows a residual already absorbed before the activation;
 a Clip whose min or max is not a constant (or is NaN); a HardSigmoid gate whose alpha/beta are not 1/6 and 0.5 (each sentence
 names the value); a Conv without static shapes.
 
 Rewrite: one FusedConv node producing the last absorbed value, attrs kernel_shape, strides, pads, dilations,
-group, activation, act_alpha, act_beta.
+group, activation, act_alpha, act_beta, and residual_position "post_act" for a residual after the activation
+(absent otherwise: "pre_act" is the default, so the layers of older engines and timing caches are unchanged).
 """
 
 from __future__ import annotations
@@ -156,6 +165,28 @@ def _activation(graph: Graph, x: Value, conv: Node, ctx: PassContext) -> Activat
     return SINGLE[nxt.op_type], alpha, beta, [nxt], nxt.outputs[0]
 
 
+def _post_act_residual(graph: Graph, a: Value, y: Value, conv: Node, ctx: PassContext,
+                       pre: Value | None) -> tuple[Node, Value] | None:
+    """(Add, Z) when the activation's result `a` flows only into Add(a, Z) or Add(Z, a) with Z of the conv
+    output y's exact shape and dtype, and no residual `pre` was absorbed before the activation."""
+    nxt = sole_consumer(graph, a)
+    if nxt is None or not is_op(nxt, "Add"):
+        return None
+    other = other_input(nxt, a)
+    if other is None or other is a:
+        return None
+    if other.dtype != y.dtype or other.shape != y.shape:
+        ctx.refuse(f"Add '{nxt.name}' after the activation of Conv '{conv.name}' is not fused: its operand "
+                   f"'{other.name}' {list(other.shape or ())} is not of the output's shape {list(y.shape or ())} "
+                   "and dtype")
+        return None
+    if pre is not None:
+        ctx.refuse(f"Add '{nxt.name}' after the activation of Conv '{conv.name}' is not fused: the residual "
+                   f"'{pre.name}' before the activation already takes the FusedConv's Z")
+        return None
+    return nxt, other
+
+
 def _fuse(graph: Graph, conv: Node, ctx: PassContext) -> Node:
     x, w, b = conv.input(0), conv.input(1), conv.input(2)
     y = conv.outputs[0]
@@ -165,12 +196,19 @@ def _fuse(graph: Graph, conv: Node, ctx: PassContext) -> Node:
     bias: np.ndarray | None = None
     z: Value | None = None
     act, alpha, beta = "", 0.0, 0.0
+    post = False
     cur = y
     while True:
         found = _activation(graph, cur, conv, ctx)
         if found is not None:
             act, alpha, beta, act_nodes, cur = found
             nodes.extend(act_nodes)
+            shortcut = _post_act_residual(graph, cur, y, conv, ctx, z)
+            if shortcut is not None:
+                add, z = shortcut
+                post = True
+                nodes.append(add)
+                cur = add.outputs[0]
             break
         nxt = sole_consumer(graph, cur)
         if nxt is None or not is_op(nxt, "Add"):
@@ -195,6 +233,8 @@ def _fuse(graph: Graph, conv: Node, ctx: PassContext) -> Node:
         attrs["act_alpha"] = alpha
     if act == "Clip":
         attrs["act_beta"] = beta
+    if post:
+        attrs["residual_position"] = "post_act"
     if bias is not None:
         c_out = y.static_shape[1]
         base = np.zeros(c_out) if b is None else np.asarray(b.const, dtype=np.float64).reshape(-1) \

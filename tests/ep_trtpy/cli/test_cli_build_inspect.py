@@ -163,3 +163,28 @@ def test_inspect_shows_the_layout_of_convolutions(tmp_path, capsys):
     assert main(["inspect", engine]) == 0
     text = capsys.readouterr().out
     assert " layout " in text and any("FusedConv" in ln and " NHWC " in ln for ln in text.splitlines())
+
+
+def test_inspect_lists_the_shortcut_add_fused_after_the_activation(tmp_path, capsys):
+    """A CSP bottleneck's x + SiLU(conv(x)): the Add after the activation is one of the FusedConv's nodes."""
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("Sigmoid", ["c"], ["s"], name="gate"), helper.make_node("Mul", ["c", "s"], ["a"],
+                                                                                     name="silu"),
+             helper.make_node("Add", ["x", "a"], ["y"], name="shortcut")]
+    inits = [numpy_helper.from_array(rng.standard_normal((4, 4, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "b")]
+    g = helper.make_graph(nodes, "csp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], inits)
+    from ep_trtpy.builder.build import get_or_build
+    from ep_trtpy.options import parse
+    from graph_partitioner.onnx_io import graph_from_onnx
+
+    graph = graph_from_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8))
+    got = get_or_build(graph, [(1, 4, 8, 8)], parse({"engine_cache_enable": "1",
+                                                      "engine_cache_path": str(tmp_path / "c")}), "reference")
+    assert main(["inspect", str(got.path), "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    convs = [lay for lay in layers if lay["kernel"] == "ep_trtpy::FusedConv"]
+    assert len(convs) == 1 and set(convs[0]["fused"]) == {"conv", "gate", "silu", "shortcut"}, layers
+    assert not any(lay["kernel"] == "Add" for lay in layers)

@@ -129,11 +129,50 @@ def test_fused_conv_activations_and_channels_last_equal_onnx(act: str, channels_
     assert_close(got, want, f"FusedConv {act}", rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("channels_last", [0, 1])
+def test_fused_conv_post_act_residual_equals_onnx(act: str, channels_last: int) -> None:
+    """residual_position post_act: Y = act(conv(X, W) + B) + Z, as the unfused Conv, activation and Add."""
+    x, w, b = rnd(2, 4, 6, 5) * F32(2), rnd(6, 2, 3, 3), rnd(6)
+    attrs = dict(kernel_shape=[3, 3], pads=[1, 0, 1, 1], strides=[1, 2], group=2)
+    act_attrs, act_nodes = ACTIVATIONS[act]
+    z = rnd(2, 6, 6, 2)
+    consts = [helper.make_node("Constant", [], [n], value=numpy_helper.from_array(np.array(v, F32), n))
+              for n, v in (("lo", -0.5), ("hi", 0.75))]
+    want = ort_graph(consts + [helper.make_node("Conv", ["x", "w", "b"], ["c"], **attrs)] + act_nodes
+                     + [helper.make_node("Add", ["y", "z"], ["out"])],
+                     {"x": x, "w": w, "b": b, "z": z}, "out", TensorProto.FLOAT)
+    to_nhwc = (0, 2, 3, 1)
+    xi, wi, zi = ((x.transpose(to_nhwc).copy(), w.transpose(to_nhwc).copy(), z.transpose(to_nhwc).copy())
+                  if channels_last else (x, w, z))
+    node = internal_node("FusedConv", [xi, wi, b, zi], dict(attrs, activation=act, channels_last=channels_last,
+                                                            residual_position="post_act", **act_attrs))
+    got = run_reference(node, [xi, wi, b, zi])[0]
+    if channels_last:
+        want = want.transpose(to_nhwc)
+    assert infer_of(node, [xi, wi, b, zi])[0].shape == want.shape == got.shape
+    assert_close(got, want, f"FusedConv post_act {act}", rtol=1e-5, atol=1e-6)
+    pre = run_reference(internal_node("FusedConv", [xi, wi, b, zi], dict(attrs, activation=act,
+                                                                         channels_last=channels_last, **act_attrs)),
+                        [xi, wi, b, zi])[0]
+    assert not np.allclose(pre, got, rtol=1e-3, atol=1e-3), "pre_act and post_act must differ for this activation"
+
+
+def test_fused_conv_refuses_unknown_residual_position() -> None:
+    x, w = rnd(1, 2, 4, 4), rnd(3, 2, 3, 3)
+    node = internal_node("FusedConv", [x, w], {"residual_position": "middle"})
+    with pytest.raises(OpError, match="residual_position='middle'"):
+        infer_of(node, [x, w])
+    with pytest.raises(OpError, match="residual_position='middle'"):
+        run_reference(node, [x, w])
+
+
 def test_conv_activation_names_match_the_partitioner_rule() -> None:
-    from ep_trtpy.ops.internal import CONV_ACTIVATIONS
+    from ep_trtpy.ops.internal import CONV_ACTIVATIONS, RESIDUAL_POSITIONS
     from graph_partitioner.support import rules_internal
 
     assert rules_internal.CONV_ACTIVATIONS == CONV_ACTIVATIONS
+    assert rules_internal.RESIDUAL_POSITIONS == RESIDUAL_POSITIONS
 
 
 # ---------------------------------------------------------------------------------------------------- Pool --

@@ -395,14 +395,17 @@ def _tf32(a: np.ndarray) -> np.ndarray:
 
 def run_conv(ints: list[int], floats: list[float], x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
              z: np.ndarray | None, y: np.ndarray, shapes: list[tuple[int, ...]]) -> None:
-    """``conv``: act(conv(X, W) + B + Z), NCHW or NHWC, with the numpy convolution of the references."""
+    """``conv``: act(conv(X, W) + B + Z), or act(conv(X, W) + B) + Z with the trailing post-activation int, NCHW
+    or NHWC, with the numpy convolution of the references."""
     from ep_trtpy.ops.internal import CONV_ACTIVATIONS, NCHW_OF_NHWC, NHWC_OF_NCHW, apply_activation
     from ep_trtpy.ops.linalg import conv2
 
     k, group, act, layout, tf32 = ints[:5]
     pb, pe = ints[5:5 + k], ints[5 + k:5 + 2 * k]
     strides, dils = ints[5 + 2 * k:5 + 3 * k], ints[5 + 3 * k:5 + 4 * k]
-    assert len(ints) == 5 + 4 * k and len(floats) == 2 and layout in (0, 1) and tf32 in (0, 1)
+    assert len(ints) in (5 + 4 * k, 6 + 4 * k) and len(floats) == 2 and layout in (0, 1) and tf32 in (0, 1)
+    post = len(ints) == 6 + 4 * k
+    assert not post or ints[-1] == 1, f"the post-activation residual flag is {ints[-1]}, not 1"
     assert layout == 0 or k == 2, "NHWC is 2-D only"
     xs, ws, ys = shapes
     xa, wa = x.reshape(xs), w.reshape(ws)
@@ -417,9 +420,11 @@ def run_conv(ints: list[int], floats: list[float], x: np.ndarray, w: np.ndarray,
     acc = conv2(xa.astype(np.float64), wa.astype(np.float64), list(wa.shape[2:]), strides, dils, pb, pe, out, group)
     if b is not None:
         acc = acc + b.astype(np.float64).reshape((1, -1) + (1,) * k)
-    if za is not None:
+    if za is not None and not post:
         acc = acc + za.astype(np.float64)
     res = apply_activation(acc, CONV_ACTIVATIONS[act], floats[0], floats[1])
+    if za is not None and post:
+        res = res + za.astype(np.float64)
     if layout == 1:
         res = res.transpose(NHWC_OF_NCHW)
     assert res.shape == tuple(ys), (res.shape, ys)

@@ -43,8 +43,8 @@ def reference(g: Graph, feeds: list[np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(out[v.name]) for v in g.outputs] if isinstance(out, dict) else [np.asarray(o) for o in out]
 
 
-def conv_case(act: str, channels_last: int, dtype: type, residual: bool = True, seed: int = 0
-              ) -> tuple[Graph, list[np.ndarray]]:
+def conv_case(act: str, channels_last: int, dtype: type, residual: bool = True, seed: int = 0,
+              position: str = "pre_act") -> tuple[Graph, list[np.ndarray]]:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, 4, 7, 6)).astype(dtype)
     w = (rng.standard_normal((6, 2, 3, 3)) * 0.5).astype(dtype)
@@ -53,6 +53,8 @@ def conv_case(act: str, channels_last: int, dtype: type, residual: bool = True, 
     z = rng.standard_normal(y_shape).astype(dtype)
     attrs = dict(kernel_shape=[3, 3], pads=[1, 0, 1, 1], strides=[2, 1], group=2, activation=act,
                  channels_last=channels_last, **ACT_PARAMS.get(act, {}))
+    if position != "pre_act":
+        attrs["residual_position"] = position
     if channels_last:
         x, w, z, y_shape = (x.transpose(NHWC).copy(), w.transpose(NHWC).copy(), z.transpose(NHWC).copy(),
                             tuple(y_shape[p] for p in NHWC))
@@ -79,6 +81,35 @@ def test_conv_activation_layouts_through_the_emulator(act: str, channels_last: i
     assert got.dtype == want.dtype and got.shape == want.shape
     tol = 1e-5 if dtype is np.float32 else 2e-3
     np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("act", CONV_ACTIVATIONS)
+@pytest.mark.parametrize("channels_last", [0, 1])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_conv_post_act_residual_through_the_emulator(act: str, channels_last: int, dtype: type) -> None:
+    """residual_position post_act: one trailing int 1 (none without an activation, where the two positions are
+    one sum), and the emulated plan equals the reference act(conv + B) + Z."""
+    g, feeds = conv_case(act, channels_last, dtype, position="post_act")
+    plan, weights = lower(g, STRICT)
+    (lay,) = plan.layers
+    code = CONV_ACTIVATIONS.index(act)
+    assert lay.ints == [2, 2, code, channels_last, 0, 1, 0, 1, 1, 2, 1, 1, 1] + ([1] if act else [])
+    assert lay.meta["residual"] is True and lay.meta["residual_position"] == "post_act"
+    got = execute(plan, weights, feeds)[0]
+    want = reference(g, feeds)[0]
+    assert got.dtype == want.dtype and got.shape == want.shape
+    tol = 1e-5 if dtype is np.float32 else 2e-3
+    np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=tol, atol=tol)
+    if act in ("Relu", "Sigmoid", "Tanh"):  # the position changes the numbers
+        pre_g, _ = conv_case(act, channels_last, dtype)
+        assert not np.allclose(reference(pre_g, feeds)[0].astype(np.float64), want.astype(np.float64), atol=0.1)
+
+
+def test_conv_residual_position_lowering_refusal() -> None:
+    g, _ = conv_case("Relu", 0, np.float32)
+    g.nodes[0].attrs["residual_position"] = "after"
+    with pytest.raises(LoweringError, match="residual_position 'after' is not one of 'pre_act', 'post_act'"):
+        lower(g)
 
 
 def test_math_flag_is_tf32_for_float32_only_when_enabled() -> None:
@@ -187,6 +218,8 @@ def test_float16_architectures_lower_channels_last_and_run_through_the_emulator(
     layouts = [lay.meta["layout"] for lay in plan.layers if lay.kernel in ("conv", "pool", "pool_nhwc")]
     assert layouts.count("NHWC") > 10 and layouts.count("NCHW") == (1 if name == "yolo" else 0)  # YOLO's DFL
     assert all(lay.ints[3] == 1 for lay in plan.layers if lay.kernel == "conv" and lay.meta["layout"] == "NHWC")
+    post = [lay for lay in plan.layers if lay.kernel == "conv" and lay.meta.get("residual_position") == "post_act"]
+    assert len(post) == (6 if name == "yolo" else 0)  # YOLO's CSP bottleneck shortcuts: x + SiLU(conv(...))
     ins = [feeds[v.name] for v in g.inputs]
     for got, ref in zip(execute(plan, weights, ins), reference(g, ins)):
         assert got.shape == ref.shape and got.dtype == ref.dtype

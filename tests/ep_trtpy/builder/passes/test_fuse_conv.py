@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from builder_testutil import GB, apply, check_same, feeds_for, ops
+from builder_testutil import GB, apply, check_same, feeds_for, ops, run
 
 
 def _w(shape, seed=0):
@@ -199,3 +199,95 @@ def test_mul_by_another_sigmoid_is_not_silu():
     apply(g, ["fuse_conv"])
     assert ops(g) == ["Sigmoid", "FusedConv", "Mul"] or ops(g) == ["FusedConv", "Sigmoid", "Mul"]
     assert next(n for n in g.nodes if n.op_type == "FusedConv").attrs["activation"] == ""
+
+
+# ------------------------------------------------------------------------------- residual after the activation --
+def _shortcut(gb, act, r, swap=False):
+    """Add(act, r), or Add(r, act) when swapped: the CSP bottleneck's x + SiLU(conv(...))."""
+    return gb.op("Add", [r, act] if swap else [act, r])
+
+
+@pytest.mark.parametrize("swap", [False, True], ids=["act-first", "residual-first"])
+@pytest.mark.parametrize("spelling", ["silu", "relu", "clip-max-only"])
+def test_residual_after_activation_fuses_post_act(spelling, swap):
+    opset, make, act, _, _ = SPELLINGS[spelling]
+    gb, y = _conv_graph(opset)
+    r = gb.input("r", (2, 4, 6, 6))
+    g = gb.output(_shortcut(gb, make(gb, y), r, swap))
+    before = g.copy()
+    ctx = apply(g, ["fuse_conv"])
+    assert ops(g) == ["FusedConv"], ctx.refusals
+    n = g.nodes[0]
+    assert n.attrs["activation"] == act and n.attrs["residual_position"] == "post_act"
+    assert n.inputs[3] is g.inputs[1] and n.outputs[0] is g.outputs[0]
+    assert len(ctx.origin(n.name)) == len(before.nodes) and ctx.origin(n.name)[-1].startswith("Add")
+    apply(before, [])
+    check_same(before, g, feeds_for(before), rtol=1e-5, atol=1e-5)
+
+
+def test_residual_before_activation_keeps_the_default_position():
+    gb, y = _conv_graph()
+    g = gb.output(gb.op("Relu", [gb.op("Add", [y, gb.input("r", (2, 4, 6, 6))])]))
+    apply(g, ["fuse_conv"])
+    assert ops(g) == ["FusedConv"] and "residual_position" not in g.nodes[0].attrs
+
+
+@pytest.mark.parametrize("r_shape", [(1, 4, 6, 6), (4, 1, 1), (2, 4, 6, 1)])
+def test_broadcasting_add_after_activation_is_refused(r_shape):
+    gb, y = _conv_graph()
+    g = gb.output(_shortcut(gb, _silu(gb, y), gb.input("r", r_shape)))
+    before = g.copy()
+    ctx = apply(g, ["fuse_conv"])
+    assert ops(g) == ["FusedConv", "Add"] and "residual_position" not in g.nodes[0].attrs
+    assert g.nodes[0].attrs["activation"] == "Silu" and len(g.nodes[0].inputs) == 3
+    assert any("after the activation" in r and "'r'" in r and str(list(r_shape)) in r for r in ctx.refusals), \
+        ctx.refusals
+    apply(before, [])
+    check_same(before, g, feeds_for(before), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("where", ["consumer", "graph-output"])
+def test_activation_read_elsewhere_keeps_the_add(where):
+    gb, y = _conv_graph()
+    a = _silu(gb, y)
+    s = _shortcut(gb, a, gb.input("r", (2, 4, 6, 6)))
+    g = gb.output(s, gb.op("Neg", [a])) if where == "consumer" else gb.output(s, a)
+    before = g.copy()
+    apply(g, ["fuse_conv"])
+    fused = next(n for n in g.nodes if n.op_type == "FusedConv")
+    assert "Add" in ops(g) and fused.attrs["activation"] == "Silu" and "residual_position" not in fused.attrs
+    apply(before, [])
+    check_same(before, g, feeds_for(before), rtol=1e-5, atol=1e-5)
+
+
+def test_second_residual_after_activation_is_refused():
+    gb, y = _conv_graph()
+    pre = gb.op("Add", [y, gb.input("r1", (2, 4, 6, 6))])
+    g = gb.output(_shortcut(gb, gb.op("Relu", [pre]), gb.input("r2", (2, 4, 6, 6))))
+    before = g.copy()
+    ctx = apply(g, ["fuse_conv"])
+    assert ops(g) == ["FusedConv", "Add"] and g.nodes[0].inputs[3] is g.inputs[1]
+    assert any("'r1' before the activation already takes" in r for r in ctx.refusals), ctx.refusals
+    apply(before, [])
+    check_same(before, g, feeds_for(before), rtol=1e-5, atol=1e-5)
+
+
+def test_yolo_bottleneck_shortcuts_fuse_and_the_numbers_agree():
+    from ep_trtpy import models
+    from graph_partitioner.onnx_io import graph_from_onnx
+
+    g = graph_from_onnx(models.build("yolo", ci=True))
+    feeds = models.make_feeds("yolo", batch=2, seed=5, ci=True)
+    shapes = {k: v.shape for k, v in feeds.items()}
+    before = g.copy()
+    apply(before, [], shapes=shapes)
+    adds = sum(1 for n in before.nodes if n.op_type == "Add")
+    apply(g, ["fuse_conv"], shapes=shapes)
+    post = [n for n in g.nodes if n.op_type == "FusedConv" and n.attrs.get("residual_position") == "post_act"]
+    assert len(post) == 6 and all(n.attrs["activation"] == "Silu" for n in post)  # 1 + 2 + 2 + 1 bottlenecks
+    assert sum(1 for n in g.nodes if n.op_type == "Add") == adds - 6
+    # float32 throughout; the box decoding scales rounding differences up to the output's magnitude (boxes in
+    # pixels): measured 6e-6 of max |y| with every conv fused before the activation only, 8e-6 with the shortcuts
+    (want,), (got,) = run(before, feeds), run(g, feeds)
+    scale = float(np.abs(want).max())
+    assert got.shape == want.shape and float(np.abs(got.astype(np.float64) - want).max()) <= 3e-5 * scale
