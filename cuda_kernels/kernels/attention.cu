@@ -1,5 +1,8 @@
-// The unfused attention path's kernels (attention.h): one warp per score row; the row is read three times (max,
-// sum, write), from L1/L2 after the first. It serves float32 engines and shapes cuDNN's flash attention refuses.
+// The GEMM-based attention paths' kernels (attention.h). The softmax: one warp per score row; the row is read three
+// times (max, sum, write), from L1/L2 after the first. They serve float32 engines and shapes cuDNN's flash attention
+// refuses.
+#include <algorithm>
+
 #include "attention.h"
 #include "common.cuh"
 
@@ -43,7 +46,61 @@ __global__ void cast_kernel(const I* in, O* out, ll n) {
     out[i] = k::from_float<O>(k::to_float(in[i]));
 }
 
+// Grid: y walks the (b, h) pairs (grid-stride past 65535), z picks the tensor, x walks the S*W vectors of one pair
+// row by row, so reads and writes both come in runs of W. W and row arrive in units of V.
+template <typename V, bool kToPacked>
+__global__ void __launch_bounds__(256) heads_copy_kernel(HeadsCopyArgs a) {
+  const HeadsTensor t = a.t[blockIdx.z];
+  const unsigned wv = static_cast<unsigned>(t.w), n = static_cast<unsigned>(t.s * t.w);
+  V* heads = static_cast<V*>(t.heads);
+  V* packed = static_cast<V*>(t.packed);
+  for (ll bh = blockIdx.y; bh < a.b * a.h; bh += gridDim.y) {
+    const ll hbase = (bh / a.h) * t.s * t.row + (bh % a.h) * t.w, pbase = bh * t.s * t.w;
+    for (unsigned e = blockIdx.x * blockDim.x + threadIdx.x; e < n; e += gridDim.x * blockDim.x) {
+      const ll ho = hbase + static_cast<ll>(e / wv) * t.row + e % wv;
+      if (kToPacked) packed[pbase + e] = heads[ho];
+      else heads[ho] = packed[pbase + e];
+    }
+  }
+}
+
 }  // namespace
+
+cudaError_t heads_copy(const HeadsCopyArgs& a, cudaStream_t stream) {
+  if (a.count < 1 || a.count > 3 || a.elem_bytes < 1) return cudaErrorInvalidValue;
+  if (a.b * a.h <= 0) return cudaSuccess;
+  const int64_t eb = a.elem_bytes;
+  unsigned long long bits = 16;  // the lowest set bit of the OR: the largest power of two (<= 16) dividing all
+  int64_t most = 0;
+  for (int i = 0; i < a.count; ++i) {
+    const HeadsTensor& t = a.t[i];
+    if (t.s * t.w >= (1LL << 31)) return cudaErrorInvalidValue;
+    bits |= reinterpret_cast<uintptr_t>(t.heads) | reinterpret_cast<uintptr_t>(t.packed) |
+            static_cast<unsigned long long>(t.w * eb) | static_cast<unsigned long long>(t.row * eb);
+    most = std::max(most, t.s * t.w);
+  }
+  const int64_t vb = static_cast<int64_t>(bits & (~bits + 1));
+  HeadsCopyArgs u = a;
+  for (int i = 0; i < a.count; ++i) {
+    u.t[i].w = a.t[i].w * eb / vb;
+    u.t[i].row = a.t[i].row * eb / vb;
+  }
+  const dim3 grid(k::grid_1d(most * eb / vb, 256, 4096), static_cast<unsigned>(std::min<int64_t>(a.b * a.h, 65535)),
+                  static_cast<unsigned>(a.count));
+  auto launch = [&](auto tag) {
+    using V = decltype(tag);
+    if (a.to_packed) heads_copy_kernel<V, true><<<grid, 256, 0, stream>>>(u);
+    else heads_copy_kernel<V, false><<<grid, 256, 0, stream>>>(u);
+  };
+  switch (vb) {
+    case 16: launch(uint4{}); break;
+    case 8: launch(uint2{}); break;
+    case 4: launch(uint32_t{}); break;
+    case 2: launch(uint16_t{}); break;
+    default: launch(uint8_t{}); break;
+  }
+  return cudaGetLastError();
+}
 
 cudaError_t masked_softmax(const MaskedSoftmaxArgs& a, cudaStream_t stream, long long max_blocks) {
   const ll rows = a.b * a.h * a.sq;

@@ -13,8 +13,10 @@
 //             math (optional, default 0): 1 lets float32 GEMMs use TF32
 //   floats  [scale]
 //   tactics "cudnn:<plan>" (16-bit: one cuDNN flash-attention kernel; the mask is first cast to Q's dtype when
-//           it has another) or "unfused" (two cuBLASLt strided-batched GEMMs around one masked-softmax kernel,
-//           scores in float32 in the workspace; any dtype, any shape).
+//           it has another), "unfused" (cuBLASLt strided-batched GEMMs, one launch per head or per batch row,
+//           around one masked-softmax kernel, scores in float32 in the workspace; attention_gemm.cpp) or "packed"
+//           (the heads copied into [B*H, S, D] buffers, one GEMM launch each side of the same softmax, the result
+//           copied into O; attention_packed.cpp). The two GEMM tactics take any dtype and any shape.
 #include <algorithm>
 #include <limits>
 #include <memory>
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "../kernels/attention.h"
+#include "attention_common.h"
 #include "cudnn_conv_common.h"
 #include "cudnn_graph.h"
 #include "tactics.h"
@@ -32,215 +35,31 @@ namespace tp {
 namespace lib {
 namespace {
 
-constexpr size_t kMaxLtWorkspace = size_t(32) << 20;
-const char* const kUnfused = "unfused";
+using attention::AttnState;
+using attention::Mode;
+using attention::align256;
+
 const std::string kCudnnPrefix = "cudnn:";
 
-size_t align256(size_t n) { return (n + 255) / 256 * 256; }
-
-cudaDataType_t lt_type(int dtype) {
-  return dtype == 1 ? CUDA_R_32F : (dtype == 16 ? CUDA_R_16BF : CUDA_R_16F);
-}
-
-// The largest power of two (<= 256) dividing every value.
-size_t pow2_dividing(std::initializer_list<int64_t> bytes) {
-  size_t a = 256;
-  for (int64_t b : bytes)
-    while (a > 1 && b % static_cast<int64_t>(a) != 0) a /= 2;
-  return a;
-}
-
-struct LtGemm {
-  cublasLtMatmulDesc_t desc = nullptr;
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-  cublasLtMatmulAlgo_t algo{};
+// A GEMM-based tactic's plan as prepare found it.
+struct GemmTactic {
+  GemmTactic(const char* n, Mode m) : name(n), mode(m) {}
+  const char* name;
+  Mode mode;
+  bool ok = false;
   size_t ws = 0;
-  size_t align_a = 1, align_b = 1, align_d = 1;
-  ~LtGemm() {
-    if (desc) cublasLtMatmulDescDestroy(desc);
-    if (a) cublasLtMatrixLayoutDestroy(a);
-    if (b) cublasLtMatrixLayoutDestroy(b);
-    if (d) cublasLtMatrixLayoutDestroy(d);
-  }
+  std::string err;
 };
 
-// One strided-batched column-major product D = op(A) B with the given operand geometry.
-struct GemmGeom {
-  cudaDataType_t ta, tb, td;
-  bool trans_a;
-  uint64_t a_rows, a_cols, b_rows, b_cols, d_rows, d_cols;
-  int64_t lda, ldb, ldd;
-  int32_t batch;
-  int64_t sa, sb, sd;  // batch strides (elements)
-};
-
-int make_layout(cublasLtMatrixLayout_t* l, cudaDataType_t t, uint64_t rows, uint64_t cols, int64_t ld,
-                int32_t batch, int64_t stride, std::string* err) {
-  TP_TRY_CUBLAS(cublasLtMatrixLayoutCreate(l, t, rows, cols, ld));
-  TP_TRY_CUBLAS(cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof batch));
-  TP_TRY_CUBLAS(cublasLtMatrixLayoutSetAttribute(*l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
-                                                 sizeof stride));
-  return 0;
+int run_gemm_tactic(const Engine& engine, const AttnState& s, Mode mode, const void* q, const void* k,
+                    const void* v, const void* m, void* o, void* ws, cudaStream_t stream, std::string* err) {
+  if (mode == Mode::Packed) return attention::run_packed(engine, s, q, k, v, m, o, ws, stream, err);
+  return attention::run_unfused(engine, s, q, k, v, m, o, ws, stream, err);
 }
-
-int plan_gemm(cublasLtHandle_t lt, const GemmGeom& g, bool tf32, LtGemm* out, std::string* err) {
-  TP_TRY_CUBLAS(cublasLtMatmulDescCreate(&out->desc, tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
-                                         CUDA_R_32F));
-  const int32_t ta = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, tb = CUBLAS_OP_N;
-  TP_TRY_CUBLAS(cublasLtMatmulDescSetAttribute(out->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
-  TP_TRY_CUBLAS(cublasLtMatmulDescSetAttribute(out->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-  if (make_layout(&out->a, g.ta, g.a_rows, g.a_cols, g.lda, g.batch, g.sa, err) ||
-      make_layout(&out->b, g.tb, g.b_rows, g.b_cols, g.ldb, g.batch, g.sb, err) ||
-      make_layout(&out->d, g.td, g.d_rows, g.d_cols, g.ldd, g.batch, g.sd, err))
-    return 1;
-  cublasLtMatmulPreference_t pref = nullptr;
-  TP_TRY_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
-  const uint64_t max_ws = kMaxLtWorkspace;
-  const uint32_t aa = static_cast<uint32_t>(out->align_a), ab = static_cast<uint32_t>(out->align_b),
-                 ad = static_cast<uint32_t>(out->align_d);
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &max_ws, sizeof max_ws);
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aa, sizeof aa);
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ab, sizeof ab);
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ad, sizeof ad);
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ad, sizeof ad);
-  cublasLtMatmulHeuristicResult_t res{};
-  int returned = 0;
-  const cublasStatus_t st =
-      cublasLtMatmulAlgoGetHeuristic(lt, out->desc, out->a, out->b, out->d, out->d, pref, 1, &res, &returned);
-  cublasLtMatmulPreferenceDestroy(pref);
-  if (st != CUBLAS_STATUS_SUCCESS || returned < 1 || res.state != CUBLAS_STATUS_SUCCESS) {
-    *err = cublas_message("cublasLtMatmulAlgoGetHeuristic (attention GEMM)", st != CUBLAS_STATUS_SUCCESS ? st :
-                          CUBLAS_STATUS_NOT_SUPPORTED);
-    return 1;
-  }
-  out->algo = res.algo;
-  out->ws = res.workspaceSize;
-  return 0;
-}
-
-enum class Mode { Empty, Fused, Unfused };
-
-struct AttnState {
-  Mode mode = Mode::Unfused;
-  int dtype = 10, m_dtype = 1;
-  bool mask = false, tf32 = false;
-  int64_t B = 0, H = 0, Sq = 0, Skv = 0, D = 0, Dv = 0, q_row = 0, k_row = 0, v_row = 0;
-  int64_t m_sb = 0, m_sh = 0, m_sq = 0, m_sk = 0, m_numel = 0;
-  float scale = 1.f;
-  size_t es = 2;
-  // fused
-  std::unique_ptr<FusedGraph> graph;
-  int plan = -1;
-  bool cast_mask = false;
-  size_t mask_off = 0, graph_ws_off = 0;
-  // unfused
-  bool loop_heads = true;
-  LtGemm g1, g2;
-  size_t s_off = 0, p_off = 0, lt_off = 0;
-};
 
 void attn_release(Layer& layer) {
   delete static_cast<AttnState*>(layer.state);
   layer.state = nullptr;
-}
-
-// The unfused path's GEMMs and workspace layout (after s.mode is known to be Unfused or a candidate).
-int plan_unfused(Engine& engine, AttnState& s, size_t* ws_total, std::string* err) {
-  cublasLtHandle_t lt = nullptr;
-  if (engine.handles().cublaslt(&lt, err)) return 1;
-  s.loop_heads = s.H <= s.B;
-  const cudaDataType_t t = lt_type(s.dtype);
-  const int64_t es = static_cast<int64_t>(s.es);
-  // scores S^T (col-major Skv x Sq) = K^T (K as col-major D x Skv) Q (col-major D x Sq), times scale
-  GemmGeom g1{t, t, CUDA_R_32F, true, static_cast<uint64_t>(s.D), static_cast<uint64_t>(s.Skv),
-              static_cast<uint64_t>(s.D), static_cast<uint64_t>(s.Sq), static_cast<uint64_t>(s.Skv),
-              static_cast<uint64_t>(s.Sq), s.k_row, s.q_row, s.Skv, 0, 0, 0, 0};
-  // O^T (col-major Dv x Sq, ld H*Dv) = V (col-major Dv x Skv) P^T (col-major Skv x Sq)
-  GemmGeom g2{t, t, t, false, static_cast<uint64_t>(s.Dv), static_cast<uint64_t>(s.Skv),
-              static_cast<uint64_t>(s.Skv), static_cast<uint64_t>(s.Sq), static_cast<uint64_t>(s.Dv),
-              static_cast<uint64_t>(s.Sq), s.v_row, s.Skv, s.H * s.Dv, 0, 0, 0, 0};
-  if (s.loop_heads) {  // batch over b
-    g1.batch = static_cast<int32_t>(s.B);
-    g1.sa = s.Skv * s.k_row;
-    g1.sb = s.Sq * s.q_row;
-    g1.sd = s.H * s.Sq * s.Skv;
-    g2.batch = static_cast<int32_t>(s.B);
-    g2.sa = s.Skv * s.v_row;
-    g2.sb = s.H * s.Sq * s.Skv;
-    g2.sd = s.Sq * s.H * s.Dv;
-  } else {  // batch over h
-    g1.batch = static_cast<int32_t>(s.H);
-    g1.sa = s.D;
-    g1.sb = s.D;
-    g1.sd = s.Sq * s.Skv;
-    g2.batch = static_cast<int32_t>(s.H);
-    g2.sa = s.Dv;
-    g2.sb = s.Sq * s.Skv;
-    g2.sd = s.Dv;
-  }
-  s.g1.align_a = pow2_dividing({s.k_row * es, s.D * es, g1.sa * es});
-  s.g1.align_b = pow2_dividing({s.q_row * es, s.D * es, g1.sb * es});
-  s.g1.align_d = pow2_dividing({s.Skv * 4, g1.sd * 4});
-  s.g2.align_a = pow2_dividing({s.v_row * es, s.Dv * es, g2.sa * es});
-  s.g2.align_b = pow2_dividing({s.Skv * es, g2.sb * es});
-  s.g2.align_d = pow2_dividing({s.H * s.Dv * es, s.Dv * es, g2.sd * es});
-  if (plan_gemm(lt, g1, s.tf32, &s.g1, err) || plan_gemm(lt, g2, s.tf32, &s.g2, err)) return 1;
-  const size_t n_scores = static_cast<size_t>(s.B * s.H * s.Sq * s.Skv);
-  s.s_off = 0;
-  s.p_off = s.dtype == 1 ? 0 : align256(n_scores * 4);
-  s.lt_off = s.p_off + (s.dtype == 1 ? align256(n_scores * 4) : align256(n_scores * s.es));
-  *ws_total = s.lt_off + std::max(s.g1.ws, s.g2.ws);
-  return 0;
-}
-
-bool aligned(const void* p, size_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; }
-
-int run_unfused(const Engine& engine, const AttnState& s, const void* q, const void* k, const void* v,
-                const void* m, void* o, void* ws, cudaStream_t stream, std::string* err) {
-  cublasLtHandle_t lt = nullptr;
-  if (engine.handles().cublaslt(&lt, err)) return 1;
-  char* base = static_cast<char*>(ws);
-  float* S = reinterpret_cast<float*>(base + s.s_off);
-  char* P = base + s.p_off;
-  void* lt_ws = base + s.lt_off;
-  const int64_t es = static_cast<int64_t>(s.es);
-  const float alpha1 = s.scale, one = 1.f, zero = 0.f;
-  const int64_t loops = s.loop_heads ? s.H : s.B;
-  auto off = [](const void* p, int64_t bytes) { return static_cast<const char*>(p) + bytes; };
-  for (int64_t l = 0; l < loops; ++l) {
-    const void* A = s.loop_heads ? off(k, l * s.D * es) : off(k, l * s.Skv * s.k_row * es);
-    const void* Bm = s.loop_heads ? off(q, l * s.D * es) : off(q, l * s.Sq * s.q_row * es);
-    float* Dm = S + (s.loop_heads ? l * s.Sq * s.Skv : l * s.H * s.Sq * s.Skv);
-    TP_REQUIRE(aligned(A, s.g1.align_a) && aligned(Bm, s.g1.align_b),
-               "attention: Q/K pointers are less aligned than the plan assumes");
-    TP_TRY_CUBLAS(cublasLtMatmul(lt, s.g1.desc, &alpha1, A, s.g1.a, Bm, s.g1.b, &zero, Dm, s.g1.d, Dm, s.g1.d,
-                                 &s.g1.algo, lt_ws, s.g1.ws, stream));
-  }
-  attn::MaskedSoftmaxArgs sm;
-  sm.s = S;
-  sm.p = P;
-  sm.p_dtype = s.dtype;
-  sm.m = s.mask ? m : nullptr;
-  sm.m_dtype = s.m_dtype;
-  sm.b = s.B;
-  sm.h = s.H;
-  sm.sq = s.Sq;
-  sm.skv = s.Skv;
-  sm.m_sb = s.m_sb;
-  sm.m_sh = s.m_sh;
-  sm.m_sq = s.m_sq;
-  sm.m_sk = s.m_sk;
-  TP_TRY_CUDA(attn::masked_softmax(sm, stream, 65535LL * 8));
-  for (int64_t l = 0; l < loops; ++l) {
-    const void* A = s.loop_heads ? off(v, l * s.Dv * es) : off(v, l * s.Skv * s.v_row * es);
-    const void* Bm = P + (s.loop_heads ? l * s.Sq * s.Skv : l * s.H * s.Sq * s.Skv) * es;
-    void* Dm = static_cast<char*>(o) + (s.loop_heads ? l * s.Dv : l * s.Sq * s.H * s.Dv) * es;
-    TP_REQUIRE(aligned(A, s.g2.align_a) && aligned(Dm, s.g2.align_d),
-               "attention: V/O pointers are less aligned than the plan assumes");
-    TP_TRY_CUBLAS(cublasLtMatmul(lt, s.g2.desc, &one, A, s.g2.a, Bm, s.g2.b, &zero, Dm, s.g2.d, Dm, s.g2.d,
-                                 &s.g2.algo, lt_ws, s.g2.ws, stream));
-  }
-  return 0;
 }
 
 AttentionGraphSpec graph_spec(const AttnState& s) {
@@ -344,7 +163,7 @@ int attn_prepare(Engine& engine, Layer& layer, std::string* err) {
                "M " + join(M.dims) + " is smaller than its strides reach");
   }
 
-  // ---- candidates: cuDNN flash attention plans (16-bit), then the unfused path --------------------------------
+  // ---- candidates: cuDNN flash attention plans (16-bit), then the GEMM-based tactics ---------------------------
   std::unique_ptr<FusedGraph> graph;
   std::string graph_err = "float32 attention runs unfused";
   if (s->dtype != 1 && (!s->mask || s->m_sk != 0)) {
@@ -359,20 +178,30 @@ int attn_prepare(Engine& engine, Layer& layer, std::string* err) {
   }
   layer.tactic_state.clear();
   s->cast_mask = s->mask && s->m_dtype != s->dtype;
-  size_t unfused_ws = 0;
-  std::string unfused_err;
-  const bool unfused_ok = plan_unfused(engine, *s, &unfused_ws, &unfused_err) == 0;
+  GemmTactic gemm[2] = {{"unfused", Mode::Unfused}, {"packed", Mode::Packed}};
+  std::string gemm_errs;
+  for (GemmTactic& g : gemm) {
+    g.ok = (g.mode == Mode::Packed ? attention::plan_packed(engine, *s, &g.ws, &g.err)
+                                   : attention::plan_unfused(engine, *s, &g.ws, &g.err)) == 0;
+    gemm_errs += std::string("; ") + g.name + ": " + (g.ok ? "ok" : g.err);
+  }
+  auto gemm_of = [&](const std::string& name) -> const GemmTactic* {
+    for (const GemmTactic& g : gemm)
+      if (name == g.name) return &g;
+    return nullptr;
+  };
   std::vector<std::string> names;
   if (graph)
     for (int i = 0; i < graph->candidates(); ++i) names.push_back(kCudnnPrefix + graph->name(i));
-  if (unfused_ok) names.push_back(kUnfused);
-  TP_REQUIRE(!names.empty(), "no attention tactic: " + graph_err + "; unfused: " + unfused_err);
+  for (const GemmTactic& g : gemm)
+    if (g.ok) names.push_back(g.name);  // at level 0 (no timing) "unfused" comes first
+  TP_REQUIRE(!names.empty(), "no attention tactic: " + graph_err + gemm_errs);
   auto plan_of = [&](const std::string& name) {
     return name.compare(0, kCudnnPrefix.size(), kCudnnPrefix) == 0 && graph ? graph->find(name.substr(kCudnnPrefix.size()))
                                                                             : -1;
   };
   auto usable = [&](const std::string& name, std::string* why) {
-    if (name == kUnfused) return unfused_ok;
+    if (const GemmTactic* g = gemm_of(name)) return g->ok;
     const int i = plan_of(name);
     return i >= 0 && graph->build(i, why) == 0;
   };
@@ -397,19 +226,21 @@ int attn_prepare(Engine& engine, Layer& layer, std::string* err) {
       }
     } else {
       // time the first plans of cuDNN's list (at most two below level 4: each may be compiled at build) and the
-      // unfused path
+      // GEMM-based tactics
       std::vector<std::string> timed;
       for (const auto& n : names)
-        if (n != kUnfused && static_cast<int>(timed.size()) < std::min(n_time, level < 4 ? 2 : n_time))
+        if (!gemm_of(n) && static_cast<int>(timed.size()) < std::min(n_time, level < 4 ? 2 : n_time))
           timed.push_back(n);
-      if (unfused_ok) timed.push_back(kUnfused);
-      size_t ws_max = unfused_ws;
+      for (const GemmTactic& g : gemm)
+        if (g.ok) timed.push_back(g.name);
+      size_t ws_max = 0;
       std::vector<char> ok(timed.size(), 0);
       for (size_t i = 0; i < timed.size(); ++i) {
         std::string why;
         ok[i] = usable(timed[i], &why);
+        const GemmTactic* g = gemm_of(timed[i]);
         if (!ok[i]) layer.timings.emplace_back(timed[i], std::numeric_limits<double>::infinity());
-        else if (timed[i] != kUnfused) ws_max = std::max(ws_max, mask_bytes + graph->workspace(plan_of(timed[i])));
+        else ws_max = std::max(ws_max, g ? g->ws : mask_bytes + graph->workspace(plan_of(timed[i])));
       }
       const size_t qb = static_cast<size_t>(Q.nbytes), kb = static_cast<size_t>(K.nbytes),
                    vb = static_cast<size_t>(V.nbytes);
@@ -432,7 +263,8 @@ int attn_prepare(Engine& engine, Layer& layer, std::string* err) {
         const std::string& n = timed[i];
         const double ms = timer.time([&](cudaStream_t st) {
           std::string e;
-          if (n == kUnfused) return run_unfused(engine, *s, qp, kp, vp, mbuf, obuf, wbuf, st, &e);
+          if (const GemmTactic* g = gemm_of(n))
+            return run_gemm_tactic(engine, *s, g->mode, qp, kp, vp, mbuf, obuf, wbuf, st, &e);
           return run_fused(engine, *s, graph.get(), plan_of(n), qp, kp, vp, mbuf, obuf, wbuf, st, &e);
         });
         layer.timings.emplace_back(n, ms);
@@ -443,12 +275,12 @@ int attn_prepare(Engine& engine, Layer& layer, std::string* err) {
       }
     }
   }
-  TP_REQUIRE(!chosen.empty(), "no attention tactic could be built: " + graph_err + "; unfused: " + unfused_err);
+  TP_REQUIRE(!chosen.empty(), "no attention tactic could be built: " + graph_err + gemm_errs);
   layer.tactic_name = chosen;
-  if (chosen == kUnfused) {
-    s->mode = Mode::Unfused;
-    layer.tactic = 0;
-    layer.workspace = unfused_ws;
+  if (const GemmTactic* g = gemm_of(chosen)) {
+    s->mode = g->mode;
+    layer.tactic = static_cast<int>(g - gemm);  // 0 unfused, 1 packed
+    layer.workspace = g->ws;
     return 0;
   }
   s->mode = Mode::Fused;
@@ -467,8 +299,8 @@ int attn_launch(const Engine& engine, const Layer& layer, const void* const* in,
   if (s->mode == Mode::Empty) return 0;
   TP_REQUIRE(layer.workspace <= ctx.workspace_bytes, "workspace smaller than the layer needs");
   const void* m = s->mask ? in[3] : nullptr;
-  if (s->mode == Mode::Unfused) return run_unfused(engine, *s, in[0], in[1], in[2], m, out[0], ctx.workspace,
-                                                   ctx.stream, err);
+  if (s->mode == Mode::Unfused || s->mode == Mode::Packed)
+    return run_gemm_tactic(engine, *s, s->mode, in[0], in[1], in[2], m, out[0], ctx.workspace, ctx.stream, err);
   return run_fused(engine, *s, s->graph.get(), s->plan, in[0], in[1], in[2], m, out[0], ctx.workspace, ctx.stream,
                    err);
 }
