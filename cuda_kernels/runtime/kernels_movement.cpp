@@ -1,5 +1,5 @@
-// KernelDefs "copy", "fill", "transpose", "pad", "gather", "gather_elements" (kernels/copy.cu, transpose.cu, pad.cu,
-// gather.cu).
+// KernelDefs "copy", "copy_batch", "fill", "transpose", "pad", "gather", "gather_elements" (kernels/copy.cu,
+// transpose.cu, pad.cu, gather.cu).
 // Lowering: ep_trtpy/builder/lowering/movement.py. Elements are moved as raw 1, 2, 4 or 8 byte words; input and
 // output element sizes must match (the dtypes may differ only by name, e.g. a view).
 //
@@ -8,6 +8,12 @@
 //              Y[out_offset + sum c_d*out_strides_d] = X[in_offset + sum c_d*in_strides_d] for every index c of
 //              dims; offsets and strides in elements, input strides may be negative or 0 (Slice with negative
 //              steps, Expand). Only the addressed elements of Y are written (Concat writes one slab per layer).
+// "copy_batch" inputs [X_0 ..], outputs [Y_0 ..]: one launch for a whole Concat or Split
+//              ints [nseg (1..32), nseg x (src, dst, rows, row_elems, src_offset, src_stride, dst_offset,
+//              dst_stride)]   segment: rows r < rows of row_elems elements, Y_dst[dst_offset + r*dst_stride + i] =
+//              X_src[src_offset + r*src_stride + i]; src / dst index the layer's inputs / outputs; all >= 0,
+//              in elements (every tensor of the layer has one element size); segments must not write one element
+//              twice.
 // "fill"       inputs [], outputs [Y]
 //              ints [value_bits]    every element of Y = the low element-size bytes of value_bits
 // "transpose"  inputs [X], outputs [Y]
@@ -89,6 +95,84 @@ int launch_copy(const Engine&, const Layer& layer, const void* const* in, void* 
   a.in = in[0];
   a.out = out[0];
   return kutil::launch_status(mv::copy(a, ctx.stream, st.max_blocks), kCopy, err);
+}
+
+// ------------------------------------------------------------------------------------------------ copy_batch --
+constexpr const char* kCopyBatch = "copy_batch";
+
+struct BatchSpec {
+  int src = 0, dst = 0;
+  long long rows = 0, row_elems = 0, src_off = 0, src_stride = 0, dst_off = 0, dst_stride = 0;
+};
+struct CopyBatchState {
+  int esize = 0, n = 0;
+  BatchSpec spec[mv::kMaxSegments];
+};
+
+// Rows of `row_elems` elements at offset + r * stride, r < rows, lie inside `numel` elements.
+bool rows_fit(long long numel, long long offset, long long rows, long long row_elems, long long stride) {
+  if (rows == 0 || row_elems == 0) return true;
+  return offset + (rows - 1) * stride + row_elems <= numel;
+}
+
+int prepare_copy_batch(Engine& e, Layer& layer, std::string* err) {
+  if (layer.inputs.empty() || layer.outputs.empty())
+    return fail(err, std::string(kCopyBatch) + ": needs at least one input and one output");
+  CopyBatchState st;
+  st.esize = static_cast<int>(dtype_size(kutil::out_tensor(e, layer, 0).dtype));
+  for (size_t i = 0; i < layer.inputs.size() + layer.outputs.size(); ++i) {
+    const bool is_in = i < layer.inputs.size();
+    if (is_in && layer.inputs[i] < 0) return fail(err, std::string(kCopyBatch) + ": input " + std::to_string(i) +
+                                                           " is absent");
+    const TensorDesc& t = is_in ? kutil::in_tensor(e, layer, i) : kutil::out_tensor(e, layer, i - layer.inputs.size());
+    if (static_cast<int>(dtype_size(t.dtype)) != st.esize || !(st.esize == 1 || st.esize == 2 || st.esize == 4 ||
+                                                               st.esize == 8))
+      return fail(err, std::string(kCopyBatch) + ": tensor '" + t.name + "' (" + kutil::dtype_name(t.dtype) +
+                           ") does not share one element size of 1, 2, 4 or 8 bytes with the layer's first output");
+  }
+  kutil::IntReader r(layer.ints, kCopyBatch);
+  st.n = static_cast<int>(r.next_in("nseg", 1, mv::kMaxSegments));
+  for (int k = 0; k < st.n && r.ok(); ++k) {
+    BatchSpec& g = st.spec[k];
+    g.src = static_cast<int>(r.next_in("src", 0, static_cast<int64_t>(layer.inputs.size()) - 1));
+    g.dst = static_cast<int>(r.next_in("dst", 0, static_cast<int64_t>(layer.outputs.size()) - 1));
+    g.rows = r.next_in("rows", 0, INT64_MAX);
+    g.row_elems = r.next_in("row_elems", 0, INT64_MAX);
+    g.src_off = r.next_in("src_offset", 0, INT64_MAX);
+    g.src_stride = r.next_in("src_stride", 0, INT64_MAX);
+    g.dst_off = r.next_in("dst_offset", 0, INT64_MAX);
+    g.dst_stride = r.next_in("dst_stride", 0, INT64_MAX);
+    if (!r.ok()) break;
+    const TensorDesc& x = kutil::in_tensor(e, layer, g.src);
+    const TensorDesc& y = kutil::out_tensor(e, layer, g.dst);
+    if (!rows_fit(x.numel(), g.src_off, g.rows, g.row_elems, g.src_stride))
+      return fail(err, std::string(kCopyBatch) + ": segment " + std::to_string(k) + " reads past input '" + x.name +
+                           "' " + kutil::dims_str(x.dims));
+    if (!rows_fit(y.numel(), g.dst_off, g.rows, g.row_elems, g.dst_stride))
+      return fail(err, std::string(kCopyBatch) + ": segment " + std::to_string(k) + " writes past output '" +
+                           y.name + "' " + kutil::dims_str(y.dims));
+  }
+  if (!r.done()) return fail(err, r.error());
+  return kutil::keep_args(e, layer, st);
+}
+
+int launch_copy_batch(const Engine&, const Layer& layer, const void* const* in, void* const* out,
+                      const LaunchContext& ctx, std::string* err) {
+  const auto& st = kutil::args_of<CopyBatchState>(layer).args;
+  mv::CopyBatchArgs a;
+  a.n = st.n;
+  const long long es = st.esize;
+  for (int k = 0; k < st.n; ++k) {
+    const BatchSpec& g = st.spec[k];
+    a.seg[k].src = static_cast<const char*>(in[g.src]) + g.src_off * es;
+    a.seg[k].dst = static_cast<char*>(out[g.dst]) + g.dst_off * es;
+    a.seg[k].rows = g.rows;
+    a.seg[k].row_bytes = g.row_elems * es;
+    a.seg[k].src_stride = g.src_stride * es;
+    a.seg[k].dst_stride = g.dst_stride * es;
+  }
+  return kutil::launch_status(mv::copy_batch(a, ctx.stream, kutil::args_of<CopyBatchState>(layer).max_blocks),
+                              kCopyBatch, err);
 }
 
 // ------------------------------------------------------------------------------------------------------ fill --
@@ -277,6 +361,9 @@ int launch_gather_elements(const Engine&, const Layer& layer, const void* const*
 }
 
 const KernelDef kCopyDef = {kCopy, &prepare_copy, &launch_copy, &kutil::release_args<mv::CopyArgs>};
+const KernelDef kCopyBatchDef = {kCopyBatch, &prepare_copy_batch, &launch_copy_batch,
+                                 &kutil::release_args<CopyBatchState>};
+TP_REGISTER_KERNEL(kCopyBatchDef);
 const KernelDef kFillDef = {kFill, &prepare_fill, &launch_fill, &kutil::release_args<FillArgs>};
 const KernelDef kTransposeDef = {kTranspose, &prepare_transpose, &launch_transpose,
                                  &kutil::release_args<mv::TransposeArgs>};

@@ -6,6 +6,11 @@ Pad, and the pure views Reshape, Flatten, Squeeze, Unsqueeze, Identity and infer
                ints [ndim (0..12), dims[ndim], in_offset, in_strides[ndim], out_offset, out_strides[ndim]]
                Y[out_offset + sum c_d*out_strides_d] = X[in_offset + sum c_d*in_strides_d] for every index c of
                dims (element units; input strides may be negative or 0); only those elements of Y are written
+    copy_batch inputs [X_0 ..] outputs [Y_0 ..]
+               ints [nseg (1..32), nseg x (src, dst, rows, row_elems, src_offset, src_stride, dst_offset, dst_stride)]
+               Y_dst[dst_offset + r*dst_stride + i] = X_src[src_offset + r*src_stride + i] for r < rows,
+               i < row_elems (elements; src/dst index the layer's inputs/outputs): a whole Concat or Split in
+               one launch
     transpose  inputs [X] outputs [Y]
                ints [ndim (0..8), in_dims[ndim], perm[ndim]]          Y dim d = X dim perm[d]
     pad        inputs [X] outputs [Y]
@@ -75,6 +80,23 @@ def emit_copy(ctx: LowerCtx, src: int, dst: int, dims: Sequence[int], in_off: in
         raise LoweringError(f"node '{name}': the copy needs {len(cd)} dims after collapsing (limit {MAX_COPY_DIMS})")
     ints = [len(cd)] + cd + [int(in_off)] + cin + [int(out_off)] + cout
     ctx.emit("copy", [src], [dst], ints=ints, name=name)
+
+
+MAX_SEGMENTS = 32
+
+
+def emit_copy_batch(ctx: LowerCtx, srcs: Sequence[int], dsts: Sequence[int], segments: Sequence[Sequence[int]],
+                    name: str) -> None:
+    """Emit ``copy_batch`` layers for row segments (src, dst, rows, row_elems, src_offset, src_stride,
+    dst_offset, dst_stride), MAX_SEGMENTS to a layer; src/dst index `srcs`/`dsts` (tensor ids)."""
+    for first in range(0, len(segments), MAX_SEGMENTS):
+        part = segments[first:first + MAX_SEGMENTS]
+        used_in = sorted({g[0] for g in part})
+        used_out = sorted({g[1] for g in part})
+        ints = [len(part)]
+        for src, dst, *rest in part:
+            ints += [used_in.index(src), used_out.index(dst)] + [int(v) for v in rest]
+        ctx.emit("copy_batch", [srcs[k] for k in used_in], [dsts[k] for k in used_out], ints=ints, name=name)
 
 
 def _contiguous_range(dims: Sequence[int], in_strides: Sequence[int]) -> bool:
@@ -156,7 +178,7 @@ def lower_transpose(ctx: LowerCtx, node: Node) -> None:
 # ---------------------------------------------------------------------------------------------- concat/split --
 @lowering("Concat")
 def lower_concat(ctx: LowerCtx, node: Node) -> None:
-    """Concat(axis): one copy per non-empty input into its slab of the output."""
+    """Concat(axis): every non-empty input is a segment of rows (outer rows of its slab) in one copy_batch."""
     y = node.outputs[0]
     ys = shape_of(y)
     axis = normalize_axis(node.attr("axis", 0), len(ys), node)
@@ -166,7 +188,8 @@ def lower_concat(ctx: LowerCtx, node: Node) -> None:
     outer = numel(ys[:axis])
     inner = numel(ys[axis + 1:])
     total = ys[axis]
-    yt = ctx.tensor(y)
+    srcs: list[int] = []
+    segments: list[list[int]] = []
     off = 0
     for v in ins:
         vs = shape_of(v)
@@ -175,18 +198,20 @@ def lower_concat(ctx: LowerCtx, node: Node) -> None:
                                 f"{len(ys)}")
         a = vs[axis]
         if numel(vs) > 0:
-            emit_copy(ctx, ctx.tensor(v), yt, [outer, a * inner], 0, [a * inner, 1], off * inner,
-                      [total * inner, 1], node.name)
+            segments.append([len(srcs), 0, outer, a * inner, 0, a * inner, off * inner, total * inner])
+            srcs.append(ctx.tensor(v))
         off += a
     if off != total:
         raise LoweringError(f"node '{node.name}' (Concat): inputs add up to {off} along axis {axis}, the output has "
                             f"{total}")
+    if segments:
+        emit_copy_batch(ctx, srcs, [ctx.tensor(y)], segments, node.name)
 
 
 @lowering("Split")
 def lower_split(ctx: LowerCtx, node: Node) -> None:
     """Split(axis): each output is a view of its slab when the slab is contiguous (nothing outside the axis
-    varies), else a copy. Output extents come from the outputs' shapes."""
+    varies); the others are segments of rows of one copy_batch. Output extents come from the outputs' shapes."""
     x = node.inputs[0]
     assert x is not None
     xs = shape_of(x)
@@ -194,6 +219,8 @@ def lower_split(ctx: LowerCtx, node: Node) -> None:
     outer = numel(xs[:axis])
     inner = numel(xs[axis + 1:])
     total = xs[axis]
+    dsts: list[int] = []
+    segments: list[list[int]] = []
     off = 0
     for y in node.outputs:
         ys = shape_of(y)
@@ -204,11 +231,17 @@ def lower_split(ctx: LowerCtx, node: Node) -> None:
             raise LoweringError(f"node '{node.name}' (Split): output '{y.name}' {list(ys)} is not a slab of "
                                 f"{list(xs)} along axis {axis}")
         if y.consumers or ctx.graph.is_graph_output(y):
-            _view_or_copy(ctx, node, x, y, [outer, s * inner], off * inner, [total * inner, 1])
+            if numel(ys) == 0 or _contiguous_range([outer, s * inner], [total * inner, 1]):
+                _view_or_copy(ctx, node, x, y, [outer, s * inner], off * inner, [total * inner, 1])
+            else:
+                segments.append([0, len(dsts), outer, s * inner, off * inner, total * inner, 0, s * inner])
+                dsts.append(ctx.tensor(y))
         off += s
     if off != total:
         raise LoweringError(f"node '{node.name}' (Split): outputs add up to {off} along axis {axis}, the input has "
                             f"{total}")
+    if segments:
+        emit_copy_batch(ctx, [ctx.tensor(x)], dsts, segments, node.name)
 
 
 # ----------------------------------------------------------------------------------------------------- slice --

@@ -173,7 +173,16 @@ def test_concat(axis: int) -> None:
     b, c = b[tuple(slice(0, s) for s in shapes[1])], c[tuple(slice(0, s) for s in shapes[2])]
     plan = run_case(node_case("Concat", [In("a", a), In("b", np.ascontiguousarray(b), const=True),
                                          In("c", np.ascontiguousarray(c))], {"axis": axis}), exact=True)
-    assert kernels(plan) == ["copy", "copy"]  # the empty input copies nothing
+    assert kernels(plan) == ["copy_batch"]
+    assert plan.layers[0].ints[0] == 2  # the empty input is no segment
+
+
+def test_concat_of_many_inputs_is_one_layer_per_32() -> None:
+    xs = [In(f"x{k}", rand((2, 1, 3), np.float32, 40 + k)) for k in range(35)]
+    plan = run_case(node_case("Concat", xs, {"axis": 1}), exact=True)
+    assert kernels(plan) == ["copy_batch", "copy_batch"]
+    assert [lay.ints[0] for lay in plan.layers] == [32, 3]
+    assert [len(lay.inputs) for lay in plan.layers] == [32, 3]
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
@@ -185,7 +194,19 @@ def test_split(axis: int) -> None:
     if axis == 0:  # contiguous slabs are views (copied into the graph-output buffers by memcpy)
         assert set(kernels(plan)) == {"memcpy"}
     else:
-        assert kernels(plan) == ["copy", "copy"]
+        assert kernels(plan) == ["copy_batch"]
+        assert len(plan.layers[0].outputs) == 2
+
+
+def test_split_with_an_unused_output_copies_the_rest_in_one_layer() -> None:
+    x = rand((4, 9, 2), np.float32, 16)
+    case = node_case("Split", [In("x", x), In("split", np.array([2, 3, 4], np.int64), const=True)], {"axis": 1},
+                     n_out=3)
+    case.graph.outputs = [case.graph.outputs[0], case.graph.outputs[2]]
+    case.expected = [case.expected[0], case.expected[2]]
+    plan = run_case(case, exact=True)
+    assert kernels(plan) == ["copy_batch"]
+    assert plan.layers[0].ints[0] == 2
 
 
 @pytest.mark.parametrize("starts,ends,axes,steps", [
