@@ -42,11 +42,14 @@ cudaError_t copy_batch(const CopyBatchArgs& a, cudaStream_t stream, long long ma
 cudaError_t fill(void* out, int esize, long long n, unsigned long long bits, cudaStream_t stream,
                  long long max_blocks);
 
-// out = in transposed: out dim d is input dim perm[d]; the input is contiguous with in_dims.
+// out = in transposed: out dim d is input dim perm[d]; the input is contiguous with in_dims. in_dtype == out_dtype
+// moves raw esize-byte elements; otherwise each element is converted (ONNX float dtypes: float32 to or from float16
+// or bfloat16, rounding to nearest even).
 struct TransposeArgs {
   const void* in = nullptr;
   void* out = nullptr;
   int esize = 4;
+  int in_dtype = 0, out_dtype = 0;
   int ndim = 0;
   long long in_dims[kMaxDims] = {};
   int perm[kMaxDims] = {};

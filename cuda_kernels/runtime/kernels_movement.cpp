@@ -1,7 +1,8 @@
 // KernelDefs "copy", "copy_batch", "fill", "transpose", "pad", "gather", "gather_elements" (kernels/copy.cu,
 // transpose.cu, pad.cu, gather.cu).
 // Lowering: ep_trtpy/builder/lowering/movement.py. Elements are moved as raw 1, 2, 4 or 8 byte words; input and
-// output element sizes must match (the dtypes may differ only by name, e.g. a view).
+// output element sizes must match (the dtypes may differ only by name, e.g. a view), except for a converting
+// "transpose".
 //
 // "copy"       inputs [X], outputs [Y]
 //              ints [ndim (0..12), dims[ndim], in_offset, in_strides[ndim], out_offset, out_strides[ndim]]
@@ -18,6 +19,7 @@
 //              ints [value_bits]    every element of Y = the low element-size bytes of value_bits
 // "transpose"  inputs [X], outputs [Y]
 //              ints [ndim (0..8), in_dims[ndim], perm[ndim]]   Y dim d = X dim perm[d]; X contiguous with in_dims
+//              X float32 and Y float16 / bfloat16 or the reverse: each element is converted (round to nearest even)
 // "pad"        inputs [X], outputs [Y]
 //              ints [mode, ndim (0..8), in_dims[ndim], out_dims[ndim], pads_begin[ndim], value_bits]
 //              mode 0 constant (value_bits as for fill), 1 reflect, 2 edge; negative pads crop
@@ -205,10 +207,22 @@ int launch_fill(const Engine&, const Layer& layer, const void* const*, void* con
 // ------------------------------------------------------------------------------------------------- transpose --
 constexpr const char* kTranspose = "transpose";
 
+// float32 -> float16 / bfloat16 or back: a Cast fused into the transpose.
+bool converts(int from, int to) {
+  return (from == 1 && (to == 10 || to == 16)) || ((from == 10 || from == 16) && to == 1);
+}
+
 int prepare_transpose(Engine& e, Layer& layer, std::string* err) {
   if (!kutil::check_arity(layer, kTranspose, 1, 1, 1, err)) return 1;
   mv::TransposeArgs a;
-  if (int rc = element_size(e, layer, kTranspose, &a.esize, err)) return rc;
+  const int from = kutil::in_tensor(e, layer, 0).dtype, to = kutil::out_tensor(e, layer, 0).dtype;
+  if (converts(from, to)) {
+    a.in_dtype = from;
+    a.out_dtype = to;
+    a.esize = static_cast<int>(dtype_size(to));
+  } else if (int rc = element_size(e, layer, kTranspose, &a.esize, err)) {
+    return rc;
+  }
   kutil::IntReader r(layer.ints, kTranspose);
   a.ndim = static_cast<int>(r.next_in("ndim", 0, mv::kMaxDims));
   long long n = 1;

@@ -1,6 +1,6 @@
-"""Lowering of data movement: Transpose, Concat, Split, Slice, Expand, Tile, Gather, GatherElements, GatherND,
-Pad, and the pure views Reshape, Flatten, Squeeze, Unsqueeze, Identity and inference Dropout. Kernels
-(cuda_kernels/runtime/kernels_movement.cpp)::
+"""Lowering of data movement: Transpose, ep_trtpy::CastTranspose, Concat, Split, Slice, Expand, Tile, Gather,
+GatherElements, GatherND, Pad, and the pure views Reshape, Flatten, Squeeze, Unsqueeze, Identity and inference
+Dropout. Kernels (cuda_kernels/runtime/kernels_movement.cpp)::
 
     copy       inputs [X] outputs [Y]
                ints [ndim (0..12), dims[ndim], in_offset, in_strides[ndim], out_offset, out_strides[ndim]]
@@ -12,7 +12,8 @@ Pad, and the pure views Reshape, Flatten, Squeeze, Unsqueeze, Identity and infer
                i < row_elems (elements; src/dst index the layer's inputs/outputs): a whole Concat or Split in
                one launch
     transpose  inputs [X] outputs [Y]
-               ints [ndim (0..8), in_dims[ndim], perm[ndim]]          Y dim d = X dim perm[d]
+               ints [ndim (0..8), in_dims[ndim], perm[ndim]]          Y dim d = X dim perm[d]; X float32 and Y
+               float16 / bfloat16 or the reverse converts each element (ep_trtpy::CastTranspose)
     pad        inputs [X] outputs [Y]
                ints [mode, ndim (0..8), in_dims[ndim], out_dims[ndim], pads_begin[ndim], value_bits]
                mode 0 constant, 1 reflect, 2 edge; value_bits: the constant's bytes as an integer
@@ -57,9 +58,10 @@ from ep_trtpy.builder.lowering._util import (
     numel,
     shape_of,
 )
+from ep_trtpy.ops.internal import CAST_TRANSPOSE_DTYPES
 from ep_trtpy.ops.movement import gather_elements_ref, gather_nd_rows
 from ep_trtpy.ops.registry import OpError
-from graph_partitioner.ir import INT32, INT64, Node, Value, np_dtype
+from graph_partitioner.ir import INT32, INT64, Node, Value, dtype_name, np_dtype
 
 MAX_COPY_DIMS = 12
 MAX_DIMS = 8
@@ -173,6 +175,27 @@ def lower_transpose(ctx: LowerCtx, node: Node) -> None:
         ctx.alias(y, x)
         return
     emit_transpose(ctx, ctx.tensor(x), ctx.tensor(y), xs, perm, node.name)
+
+
+@lowering("ep_trtpy::CastTranspose")
+def lower_cast_transpose(ctx: LowerCtx, node: Node) -> None:
+    """Cast(Transpose(x)): one ``transpose`` layer whose input and output dtypes differ (the kernel converts at
+    the store); a permutation that moves nothing is a one-dim transpose, which converts only."""
+    x, y = node.inputs[0], node.outputs[0]
+    assert x is not None
+    if (x.dtype, y.dtype) not in CAST_TRANSPOSE_DTYPES:
+        raise LoweringError(f"node '{node.name}' (CastTranspose): '{x.name}' {dtype_name(x.dtype)} to '{y.name}' "
+                            f"{dtype_name(y.dtype)} is not a conversion the transpose kernel makes")
+    xs = shape_of(x)
+    perm = [int(p) for p in node.attr("perm", [])]
+    if sorted(perm) != list(range(len(xs))):
+        raise LoweringError(f"node '{node.name}' (CastTranspose): perm {perm} is not a permutation of {len(xs)} dims")
+    cd, cp = collapse_transpose(xs, perm)
+    if cp == list(range(len(cp))):
+        cd, cp = [numel(xs)], [0]
+    if len(cd) > MAX_DIMS:
+        raise LoweringError(f"node '{node.name}': transpose of {len(cd)} dims after collapsing (limit {MAX_DIMS})")
+    ctx.emit("transpose", [ctx.tensor(x)], [ctx.tensor(y)], ints=[len(cd)] + cd + cp, name=node.name)
 
 
 # ---------------------------------------------------------------------------------------------- concat/split --

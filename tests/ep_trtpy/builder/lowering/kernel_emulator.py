@@ -15,7 +15,7 @@ import numpy as np
 
 from ep_trtpy.engine.plan import Plan
 from ep_trtpy.ops import pointwise_program as pp
-from graph_partitioner.ir import BOOL, FLOAT, FLOAT16, INT32, INT64, np_dtype
+from graph_partitioner.ir import BFLOAT16, BOOL, FLOAT, FLOAT16, INT32, INT64, np_dtype
 
 OPNAMES = {v: k for k, v in pp.OPCODES.items()}
 LOAD, STORE = 200, 201
@@ -165,6 +165,9 @@ def run_transpose(ints: list[int], x: np.ndarray, y: np.ndarray) -> None:
     dims = ints[1:1 + ndim]
     perm = ints[1 + ndim:1 + 2 * ndim]
     assert len(ints) == 1 + 2 * ndim and sorted(perm) == list(range(ndim))
+    if x.itemsize != y.itemsize:  # the converting transpose: float32 <-> float16 / bfloat16, round to nearest even
+        assert {x.dtype, y.dtype} in ({np.dtype(np.float32), np_dtype(FLOAT16)},
+                                      {np.dtype(np.float32), np_dtype(BFLOAT16)}), (x.dtype, y.dtype)
     y[:] = np.transpose(x.reshape(dims), perm).reshape(-1)
 
 

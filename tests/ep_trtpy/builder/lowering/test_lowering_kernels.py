@@ -10,13 +10,13 @@ import itertools
 import numpy as np
 import pytest
 from kernel_emulator import execute
-from lowering_testutil import In, node_case, rand
+from lowering_testutil import In, cast_transpose_case, node_case, rand
 
 from ep_trtpy.builder.lowering import LoweringError, lower
 from ep_trtpy.builder.lowering.movement import collapse_transpose, value_bits
 from ep_trtpy.builder.lowering.pooling import pool_geometry
 from ep_trtpy.builder.lowering.reduce import reduced_layout
-from graph_partitioner.ir import Graph
+from graph_partitioner.ir import BFLOAT16, Graph, np_dtype
 
 
 def run_case(case, rtol: float = 1e-5, atol: float = 1e-5, exact: bool = False):  # noqa: ANN001, ANN201
@@ -156,6 +156,27 @@ def test_transpose(shape: tuple, perm: list[int], dtype: type) -> None:
     plan = run_case(node_case("Transpose", [In("x", rand(shape, dtype, 13))], {"perm": perm}), exact=True)
     cd, cp = collapse_transpose(shape, perm)
     assert kernels(plan) == (["memcpy"] if cp == list(range(len(cp))) else ["transpose"])
+
+
+@pytest.mark.parametrize("shape,perm", [((2, 3, 5, 7), [0, 2, 3, 1]), ((2, 6, 5, 3), [0, 3, 1, 2]),
+                                        ((3, 4), [1, 0]), ((2, 3, 4, 5), [3, 1, 0, 2]), ((1, 3, 1, 4), [2, 0, 1, 3])])
+@pytest.mark.parametrize("src,to", [(np.float32, np.float16), (np.float16, np.float32),
+                                    (np.float32, np_dtype(BFLOAT16)), (np_dtype(BFLOAT16), np.float32)])
+def test_cast_transpose_is_one_converting_transpose(shape: tuple, perm: list[int], src: type, to: type) -> None:
+    x = rand(shape, np.float32, 17).astype(src)
+    plan = run_case(cast_transpose_case(x, perm, np.dtype(to)), exact=True)
+    assert kernels(plan) == ["transpose"]
+    cd, cp = collapse_transpose(shape, perm)
+    assert plan.layers[0].ints == ([1, int(np.prod(shape)), 0] if cp == list(range(len(cp))) else
+                                   [len(cd)] + cd + cp)
+
+
+def test_cast_transpose_refuses_a_conversion_the_kernel_does_not_make() -> None:
+    x = rand((2, 3), np.float32, 18).astype(np.float16)
+    case = cast_transpose_case(x, [1, 0], np.dtype(np.float16))
+    case.graph.nodes[0].outputs[0].dtype = BFLOAT16
+    with pytest.raises(LoweringError, match="is not a conversion the transpose kernel makes"):
+        lower(case.graph)
 
 
 def test_transpose_collapse() -> None:
