@@ -25,7 +25,7 @@ Reshape Flatten Squeeze Unsqueeze Identity Dropout Transpose Concat Split Slice 
 Expand Tile Pad Shape Size
 ConstantOfShape Range Constant Resize Upsample MaxPool AveragePool QuantizeLinear DequantizeLinear
 ep_trtpy::Pointwise ep_trtpy::FusedConv ep_trtpy::FusedMatMul ep_trtpy::Pool ep_trtpy::Attention
-ep_trtpy::AddLayerNorm ep_trtpy::QConv ep_trtpy::QMatMul
+ep_trtpy::AddLayerNorm ep_trtpy::QConv ep_trtpy::QMatMul ep_trtpy::CastTranspose
 """.split()
 
 REWRITTEN = {"Einsum": "rewrite_einsum"}

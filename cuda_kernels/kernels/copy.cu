@@ -1,6 +1,8 @@
-// Strided N-d copy (Slice, Concat, Split, Expand, Tile, generic views) and constant fill.
-// One thread per element in a grid-stride loop; the element's index over `dims` is decomposed innermost first
-// (32-bit arithmetic when the element count allows it), then dotted with each side's strides.
+// Strided N-d copy (Slice, Expand, Tile, generic views), batched row copy (Concat, Split) and constant fill.
+// copy: one thread per element in a grid-stride loop; the element's index over `dims` is decomposed innermost
+// first (32-bit arithmetic when the element count allows it), then dotted with each side's strides.
+// copy_batch: every segment's rows are cut into words of 16, 8, 4, 2 or 1 bytes (the widest that its row size,
+// strides and pointers allow; each segment chooses its own); one thread per word over all segments together.
 #include "common.cuh"
 #include "movement.h"
 
@@ -44,6 +46,45 @@ __global__ void __launch_bounds__(256) copy_kernel(const __grid_constant__ CopyA
       dst += rem * a.out_strides[0];
     }
     out[dst] = in[src];
+  }
+}
+
+// A segment in words: `start` is its first word in the launch's numbering, `shift` log2 of its word size.
+struct WordSegment {
+  const char* src;
+  char* dst;
+  ll start, words, src_stride, dst_stride;  // words per row; strides in bytes
+  int shift;
+};
+struct WordBatch {
+  int n;
+  ll total;
+  WordSegment seg[kMaxSegments];
+};
+
+template <typename W, typename I>
+__device__ __forceinline__ void move_word(const WordSegment& g, I row, I w) {
+  const W* src = reinterpret_cast<const W*>(g.src + static_cast<ll>(row) * g.src_stride);
+  W* dst = reinterpret_cast<W*>(g.dst + static_cast<ll>(row) * g.dst_stride);
+  dst[w] = src[w];
+}
+
+template <typename I>
+__global__ void __launch_bounds__(256) copy_batch_kernel(const __grid_constant__ WordBatch b) {
+  const I total = static_cast<I>(b.total), step = static_cast<I>(gridDim.x) * blockDim.x;
+  for (I t = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; t < total; t += step) {
+    int s = 0;
+    while (s + 1 < b.n && t >= static_cast<I>(b.seg[s + 1].start)) ++s;
+    const WordSegment& g = b.seg[s];
+    const I local = t - static_cast<I>(g.start), words = static_cast<I>(g.words);
+    const I row = local / words, w = local - row * words;
+    switch (g.shift) {
+      case 4: move_word<uint4>(g, row, w); break;
+      case 3: move_word<k::Bits<8>::type>(g, row, w); break;
+      case 2: move_word<k::Bits<4>::type>(g, row, w); break;
+      case 1: move_word<k::Bits<2>::type>(g, row, w); break;
+      default: move_word<k::Bits<1>::type>(g, row, w); break;
+    }
   }
 }
 
@@ -102,6 +143,30 @@ cudaError_t copy(const CopyArgs& args, cudaStream_t stream, long long max_blocks
     case 16: return run_copy<uint4>(a, n, stream, max_blocks);
   }
   return cudaErrorInvalidValue;
+}
+
+cudaError_t copy_batch(const CopyBatchArgs& a, cudaStream_t stream, long long max_blocks) {
+  if (a.n < 0 || a.n > kMaxSegments) return cudaErrorInvalidValue;
+  WordBatch b{};
+  for (int s = 0; s < a.n; ++s) {
+    const Segment& g = a.seg[s];
+    if (g.rows <= 0 || g.row_bytes <= 0) continue;
+    const uintptr_t where = reinterpret_cast<uintptr_t>(g.src) | reinterpret_cast<uintptr_t>(g.dst);
+    const ll sizes = g.row_bytes | (g.rows > 1 ? (g.src_stride | g.dst_stride) : 0);
+    int shift = 4;
+    while (shift > 0 && ((sizes | static_cast<ll>(where)) & ((1LL << shift) - 1))) --shift;
+    WordSegment& w = b.seg[b.n++];
+    w = {static_cast<const char*>(g.src), static_cast<char*>(g.dst), b.total, g.row_bytes >> shift, g.src_stride,
+         g.dst_stride, shift};
+    b.total += g.rows * w.words;
+  }
+  if (b.total == 0) return cudaSuccess;
+  const unsigned grid = k::grid_1d(b.total, 256, max_blocks);
+  if (b.total < (1LL << 31))
+    copy_batch_kernel<unsigned><<<grid, 256, 0, stream>>>(b);
+  else
+    copy_batch_kernel<ll><<<grid, 256, 0, stream>>>(b);
+  return cudaGetLastError();
 }
 
 cudaError_t fill(void* out, int esize, long long n, unsigned long long bits, cudaStream_t stream,

@@ -1,5 +1,5 @@
-// Data movement kernels on raw elements of 1, 2, 4 or 8 bytes: strided copy (copy.cu), constant fill (copy.cu),
-// N-d transpose (transpose.cu), pad (pad.cu), axis gather (gather.cu).
+// Data movement kernels on raw elements of 1, 2, 4 or 8 bytes: strided copy, batched row copy and constant fill
+// (copy.cu), N-d transpose (transpose.cu), pad (pad.cu), axis gather (gather.cu).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -24,15 +24,32 @@ struct CopyArgs {
 };
 cudaError_t copy(const CopyArgs& a, cudaStream_t stream, long long max_blocks);
 
+// Many row copies in one launch (Concat: one segment per input; Split: one per output): segment s copies `rows`
+// rows of `row_bytes` bytes from src + r * src_stride to dst + r * dst_stride (strides in bytes, >= 0).
+constexpr int kMaxSegments = 32;
+struct Segment {
+  const void* src = nullptr;
+  void* dst = nullptr;
+  long long rows = 0, row_bytes = 0, src_stride = 0, dst_stride = 0;
+};
+struct CopyBatchArgs {
+  int n = 0;
+  Segment seg[kMaxSegments];
+};
+cudaError_t copy_batch(const CopyBatchArgs& a, cudaStream_t stream, long long max_blocks);
+
 // n elements of `esize` bytes, each the low esize bytes of `bits`.
 cudaError_t fill(void* out, int esize, long long n, unsigned long long bits, cudaStream_t stream,
                  long long max_blocks);
 
-// out = in transposed: out dim d is input dim perm[d]; the input is contiguous with in_dims.
+// out = in transposed: out dim d is input dim perm[d]; the input is contiguous with in_dims. in_dtype == out_dtype
+// moves raw esize-byte elements; otherwise each element is converted (ONNX float dtypes: float32 to or from float16
+// or bfloat16, rounding to nearest even).
 struct TransposeArgs {
   const void* in = nullptr;
   void* out = nullptr;
   int esize = 4;
+  int in_dtype = 0, out_dtype = 0;
   int ndim = 0;
   long long in_dims[kMaxDims] = {};
   int perm[kMaxDims] = {};

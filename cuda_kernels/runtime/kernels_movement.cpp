@@ -1,17 +1,25 @@
-// KernelDefs "copy", "fill", "transpose", "pad", "gather", "gather_elements" (kernels/copy.cu, transpose.cu, pad.cu,
-// gather.cu).
+// KernelDefs "copy", "copy_batch", "fill", "transpose", "pad", "gather", "gather_elements" (kernels/copy.cu,
+// transpose.cu, pad.cu, gather.cu).
 // Lowering: ep_trtpy/builder/lowering/movement.py. Elements are moved as raw 1, 2, 4 or 8 byte words; input and
-// output element sizes must match (the dtypes may differ only by name, e.g. a view).
+// output element sizes must match (the dtypes may differ only by name, e.g. a view), except for a converting
+// "transpose".
 //
 // "copy"       inputs [X], outputs [Y]
 //              ints [ndim (0..12), dims[ndim], in_offset, in_strides[ndim], out_offset, out_strides[ndim]]
 //              Y[out_offset + sum c_d*out_strides_d] = X[in_offset + sum c_d*in_strides_d] for every index c of
 //              dims; offsets and strides in elements, input strides may be negative or 0 (Slice with negative
 //              steps, Expand). Only the addressed elements of Y are written (Concat writes one slab per layer).
+// "copy_batch" inputs [X_0 ..], outputs [Y_0 ..]: one launch for a whole Concat or Split
+//              ints [nseg (1..32), nseg x (src, dst, rows, row_elems, src_offset, src_stride, dst_offset,
+//              dst_stride)]   segment: rows r < rows of row_elems elements, Y_dst[dst_offset + r*dst_stride + i] =
+//              X_src[src_offset + r*src_stride + i]; src / dst index the layer's inputs / outputs; all >= 0,
+//              in elements (every tensor of the layer has one element size); segments must not write one element
+//              twice.
 // "fill"       inputs [], outputs [Y]
 //              ints [value_bits]    every element of Y = the low element-size bytes of value_bits
 // "transpose"  inputs [X], outputs [Y]
 //              ints [ndim (0..8), in_dims[ndim], perm[ndim]]   Y dim d = X dim perm[d]; X contiguous with in_dims
+//              X float32 and Y float16 / bfloat16 or the reverse: each element is converted (round to nearest even)
 // "pad"        inputs [X], outputs [Y]
 //              ints [mode, ndim (0..8), in_dims[ndim], out_dims[ndim], pads_begin[ndim], value_bits]
 //              mode 0 constant (value_bits as for fill), 1 reflect, 2 edge; negative pads crop
@@ -91,6 +99,84 @@ int launch_copy(const Engine&, const Layer& layer, const void* const* in, void* 
   return kutil::launch_status(mv::copy(a, ctx.stream, st.max_blocks), kCopy, err);
 }
 
+// ------------------------------------------------------------------------------------------------ copy_batch --
+constexpr const char* kCopyBatch = "copy_batch";
+
+struct BatchSpec {
+  int src = 0, dst = 0;
+  long long rows = 0, row_elems = 0, src_off = 0, src_stride = 0, dst_off = 0, dst_stride = 0;
+};
+struct CopyBatchState {
+  int esize = 0, n = 0;
+  BatchSpec spec[mv::kMaxSegments];
+};
+
+// Rows of `row_elems` elements at offset + r * stride, r < rows, lie inside `numel` elements.
+bool rows_fit(long long numel, long long offset, long long rows, long long row_elems, long long stride) {
+  if (rows == 0 || row_elems == 0) return true;
+  return offset + (rows - 1) * stride + row_elems <= numel;
+}
+
+int prepare_copy_batch(Engine& e, Layer& layer, std::string* err) {
+  if (layer.inputs.empty() || layer.outputs.empty())
+    return fail(err, std::string(kCopyBatch) + ": needs at least one input and one output");
+  CopyBatchState st;
+  st.esize = static_cast<int>(dtype_size(kutil::out_tensor(e, layer, 0).dtype));
+  for (size_t i = 0; i < layer.inputs.size() + layer.outputs.size(); ++i) {
+    const bool is_in = i < layer.inputs.size();
+    if (is_in && layer.inputs[i] < 0) return fail(err, std::string(kCopyBatch) + ": input " + std::to_string(i) +
+                                                           " is absent");
+    const TensorDesc& t = is_in ? kutil::in_tensor(e, layer, i) : kutil::out_tensor(e, layer, i - layer.inputs.size());
+    if (static_cast<int>(dtype_size(t.dtype)) != st.esize || !(st.esize == 1 || st.esize == 2 || st.esize == 4 ||
+                                                               st.esize == 8))
+      return fail(err, std::string(kCopyBatch) + ": tensor '" + t.name + "' (" + kutil::dtype_name(t.dtype) +
+                           ") does not share one element size of 1, 2, 4 or 8 bytes with the layer's first output");
+  }
+  kutil::IntReader r(layer.ints, kCopyBatch);
+  st.n = static_cast<int>(r.next_in("nseg", 1, mv::kMaxSegments));
+  for (int k = 0; k < st.n && r.ok(); ++k) {
+    BatchSpec& g = st.spec[k];
+    g.src = static_cast<int>(r.next_in("src", 0, static_cast<int64_t>(layer.inputs.size()) - 1));
+    g.dst = static_cast<int>(r.next_in("dst", 0, static_cast<int64_t>(layer.outputs.size()) - 1));
+    g.rows = r.next_in("rows", 0, INT64_MAX);
+    g.row_elems = r.next_in("row_elems", 0, INT64_MAX);
+    g.src_off = r.next_in("src_offset", 0, INT64_MAX);
+    g.src_stride = r.next_in("src_stride", 0, INT64_MAX);
+    g.dst_off = r.next_in("dst_offset", 0, INT64_MAX);
+    g.dst_stride = r.next_in("dst_stride", 0, INT64_MAX);
+    if (!r.ok()) break;
+    const TensorDesc& x = kutil::in_tensor(e, layer, g.src);
+    const TensorDesc& y = kutil::out_tensor(e, layer, g.dst);
+    if (!rows_fit(x.numel(), g.src_off, g.rows, g.row_elems, g.src_stride))
+      return fail(err, std::string(kCopyBatch) + ": segment " + std::to_string(k) + " reads past input '" + x.name +
+                           "' " + kutil::dims_str(x.dims));
+    if (!rows_fit(y.numel(), g.dst_off, g.rows, g.row_elems, g.dst_stride))
+      return fail(err, std::string(kCopyBatch) + ": segment " + std::to_string(k) + " writes past output '" +
+                           y.name + "' " + kutil::dims_str(y.dims));
+  }
+  if (!r.done()) return fail(err, r.error());
+  return kutil::keep_args(e, layer, st);
+}
+
+int launch_copy_batch(const Engine&, const Layer& layer, const void* const* in, void* const* out,
+                      const LaunchContext& ctx, std::string* err) {
+  const auto& st = kutil::args_of<CopyBatchState>(layer).args;
+  mv::CopyBatchArgs a;
+  a.n = st.n;
+  const long long es = st.esize;
+  for (int k = 0; k < st.n; ++k) {
+    const BatchSpec& g = st.spec[k];
+    a.seg[k].src = static_cast<const char*>(in[g.src]) + g.src_off * es;
+    a.seg[k].dst = static_cast<char*>(out[g.dst]) + g.dst_off * es;
+    a.seg[k].rows = g.rows;
+    a.seg[k].row_bytes = g.row_elems * es;
+    a.seg[k].src_stride = g.src_stride * es;
+    a.seg[k].dst_stride = g.dst_stride * es;
+  }
+  return kutil::launch_status(mv::copy_batch(a, ctx.stream, kutil::args_of<CopyBatchState>(layer).max_blocks),
+                              kCopyBatch, err);
+}
+
 // ------------------------------------------------------------------------------------------------------ fill --
 constexpr const char* kFill = "fill";
 
@@ -121,10 +207,22 @@ int launch_fill(const Engine&, const Layer& layer, const void* const*, void* con
 // ------------------------------------------------------------------------------------------------- transpose --
 constexpr const char* kTranspose = "transpose";
 
+// float32 -> float16 / bfloat16 or back: a Cast fused into the transpose.
+bool converts(int from, int to) {
+  return (from == 1 && (to == 10 || to == 16)) || ((from == 10 || from == 16) && to == 1);
+}
+
 int prepare_transpose(Engine& e, Layer& layer, std::string* err) {
   if (!kutil::check_arity(layer, kTranspose, 1, 1, 1, err)) return 1;
   mv::TransposeArgs a;
-  if (int rc = element_size(e, layer, kTranspose, &a.esize, err)) return rc;
+  const int from = kutil::in_tensor(e, layer, 0).dtype, to = kutil::out_tensor(e, layer, 0).dtype;
+  if (converts(from, to)) {
+    a.in_dtype = from;
+    a.out_dtype = to;
+    a.esize = static_cast<int>(dtype_size(to));
+  } else if (int rc = element_size(e, layer, kTranspose, &a.esize, err)) {
+    return rc;
+  }
   kutil::IntReader r(layer.ints, kTranspose);
   a.ndim = static_cast<int>(r.next_in("ndim", 0, mv::kMaxDims));
   long long n = 1;
@@ -277,6 +375,9 @@ int launch_gather_elements(const Engine&, const Layer& layer, const void* const*
 }
 
 const KernelDef kCopyDef = {kCopy, &prepare_copy, &launch_copy, &kutil::release_args<mv::CopyArgs>};
+const KernelDef kCopyBatchDef = {kCopyBatch, &prepare_copy_batch, &launch_copy_batch,
+                                 &kutil::release_args<CopyBatchState>};
+TP_REGISTER_KERNEL(kCopyBatchDef);
 const KernelDef kFillDef = {kFill, &prepare_fill, &launch_fill, &kutil::release_args<FillArgs>};
 const KernelDef kTransposeDef = {kTranspose, &prepare_transpose, &launch_transpose,
                                  &kutil::release_args<mv::TransposeArgs>};

@@ -58,7 +58,7 @@ PIPELINE: tuple[Stage, ...] = (
     Stage("pointwise", ("canonicalize_pointwise",)),
     Stage("precision", ("reduce_precision",)),
     Stage("layout", ("layout_nhwc",)),
-    Stage("fuse_elementwise", ("fuse_pointwise", "eliminate_dead_nodes")),
+    Stage("fuse_elementwise", ("fuse_cast_transpose", "fuse_pointwise", "eliminate_dead_nodes")),
 )
 """The optimization pipeline, in order. Lowering, tactic selection and the memory plan follow in build.py."""
 

@@ -1,5 +1,5 @@
 """Internal ops made by the builder's passes (domain ``ep_trtpy``): Pointwise, FusedConv, FusedMatMul, Pool,
-AddLayerNorm.
+AddLayerNorm, CastTranspose.
 
 ``ep_trtpy::Pointwise``: see :mod:`ep_trtpy.ops.pointwise_program` (the attribute ``program`` is its JSON).
 
@@ -35,6 +35,11 @@ outputs (Y) or (Y, S): the LayerNormalization (stash_type 1) of the residual sum
 
     S = X + R (rounded to X's type, as the unfused Add stores it)    Y = LayerNormalization(S, scale, bias)
 
+``ep_trtpy::CastTranspose`` input X, attributes perm (as Transpose's; required) and to (an ONNX float dtype code),
+made by fuse_cast_transpose from a Transpose and a float cast on either side of it::
+
+    Y = Cast(Transpose(X, perm), to) = Transpose(Cast(X, to), perm)      float32 <-> float16 / bfloat16
+
 FusedConv and FusedMatMul compute in float32 for float16/float32 data and round once at the end (the GPU
 epilogues do the same), so they may differ from their unfused decomposition by the intermediate float16 roundings
 only.
@@ -51,7 +56,7 @@ from ep_trtpy.ops.normalization import layer_norm_infer, layer_norm_ref
 from ep_trtpy.ops.pooling import average_pool_ref, max_pool_ref, pool_plan
 from ep_trtpy.ops.pointwise_program import IO_DTYPES, Program
 from ep_trtpy.ops.registry import Info, infer, reference
-from graph_partitioner.ir import Node, dtype_name
+from graph_partitioner.ir import BFLOAT16, FLOAT, FLOAT16, Node, dtype_name, elem_type, np_dtype
 
 DOMAIN = "ep_trtpy"
 CONV_ACTIVATIONS = ("", "Relu", "Clip", "Sigmoid", "Silu", "LeakyRelu", "HardSwish", "Tanh")
@@ -309,3 +314,32 @@ def add_layer_norm_infer(node: Node, x: Info, r: Info, scale: Info, bias: Info |
                          f"shape (AddLayerNorm does not broadcast)")
     (y,) = layer_norm_infer(_as_layer_norm(node), x, scale, bias)
     return [y, Info(x.dtype, x.shape)][:_add_layer_norm_outputs(node)]
+
+
+# ---------------------------------------------------------------------------------------- CastTranspose --
+
+CAST_TRANSPOSE_DTYPES = ((FLOAT, FLOAT16), (FLOAT, BFLOAT16), (FLOAT16, FLOAT), (BFLOAT16, FLOAT))
+"""(input, output) dtypes of CastTranspose: the conversions of the native converting transpose."""
+
+
+def _cast_transpose(node: Node, dtype: int, rank: int) -> tuple[list[int], int]:
+    perm = node.attr("perm")
+    if perm is None or sorted(int(p) for p in perm) != list(range(rank)):
+        raise fail(node, f"perm={perm} is not a permutation of the {rank} axes")
+    to = int(node.attr("to", 0))
+    if (dtype, to) not in CAST_TRANSPOSE_DTYPES:
+        raise fail(node, f"converts {dtype_name(dtype)} to {dtype_name(to) if to else 'no dtype'}; CastTranspose "
+                         f"converts float32 to or from float16 / bfloat16")
+    return [int(p) for p in perm], to
+
+
+@reference(f"{DOMAIN}::CastTranspose")
+def cast_transpose_ref(node: Node, x: np.ndarray) -> np.ndarray:
+    perm, to = _cast_transpose(node, elem_type(x.dtype), x.ndim)
+    return np.ascontiguousarray(np.transpose(x, perm)).astype(np_dtype(to))
+
+
+@infer(f"{DOMAIN}::CastTranspose")
+def cast_transpose_infer(node: Node, x: Info) -> Info:
+    perm, to = _cast_transpose(node, x.dtype, len(x.shape))
+    return Info(to, tuple(x.shape[p] for p in perm))

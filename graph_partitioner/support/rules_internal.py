@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from graph_partitioner.ir import BOOL, FLOAT, FLOAT16, INT32, INT64, Node
+from graph_partitioner.ir import BFLOAT16, BOOL, FLOAT, FLOAT16, INT32, INT64, Node, dtype_name
 from graph_partitioner.support import common
 from graph_partitioner.support.registry import FLOATS, SupportContext, rule
 
@@ -109,3 +109,22 @@ def add_layer_norm(node: Node, ctx: SupportContext) -> str | None:
     if len(node.outputs) not in (1, 2):
         return f"ep_trtpy::AddLayerNorm has {len(node.outputs)} outputs; it makes Y and optionally S = X + R"
     return common.check_axis(node, node.attr("axis", -1), common.rank(x))
+
+
+CAST_TRANSPOSE_DTYPES = ((FLOAT, FLOAT16), (FLOAT, BFLOAT16), (FLOAT16, FLOAT), (BFLOAT16, FLOAT))
+"""As ep_trtpy.ops.internal.CAST_TRANSPOSE_DTYPES (a test keeps the two equal)."""
+
+
+@rule("ep_trtpy::CastTranspose", dtypes=frozenset({FLOAT, FLOAT16, BFLOAT16}))
+def cast_transpose(node: Node, ctx: SupportContext) -> str | None:
+    """Y = Cast(Transpose(X, perm), to): float32 to or from float16 / bfloat16 (made by fuse_cast_transpose)."""
+    x = node.input(0)
+    to = node.attr("to", 0)
+    if x is not None and x.dtype is not None and (x.dtype, to) not in CAST_TRANSPOSE_DTYPES:
+        return (f"ep_trtpy::CastTranspose from {dtype_name(x.dtype)} to {dtype_name(int(to))} is not supported "
+                f"(float32 to or from float16 / bfloat16)")
+    perm = node.attr("perm")
+    rank = common.rank(x)
+    if perm is None or (rank is not None and sorted(int(p) for p in perm) != list(range(rank))):
+        return f"ep_trtpy::CastTranspose perm={perm!r} is not a permutation of the input's axes"
+    return None

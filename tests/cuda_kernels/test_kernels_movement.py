@@ -1,14 +1,18 @@
 """GPU tests of the data movement kernels (cuda_kernels/kernels/copy.cu, transpose.cu, pad.cu, gather.cu):
 Transpose (the tiled batched last-two-dims swap with ragged tiles, generic permutations up to 8 dims, element
-sizes 1/2/4/8), Slice (negative steps), Concat, Split, Expand, Tile, Gather (int32/int64 indices, negative,
-out-of-range -> zeros), Pad (constant/reflect/edge, negative pads), ConstantOfShape (fill), zero-size tensors.
-Data movement must be bit-exact. See kernel_harness.py."""
+sizes 1/2/4/8; converting float32 <-> float16 / bfloat16 for ep_trtpy::CastTranspose), Slice (negative steps),
+Concat and Split (copy_batch: one launch, per-segment word sizes, more than 32 inputs), Expand, Tile, Gather
+(int32/int64 indices, negative, out-of-range -> zeros), Pad (constant/reflect/edge, negative pads),
+ConstantOfShape (fill), zero-size tensors. Data movement must be bit-exact. See kernel_harness.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from kernel_harness import Case, In, check_case, gpu_marks, ir_graph, node_case, rand
+from lowering_testutil import cast_transpose_case
+
+from graph_partitioner.ir import BFLOAT16, np_dtype
 
 pytestmark = gpu_marks
 
@@ -68,7 +72,8 @@ def test_concat(axis: int, dtype: type) -> None:
         arrays.append(rand(tuple(shape), dtype, 10 + k, low=-50, high=50))
     ins = [In(f"x{k}", a, const=(k == 1)) for k, a in enumerate(arrays)]
     plan = check_case(node_case("Concat", ins, {"axis": axis}), exact=True)
-    assert [lay.kernel for lay in plan.layers] == ["copy"] * 3  # the empty input copies nothing
+    assert [lay.kernel for lay in plan.layers] == ["copy_batch"]
+    assert plan.layers[0].ints[0] == 3  # the empty input is no segment
 
 
 @pytest.mark.parametrize("axis,split", [(0, [1, 3]), (1, [2, 2, 2]), (2, [5, 0, 2]), (-1, [1, 6])])
@@ -79,6 +84,43 @@ def test_split(axis: int, split: list[int]) -> None:
     x = np.ascontiguousarray(rand(tuple(shape), np.float32, 21))
     check_case(node_case("Split", [In("x", x), In("s", np.array(split, np.int64), const=True)], {"axis": axis},
                          n_out=len(split)), exact=True)
+
+
+@pytest.mark.parametrize("shape,perm", [((4, 3, 40, 40), [0, 2, 3, 1]), ((4, 40, 40, 3), [0, 3, 1, 2]),
+                                        ((2, 64, 9, 9), [0, 2, 3, 1]), ((33, 65), [1, 0]), ((2, 3, 4, 5), [3, 1, 0, 2]),
+                                        ((1, 3, 1, 4), [2, 0, 1, 3])])
+@pytest.mark.parametrize("src,to", [(np.float32, np.float16), (np.float16, np.float32),
+                                    (np.float32, np_dtype(BFLOAT16)), (np_dtype(BFLOAT16), np.float32)])
+def test_converting_transpose(shape: tuple, perm: list[int], src: type, to: type) -> None:
+    """A Cast fused into a transpose: the narrow-dim path (3 channels), the tiled path, the generic permutation and
+    a conversion without movement, each reading one float dtype and writing another."""
+    x = (rand(shape, np.float32, 60) * 1000).astype(src)
+    plan = check_case(cast_transpose_case(x, perm, to), exact=True)
+    assert [lay.kernel for lay in plan.layers] == ["transpose"]
+
+
+@pytest.mark.parametrize("channels", [[64, 3, 32, 5], [8, 8], [1, 2, 1, 2, 7], [256, 128]])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.int8])
+def test_concat_channels_last(channels: list[int], dtype: type) -> None:
+    """NHWC channel concat: every input is a segment of rows whose word size (16/8/4/2/1 bytes) it sets alone."""
+    arrays = [rand((2, 5, 6, c), dtype, 30 + k, low=-50, high=50) for k, c in enumerate(channels)]
+    plan = check_case(node_case("Concat", [In(f"x{k}", a) for k, a in enumerate(arrays)], {"axis": 3}), exact=True)
+    assert [lay.kernel for lay in plan.layers] == ["copy_batch"]
+
+
+@pytest.mark.parametrize("split", [[16, 3, 45], [32, 32], [5, 1, 2]])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_split_channels_last(split: list[int], dtype: type) -> None:
+    x = rand((3, 4, 5, sum(split)), dtype, 40)
+    plan = check_case(node_case("Split", [In("x", x), In("s", np.array(split, np.int64), const=True)], {"axis": 3},
+                                n_out=len(split)), exact=True)
+    assert [lay.kernel for lay in plan.layers] == ["copy_batch"]
+
+
+def test_concat_of_40_inputs() -> None:
+    arrays = [rand((3, 1, 4), np.float32, 50 + k) for k in range(40)]
+    plan = check_case(node_case("Concat", [In(f"x{k}", a) for k, a in enumerate(arrays)], {"axis": 1}), exact=True)
+    assert [lay.kernel for lay in plan.layers] == ["copy_batch", "copy_batch"]
 
 
 @pytest.mark.parametrize("xs,shape", [((3, 1), (2, 3, 4)), ((1,), (5,)), ((2, 1, 3), (2, 4, 3)), ((1, 1), (7, 9)),

@@ -1,6 +1,8 @@
 """GPU tests of the ``resize`` and ``pool`` kernels (cuda_kernels/kernels/resize.cu, pool.cu) against ONNX
 Runtime's CPU provider: Resize nearest (4 rounding modes) and linear (2-D and 3-D) under the 5 coordinate
-transformation modes, up- and down-sampling, scales and sizes, float16; MaxPool / AveragePool 1-D/2-D/3-D with
+transformation modes, up- and down-sampling, scales and sizes, float16; channels-last tensors, whose unresized
+trailing dims take resize.cu's rows path (rows of 5 to 1000 elements, words of 16/8/4 bytes or one element, 1 to 3
+interpolated dims); MaxPool / AveragePool 1-D/2-D/3-D with
 strides, asymmetric pads, dilations, ceil_mode, auto_pad, count_include_pad, float16. See kernel_harness.py."""
 
 from __future__ import annotations
@@ -66,6 +68,68 @@ def test_resize_opset11_and_opset10() -> None:
         for mode in ("nearest", "linear"):
             check_case(node_case("Resize", [In("x", x), In("scales", np.array(scales, np.float32), const=True)],
                                  {"mode": mode}, opset=10), rtol=1e-5, atol=1e-5, kernels=["resize"])
+
+
+# The rows path of resize.cu: the trailing dims that keep their extent (NHWC: C; or W and C when only H is resized)
+# are whole rows moved in words of 16, 8 or 4 bytes or single elements, depending on the row's size in bytes.
+NHWC_ROWS = [(2, 5, 7, 5), (1, 4, 6, 6), (2, 3, 5, 8), (1, 4, 4, 12), (2, 3, 3, 64), (1, 2, 3, 1000)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("shape", NHWC_ROWS)
+@pytest.mark.parametrize("coord", ["asymmetric", "half_pixel"])
+def test_resize_nhwc_nearest_rows(shape: tuple[int, ...], dtype: type, coord: str) -> None:
+    x = rand(shape, np.float32, 11)
+    ins = [In("x", x), None, In("scales", np.array([1, 2, 2, 1], np.float32), const=True)]
+    attrs = {"mode": "nearest", "coordinate_transformation_mode": coord, "nearest_mode": "floor"}
+    case = node_case("Resize", ins, attrs, opset=19) if dtype == np.float32 else \
+        fp16_case("Resize", ins, attrs, opset=19, cast_inputs=[0])
+    check_case(case, exact=True, kernels=["resize"])
+
+
+@pytest.mark.parametrize("scales", [[1, 2, 1, 1], [1, 0.5, 1, 1], [1, 3, 1, 1]])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_resize_rows_of_several_dims(scales: list[float], dtype: type) -> None:
+    """Only H resized: a row is W * C elements (7 * 3 = 21, not a multiple of 8)."""
+    x = rand((2, 6, 7, 3), np.float32, 12)
+    ins = [In("x", x), None, In("scales", np.array(scales, np.float32), const=True)]
+    for mode in ("nearest", "linear"):
+        case = node_case("Resize", ins, {"mode": mode}, opset=19) if dtype == np.float32 else \
+            fp16_case("Resize", ins, {"mode": mode}, opset=19, cast_inputs=[0])
+        check_case(case, exact=mode == "nearest", rtol=3e-3 if dtype == np.float16 else 1e-5,
+                   atol=3e-3 if dtype == np.float16 else 1e-5, kernels=["resize"])
+
+
+@pytest.mark.parametrize("scales", [[1, 2, 2, 1], [1, 0.6, 1.7, 1], [1, 3, 1.5, 1]])
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("shape", NHWC_ROWS[:5])
+@pytest.mark.parametrize("coord", ["half_pixel", "align_corners", "asymmetric"])
+def test_resize_nhwc_linear_rows(shape: tuple[int, ...], dtype: type, scales: list[float], coord: str) -> None:
+    x = rand(shape, np.float32, 13)
+    ins = [In("x", x), None, In("scales", np.array(scales, np.float32), const=True)]
+    attrs = {"mode": "linear", "coordinate_transformation_mode": coord}
+    if dtype == np.float32:
+        check_case(node_case("Resize", ins, attrs, opset=19), rtol=1e-5, atol=1e-5, kernels=["resize"])
+    else:
+        check_case(fp16_case("Resize", ins, attrs, opset=19, cast_inputs=[0]), rtol=3e-3, atol=3e-3,
+                   kernels=["resize"])
+
+
+def test_resize_trilinear_channels_last_rows() -> None:
+    """Three interpolated dims in front of the channels: the rows path blends 8 source rows."""
+    x = rand((1, 3, 4, 5, 8), np.float32, 14)
+    ins = [In("x", x), None, In("scales", np.array([1, 2, 1.5, 0.8, 1], np.float32), const=True)]
+    check_case(node_case("Resize", ins, {"mode": "linear"}, opset=19, ref="onnx"), rtol=1e-5, atol=1e-5,
+               kernels=["resize"])
+
+
+def test_resize_yolo_upsample_rows() -> None:
+    """The detector's upsample: NHWC [32, 20, 20, 256] float16, 2x nearest (rows of 32 sixteen-byte words)."""
+    x = rand((32, 20, 20, 256), np.float32, 15)
+    ins = [In("x", x), None, In("scales", np.array([1, 2, 2, 1], np.float32), const=True)]
+    check_case(fp16_case("Resize", ins, {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                                         "nearest_mode": "floor"}, opset=19, cast_inputs=[0]),
+               exact=True, kernels=["resize"])
 
 
 POOL_2D = [

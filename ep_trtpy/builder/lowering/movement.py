@@ -1,13 +1,19 @@
-"""Lowering of data movement: Transpose, Concat, Split, Slice, Expand, Tile, Gather, GatherElements, GatherND,
-Pad, and the pure views Reshape, Flatten, Squeeze, Unsqueeze, Identity and inference Dropout. Kernels
-(cuda_kernels/runtime/kernels_movement.cpp)::
+"""Lowering of data movement: Transpose, ep_trtpy::CastTranspose, Concat, Split, Slice, Expand, Tile, Gather,
+GatherElements, GatherND, Pad, and the pure views Reshape, Flatten, Squeeze, Unsqueeze, Identity and inference
+Dropout. Kernels (cuda_kernels/runtime/kernels_movement.cpp)::
 
     copy       inputs [X] outputs [Y]
                ints [ndim (0..12), dims[ndim], in_offset, in_strides[ndim], out_offset, out_strides[ndim]]
                Y[out_offset + sum c_d*out_strides_d] = X[in_offset + sum c_d*in_strides_d] for every index c of
                dims (element units; input strides may be negative or 0); only those elements of Y are written
+    copy_batch inputs [X_0 ..] outputs [Y_0 ..]
+               ints [nseg (1..32), nseg x (src, dst, rows, row_elems, src_offset, src_stride, dst_offset, dst_stride)]
+               Y_dst[dst_offset + r*dst_stride + i] = X_src[src_offset + r*src_stride + i] for r < rows,
+               i < row_elems (elements; src/dst index the layer's inputs/outputs): a whole Concat or Split in
+               one launch
     transpose  inputs [X] outputs [Y]
-               ints [ndim (0..8), in_dims[ndim], perm[ndim]]          Y dim d = X dim perm[d]
+               ints [ndim (0..8), in_dims[ndim], perm[ndim]]          Y dim d = X dim perm[d]; X float32 and Y
+               float16 / bfloat16 or the reverse converts each element (ep_trtpy::CastTranspose)
     pad        inputs [X] outputs [Y]
                ints [mode, ndim (0..8), in_dims[ndim], out_dims[ndim], pads_begin[ndim], value_bits]
                mode 0 constant, 1 reflect, 2 edge; value_bits: the constant's bytes as an integer
@@ -52,9 +58,10 @@ from ep_trtpy.builder.lowering._util import (
     numel,
     shape_of,
 )
+from ep_trtpy.ops.internal import CAST_TRANSPOSE_DTYPES
 from ep_trtpy.ops.movement import gather_elements_ref, gather_nd_rows
 from ep_trtpy.ops.registry import OpError
-from graph_partitioner.ir import INT32, INT64, Node, Value, np_dtype
+from graph_partitioner.ir import INT32, INT64, Node, Value, dtype_name, np_dtype
 
 MAX_COPY_DIMS = 12
 MAX_DIMS = 8
@@ -75,6 +82,23 @@ def emit_copy(ctx: LowerCtx, src: int, dst: int, dims: Sequence[int], in_off: in
         raise LoweringError(f"node '{name}': the copy needs {len(cd)} dims after collapsing (limit {MAX_COPY_DIMS})")
     ints = [len(cd)] + cd + [int(in_off)] + cin + [int(out_off)] + cout
     ctx.emit("copy", [src], [dst], ints=ints, name=name)
+
+
+MAX_SEGMENTS = 32
+
+
+def emit_copy_batch(ctx: LowerCtx, srcs: Sequence[int], dsts: Sequence[int], segments: Sequence[Sequence[int]],
+                    name: str) -> None:
+    """Emit ``copy_batch`` layers for row segments (src, dst, rows, row_elems, src_offset, src_stride,
+    dst_offset, dst_stride), MAX_SEGMENTS to a layer; src/dst index `srcs`/`dsts` (tensor ids)."""
+    for first in range(0, len(segments), MAX_SEGMENTS):
+        part = segments[first:first + MAX_SEGMENTS]
+        used_in = sorted({g[0] for g in part})
+        used_out = sorted({g[1] for g in part})
+        ints = [len(part)]
+        for src, dst, *rest in part:
+            ints += [used_in.index(src), used_out.index(dst)] + [int(v) for v in rest]
+        ctx.emit("copy_batch", [srcs[k] for k in used_in], [dsts[k] for k in used_out], ints=ints, name=name)
 
 
 def _contiguous_range(dims: Sequence[int], in_strides: Sequence[int]) -> bool:
@@ -153,10 +177,31 @@ def lower_transpose(ctx: LowerCtx, node: Node) -> None:
     emit_transpose(ctx, ctx.tensor(x), ctx.tensor(y), xs, perm, node.name)
 
 
+@lowering("ep_trtpy::CastTranspose")
+def lower_cast_transpose(ctx: LowerCtx, node: Node) -> None:
+    """Cast(Transpose(x)): one ``transpose`` layer whose input and output dtypes differ (the kernel converts at
+    the store); a permutation that moves nothing is a one-dim transpose, which converts only."""
+    x, y = node.inputs[0], node.outputs[0]
+    assert x is not None
+    if (x.dtype, y.dtype) not in CAST_TRANSPOSE_DTYPES:
+        raise LoweringError(f"node '{node.name}' (CastTranspose): '{x.name}' {dtype_name(x.dtype)} to '{y.name}' "
+                            f"{dtype_name(y.dtype)} is not a conversion the transpose kernel makes")
+    xs = shape_of(x)
+    perm = [int(p) for p in node.attr("perm", [])]
+    if sorted(perm) != list(range(len(xs))):
+        raise LoweringError(f"node '{node.name}' (CastTranspose): perm {perm} is not a permutation of {len(xs)} dims")
+    cd, cp = collapse_transpose(xs, perm)
+    if cp == list(range(len(cp))):
+        cd, cp = [numel(xs)], [0]
+    if len(cd) > MAX_DIMS:
+        raise LoweringError(f"node '{node.name}': transpose of {len(cd)} dims after collapsing (limit {MAX_DIMS})")
+    ctx.emit("transpose", [ctx.tensor(x)], [ctx.tensor(y)], ints=[len(cd)] + cd + cp, name=node.name)
+
+
 # ---------------------------------------------------------------------------------------------- concat/split --
 @lowering("Concat")
 def lower_concat(ctx: LowerCtx, node: Node) -> None:
-    """Concat(axis): one copy per non-empty input into its slab of the output."""
+    """Concat(axis): every non-empty input is a segment of rows (outer rows of its slab) in one copy_batch."""
     y = node.outputs[0]
     ys = shape_of(y)
     axis = normalize_axis(node.attr("axis", 0), len(ys), node)
@@ -166,7 +211,8 @@ def lower_concat(ctx: LowerCtx, node: Node) -> None:
     outer = numel(ys[:axis])
     inner = numel(ys[axis + 1:])
     total = ys[axis]
-    yt = ctx.tensor(y)
+    srcs: list[int] = []
+    segments: list[list[int]] = []
     off = 0
     for v in ins:
         vs = shape_of(v)
@@ -175,18 +221,20 @@ def lower_concat(ctx: LowerCtx, node: Node) -> None:
                                 f"{len(ys)}")
         a = vs[axis]
         if numel(vs) > 0:
-            emit_copy(ctx, ctx.tensor(v), yt, [outer, a * inner], 0, [a * inner, 1], off * inner,
-                      [total * inner, 1], node.name)
+            segments.append([len(srcs), 0, outer, a * inner, 0, a * inner, off * inner, total * inner])
+            srcs.append(ctx.tensor(v))
         off += a
     if off != total:
         raise LoweringError(f"node '{node.name}' (Concat): inputs add up to {off} along axis {axis}, the output has "
                             f"{total}")
+    if segments:
+        emit_copy_batch(ctx, srcs, [ctx.tensor(y)], segments, node.name)
 
 
 @lowering("Split")
 def lower_split(ctx: LowerCtx, node: Node) -> None:
     """Split(axis): each output is a view of its slab when the slab is contiguous (nothing outside the axis
-    varies), else a copy. Output extents come from the outputs' shapes."""
+    varies); the others are segments of rows of one copy_batch. Output extents come from the outputs' shapes."""
     x = node.inputs[0]
     assert x is not None
     xs = shape_of(x)
@@ -194,6 +242,8 @@ def lower_split(ctx: LowerCtx, node: Node) -> None:
     outer = numel(xs[:axis])
     inner = numel(xs[axis + 1:])
     total = xs[axis]
+    dsts: list[int] = []
+    segments: list[list[int]] = []
     off = 0
     for y in node.outputs:
         ys = shape_of(y)
@@ -204,11 +254,17 @@ def lower_split(ctx: LowerCtx, node: Node) -> None:
             raise LoweringError(f"node '{node.name}' (Split): output '{y.name}' {list(ys)} is not a slab of "
                                 f"{list(xs)} along axis {axis}")
         if y.consumers or ctx.graph.is_graph_output(y):
-            _view_or_copy(ctx, node, x, y, [outer, s * inner], off * inner, [total * inner, 1])
+            if numel(ys) == 0 or _contiguous_range([outer, s * inner], [total * inner, 1]):
+                _view_or_copy(ctx, node, x, y, [outer, s * inner], off * inner, [total * inner, 1])
+            else:
+                segments.append([0, len(dsts), outer, s * inner, off * inner, total * inner, 0, s * inner])
+                dsts.append(ctx.tensor(y))
         off += s
     if off != total:
         raise LoweringError(f"node '{node.name}' (Split): outputs add up to {off} along axis {axis}, the input has "
                             f"{total}")
+    if segments:
+        emit_copy_batch(ctx, [ctx.tensor(x)], dsts, segments, node.name)
 
 
 # ----------------------------------------------------------------------------------------------------- slice --

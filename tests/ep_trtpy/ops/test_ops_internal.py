@@ -13,7 +13,7 @@ from ops_harness import assert_close, ir_node, run_ort
 from ep_trtpy.ops import pointwise_program
 from ep_trtpy.ops.pointwise_program import Program
 from ep_trtpy.ops.registry import Info, OpError, run_infer, run_reference
-from graph_partitioner.ir import BOOL, FLOAT, FLOAT16, INT64, Node, Value, elem_type
+from graph_partitioner.ir import BFLOAT16, BOOL, FLOAT, FLOAT16, INT64, Node, Value, elem_type, np_dtype
 
 RNG = np.random.default_rng(31)
 F32, F16 = np.float32, np.float16
@@ -173,6 +173,37 @@ def test_conv_activation_names_match_the_partitioner_rule() -> None:
 
     assert rules_internal.CONV_ACTIVATIONS == CONV_ACTIVATIONS
     assert rules_internal.RESIDUAL_POSITIONS == RESIDUAL_POSITIONS
+
+
+@pytest.mark.parametrize("src,to", [(F32, FLOAT16), (F16, FLOAT), (F32, BFLOAT16)])
+def test_cast_transpose_equals_onnx_transpose_then_cast(src: type, to: int) -> None:
+    x = rnd(2, 3, 4, 5, dtype=src)
+    perm = [0, 2, 3, 1]
+    node = internal_node("CastTranspose", [x], {"perm": perm, "to": to})
+    got = run_reference(node, [x])[0]
+    if to == BFLOAT16:  # numpy (ml_dtypes) rounds to nearest even, as ONNX's Cast does
+        want = np.transpose(x, perm).astype(np_dtype(BFLOAT16))
+    else:
+        want = ort_graph([helper.make_node("Transpose", ["x"], ["t"], perm=perm),
+                          helper.make_node("Cast", ["t"], ["y"], to=to)], {"x": x}, "y", to)
+    assert got.dtype == want.dtype and got.shape == want.shape == (2, 4, 5, 3)
+    np.testing.assert_array_equal(got.astype(F32), want.astype(F32))
+    assert infer_of(node, [x])[0] == Info(to, (2, 4, 5, 3))
+
+
+def test_cast_transpose_refuses_other_conversions_and_bad_perms() -> None:
+    x = rnd(2, 3, dtype=F16)
+    with pytest.raises(OpError, match="converts float16 to float16"):
+        infer_of(internal_node("CastTranspose", [x], {"perm": [1, 0], "to": FLOAT16}), [x])
+    with pytest.raises(OpError, match=r"perm=\[0, 0\]"):
+        infer_of(internal_node("CastTranspose", [x], {"perm": [0, 0], "to": FLOAT}), [x])
+
+
+def test_cast_transpose_dtypes_match_the_partitioner_rule() -> None:
+    from ep_trtpy.ops.internal import CAST_TRANSPOSE_DTYPES
+    from graph_partitioner.support import rules_internal
+
+    assert rules_internal.CAST_TRANSPOSE_DTYPES == CAST_TRANSPOSE_DTYPES
 
 
 # ---------------------------------------------------------------------------------------------------- Pool --

@@ -15,7 +15,7 @@ import numpy as np
 
 from ep_trtpy.engine.plan import Plan
 from ep_trtpy.ops import pointwise_program as pp
-from graph_partitioner.ir import BOOL, FLOAT, FLOAT16, INT32, INT64, np_dtype
+from graph_partitioner.ir import BFLOAT16, BOOL, FLOAT, FLOAT16, INT32, INT64, np_dtype
 
 OPNAMES = {v: k for k, v in pp.OPCODES.items()}
 LOAD, STORE = 200, 201
@@ -141,11 +141,33 @@ def run_copy(ints: list[int], x: np.ndarray, y: np.ndarray) -> None:
         y[dst] = x[src]
 
 
+def run_copy_batch(ints: list[int], xs: list[np.ndarray], ys: list[np.ndarray]) -> None:
+    nseg = ints[0]
+    assert 1 <= nseg <= 32 and len(ints) == 1 + 8 * nseg, ints[:1]
+    assert len({x.itemsize for x in xs + ys}) == 1, "copy_batch tensors must share one element size"
+    written = [np.zeros(y.size, dtype=bool) for y in ys]
+    for k in range(nseg):
+        src, dst, rows, row, s_off, s_stride, d_off, d_stride = ints[1 + 8 * k:9 + 8 * k]
+        assert min(rows, row, s_off, s_stride, d_off, d_stride) >= 0
+        if rows == 0 or row == 0:
+            continue
+        r = np.arange(rows, dtype=np.int64)[:, None]
+        i = np.arange(row, dtype=np.int64)[None, :]
+        si, di = (s_off + r * s_stride + i).reshape(-1), (d_off + r * d_stride + i).reshape(-1)
+        assert si.max() < xs[src].size and di.max() < ys[dst].size, f"segment {k} leaves its tensors"
+        assert not written[dst][di].any() and len(np.unique(di)) == di.size, f"segment {k} writes an element twice"
+        written[dst][di] = True
+        ys[dst][di] = xs[src].view(ys[dst].dtype)[si]
+
+
 def run_transpose(ints: list[int], x: np.ndarray, y: np.ndarray) -> None:
     ndim = ints[0]
     dims = ints[1:1 + ndim]
     perm = ints[1 + ndim:1 + 2 * ndim]
     assert len(ints) == 1 + 2 * ndim and sorted(perm) == list(range(ndim))
+    if x.itemsize != y.itemsize:  # the converting transpose: float32 <-> float16 / bfloat16, round to nearest even
+        assert {x.dtype, y.dtype} in ({np.dtype(np.float32), np_dtype(FLOAT16)},
+                                      {np.dtype(np.float32), np_dtype(BFLOAT16)}), (x.dtype, y.dtype)
     y[:] = np.transpose(x.reshape(dims), perm).reshape(-1)
 
 
@@ -512,6 +534,8 @@ def execute(plan: Plan, weights: bytes, inputs: Sequence[np.ndarray]) -> list[np
             outs[0].view(np.uint8)[:nbytes] = ins[0].view(np.uint8)[:nbytes]
         elif k == "copy":
             run_copy(layer.ints, ins[0], outs[0])
+        elif k == "copy_batch":
+            run_copy_batch(layer.ints, ins, outs)
         elif k == "fill":
             bits = layer.ints[0]
             outs[0][:] = np.frombuffer(np.int64(bits).tobytes()[:outs[0].itemsize], dtype=outs[0].dtype)[0]

@@ -105,6 +105,15 @@ def node_case(op: str, inputs: Sequence[In | None], attrs: dict[str, Any] | None
     return Case(graph, [i.array for i in inputs if i is not None and not i.const], expected, model)
 
 
+def cast_transpose_case(x: np.ndarray, perm: Sequence[int], to: Any) -> Case:
+    """An ep_trtpy::CastTranspose node (no ONNX op to run): expected is numpy's transpose, then its cast (round
+    to nearest even, as ONNX's Cast)."""
+    want = np.ascontiguousarray(np.transpose(x, perm)).astype(to)
+    g = ir_graph("CastTranspose", [In("x", x)], {"perm": list(perm), "to": elem_type(np.dtype(to))}, [want], 17,
+                 domain="ep_trtpy")
+    return Case(g, [x], [want], None)
+
+
 def rand(shape: Sequence[int], dtype: Any = np.float32, seed: int = 0, low: float = -3.0,
          high: float = 3.0) -> np.ndarray:
     """Random values that are never all zero (ints: in [low, high), never 0)."""

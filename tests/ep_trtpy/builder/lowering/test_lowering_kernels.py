@@ -10,13 +10,13 @@ import itertools
 import numpy as np
 import pytest
 from kernel_emulator import execute
-from lowering_testutil import In, node_case, rand
+from lowering_testutil import In, cast_transpose_case, node_case, rand
 
 from ep_trtpy.builder.lowering import LoweringError, lower
 from ep_trtpy.builder.lowering.movement import collapse_transpose, value_bits
 from ep_trtpy.builder.lowering.pooling import pool_geometry
 from ep_trtpy.builder.lowering.reduce import reduced_layout
-from graph_partitioner.ir import Graph
+from graph_partitioner.ir import BFLOAT16, Graph, np_dtype
 
 
 def run_case(case, rtol: float = 1e-5, atol: float = 1e-5, exact: bool = False):  # noqa: ANN001, ANN201
@@ -158,6 +158,27 @@ def test_transpose(shape: tuple, perm: list[int], dtype: type) -> None:
     assert kernels(plan) == (["memcpy"] if cp == list(range(len(cp))) else ["transpose"])
 
 
+@pytest.mark.parametrize("shape,perm", [((2, 3, 5, 7), [0, 2, 3, 1]), ((2, 6, 5, 3), [0, 3, 1, 2]),
+                                        ((3, 4), [1, 0]), ((2, 3, 4, 5), [3, 1, 0, 2]), ((1, 3, 1, 4), [2, 0, 1, 3])])
+@pytest.mark.parametrize("src,to", [(np.float32, np.float16), (np.float16, np.float32),
+                                    (np.float32, np_dtype(BFLOAT16)), (np_dtype(BFLOAT16), np.float32)])
+def test_cast_transpose_is_one_converting_transpose(shape: tuple, perm: list[int], src: type, to: type) -> None:
+    x = rand(shape, np.float32, 17).astype(src)
+    plan = run_case(cast_transpose_case(x, perm, np.dtype(to)), exact=True)
+    assert kernels(plan) == ["transpose"]
+    cd, cp = collapse_transpose(shape, perm)
+    assert plan.layers[0].ints == ([1, int(np.prod(shape)), 0] if cp == list(range(len(cp))) else
+                                   [len(cd)] + cd + cp)
+
+
+def test_cast_transpose_refuses_a_conversion_the_kernel_does_not_make() -> None:
+    x = rand((2, 3), np.float32, 18).astype(np.float16)
+    case = cast_transpose_case(x, [1, 0], np.dtype(np.float16))
+    case.graph.nodes[0].outputs[0].dtype = BFLOAT16
+    with pytest.raises(LoweringError, match="is not a conversion the transpose kernel makes"):
+        lower(case.graph)
+
+
 def test_transpose_collapse() -> None:
     assert collapse_transpose((2, 3, 4, 5), [0, 2, 3, 1]) == ([2, 3, 20], [0, 2, 1])
     assert collapse_transpose((1, 3, 1, 4), [2, 0, 1, 3]) == ([12], [0])
@@ -173,7 +194,16 @@ def test_concat(axis: int) -> None:
     b, c = b[tuple(slice(0, s) for s in shapes[1])], c[tuple(slice(0, s) for s in shapes[2])]
     plan = run_case(node_case("Concat", [In("a", a), In("b", np.ascontiguousarray(b), const=True),
                                          In("c", np.ascontiguousarray(c))], {"axis": axis}), exact=True)
-    assert kernels(plan) == ["copy", "copy"]  # the empty input copies nothing
+    assert kernels(plan) == ["copy_batch"]
+    assert plan.layers[0].ints[0] == 2  # the empty input is no segment
+
+
+def test_concat_of_many_inputs_is_one_layer_per_32() -> None:
+    xs = [In(f"x{k}", rand((2, 1, 3), np.float32, 40 + k)) for k in range(35)]
+    plan = run_case(node_case("Concat", xs, {"axis": 1}), exact=True)
+    assert kernels(plan) == ["copy_batch", "copy_batch"]
+    assert [lay.ints[0] for lay in plan.layers] == [32, 3]
+    assert [len(lay.inputs) for lay in plan.layers] == [32, 3]
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
@@ -185,7 +215,19 @@ def test_split(axis: int) -> None:
     if axis == 0:  # contiguous slabs are views (copied into the graph-output buffers by memcpy)
         assert set(kernels(plan)) == {"memcpy"}
     else:
-        assert kernels(plan) == ["copy", "copy"]
+        assert kernels(plan) == ["copy_batch"]
+        assert len(plan.layers[0].outputs) == 2
+
+
+def test_split_with_an_unused_output_copies_the_rest_in_one_layer() -> None:
+    x = rand((4, 9, 2), np.float32, 16)
+    case = node_case("Split", [In("x", x), In("split", np.array([2, 3, 4], np.int64), const=True)], {"axis": 1},
+                     n_out=3)
+    case.graph.outputs = [case.graph.outputs[0], case.graph.outputs[2]]
+    case.expected = [case.expected[0], case.expected[2]]
+    plan = run_case(case, exact=True)
+    assert kernels(plan) == ["copy_batch"]
+    assert plan.layers[0].ints[0] == 2
 
 
 @pytest.mark.parametrize("starts,ends,axes,steps", [

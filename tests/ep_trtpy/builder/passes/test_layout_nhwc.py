@@ -44,7 +44,8 @@ def _chain(dtype_elem=FLOAT16, dtype=F16, n=3, shape=(2, 4, 8, 8)):
 
 
 def _transposes(g: Graph) -> list:
-    return [n for n in g.nodes if n.op_type == "Transpose"]
+    """Transposes, and those that fuse_cast_transpose merged with an edge's float cast."""
+    return [n for n in g.nodes if n.op_type in ("Transpose", "CastTranspose")]
 
 
 def _run(g, ctx=None):
