@@ -1,7 +1,8 @@
-// Our channels-last (NHWC) kernels: depthwise convolution with a fused epilogue, 2-D pooling, and the weight
-// reorder the depthwise kernel reads (conv_nhwc.cu). float32 / float16 / bfloat16, float32 arithmetic.
-// Every thread computes V consecutive channels of one output pixel (V = 16 bytes of elements when C allows it),
-// so loads and stores are 16 bytes wide and coalesced along C.
+// Our channels-last (NHWC) kernels: depthwise convolution with a fused epilogue (two variants: conv_nhwc.cu,
+// depthwise_tiled.cu), 2-D pooling, and the weight reorder the depthwise kernels read (conv_nhwc.cu).
+// float32 / float16 / bfloat16, float32 arithmetic.
+// In conv_nhwc.cu every thread computes V consecutive channels of one output pixel (V = 16 bytes of elements when C
+// allows it), so loads and stores are 16 bytes wide and coalesced along C.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -33,6 +34,14 @@ struct DepthwiseArgs {
   float alpha = 0.f, beta = 0.f;
 };
 cudaError_t depthwise(const DepthwiseArgs& a, cudaStream_t stream, long long max_blocks);
+
+// The same convolution, tiled through shared memory (depthwise_tiled.cu): a block loads the input window of a tile
+// of output pixels x a slice of channels once, and each thread computes several outputs along W from registers.
+// `sms`: the device's multiprocessor count (small layers get smaller tiles to give every one work).
+// depthwise_tiled_applies is false where even the smallest tile's input window overflows 48 KiB of shared memory
+// (large dilations) or the grid is too large; depthwise_tiled then returns cudaErrorInvalidValue.
+bool depthwise_tiled_applies(const Window& g);
+cudaError_t depthwise_tiled(const DepthwiseArgs& a, cudaStream_t stream, int sms);
 
 // [C, R, S] (the KRSC weights of a depthwise convolution, K = C) -> [R, S, C].
 cudaError_t reorder_depthwise_weights(const void* w_crs, void* w_rsc, int dtype, int64_t c, int64_t rs,

@@ -2,6 +2,7 @@
 //
 // Candidates, in this order (the tactic names the tuner stores):
 //   "depthwise"         our kernel (kernels/conv_nhwc.cu), for group == C == K: bias, residual, activation fused
+//   "depthwise:tiled"   the same through shared-memory tiles (kernels/depthwise_tiled.cu), where its tile fits
 //   "fused:<plan>"      one cuDNN graph: conv + bias + residual + activation (runtime fusion engines), or with
 //                       a residual after the activation (post) conv + bias + activation + residual
 //   "bias:<plan>"       cuDNN conv + bias, then our epilogue adds the residual and the activation (in the
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "conv_common.h"
+#include "kernel_util.h"
 #include "tactics.h"
 #include "tp/library_support.h"
 
@@ -29,6 +31,8 @@ namespace {
 
 enum Family : int { kDepthwise = 0, kFused = 1, kBias = 2, kConvOnly = 3 };
 const char* const kPrefix[] = {"depthwise", "fused:", "bias:", "conv:"};
+// The depthwise family's candidates, by plan: the one-pixel kernel and the tiled one.
+const char* const kDepthwiseNames[] = {"depthwise", "depthwise:tiled"};
 constexpr size_t kMaxWorkspace = size_t(256) << 20;
 
 size_t align256(size_t n) { return (n + 255) / 256 * 256; }
@@ -114,6 +118,12 @@ nhwc::Window window(const ConvParams& p) {
   return w;
 }
 
+// How many depthwise candidates (plans 0, 1, ...) this layer has.
+int depthwise_plans(const ConvParams& p) {
+  if (!depthwise_applies(p)) return 0;
+  return nhwc::depthwise_tiled_applies(window(p)) ? 2 : 1;
+}
+
 struct Candidate {
   int family = -1;  // -1: none
   int plan = -1;
@@ -185,7 +195,10 @@ int run_candidate(ConvState& s, cudnnHandle_t h, FusedGraph* g, const Candidate&
     a.act = epilogue_act(p.act);
     a.alpha = p.alpha;
     a.beta = p.beta;
-    TP_TRY_CUDA(nhwc::depthwise(a, stream, 65535LL * 8));
+    if (c.plan == 1)
+      TP_TRY_CUDA(nhwc::depthwise_tiled(a, stream, kutil::sm_count(s.device)));
+    else
+      TP_TRY_CUDA(nhwc::depthwise(a, stream, 65535LL * 8));
     return 0;
   }
   TP_TRY_CUDNN(cudnnSetStream(h, stream));
@@ -210,12 +223,13 @@ std::vector<Candidate> candidate_list(Search& sr, int level) {
   std::vector<Candidate> all;
   const std::vector<int> fams = families(sr.s.p);
   int total = 0;
-  for (int f : fams) total += f == kDepthwise ? 1 : (sr.graph(f) ? sr.graph(f)->candidates() : 0);
+  for (int f : fams)
+    total += f == kDepthwise ? depthwise_plans(sr.s.p) : (sr.graph(f) ? sr.graph(f)->candidates() : 0);
   const int budget = level == 0 ? total : candidates_to_time(level, total);
   const int quota = level >= 5 ? total : std::max(1, budget / static_cast<int>(fams.size()));
   for (int f : fams) {
     if (f == kDepthwise) {
-      all.push_back({kDepthwise, -1, kPrefix[kDepthwise]});
+      for (int i = 0; i < depthwise_plans(sr.s.p); ++i) all.push_back({kDepthwise, i, kDepthwiseNames[i]});
       continue;
     }
     FusedGraph* g = sr.graph(f);
@@ -249,7 +263,8 @@ int build_candidate(Search& sr, const Candidate& c, std::string* err) {
 
 // The candidate a tactic name names (building its graph), or family -1.
 Candidate named(Search& sr, const std::string& name) {
-  if (name == kPrefix[kDepthwise]) return depthwise_applies(sr.s.p) ? Candidate{kDepthwise, -1, name} : Candidate{};
+  for (int i = 0; i < depthwise_plans(sr.s.p); ++i)
+    if (name == kDepthwiseNames[i]) return {kDepthwise, i, name};
   for (int f : {kFused, kBias, kConvOnly}) {
     const std::string pre = kPrefix[f];
     if (name.compare(0, pre.size(), pre) != 0) continue;
@@ -368,11 +383,12 @@ int conv_nhwc_prepare(Engine& engine, Layer& layer, ConvState& s, std::string* e
     memo()[sig] = chosen.name;
   }
   layer.tactic_name = chosen.name;
-  layer.tactic = chosen.family == kDepthwise ? 0 : chosen.plan;
+  layer.tactic = chosen.plan;
   layer.tactic_state.clear();
   s.win = window(p);
   if (chosen.family == kDepthwise) {
     s.mode = ConvMode::Depthwise;
+    s.plan = chosen.plan;
     const size_t rsc_bytes = static_cast<size_t>(p.c * p.k_sp[0] * p.k_sp[1]) * p.esize;
     const TensorDesc& W = engine.tensor(layer.inputs[1]);
     void* w_const = W.kind == TensorKind::Weight ? engine.static_pointer(layer.inputs[1]) : nullptr;
@@ -415,7 +431,7 @@ int conv_nhwc_launch(const Engine& engine, const Layer& layer, ConvState& s, con
       if (rc) return 1;
       w_rsc = ctx.workspace;
     }
-    Candidate c{kDepthwise, -1, kPrefix[kDepthwise]};
+    Candidate c{kDepthwise, s.plan, kDepthwiseNames[s.plan]};
     return run_candidate(s, nullptr, nullptr, c, in[0], in[1], w_rsc, B, Z, out[0], nullptr, ctx.stream, err);
   }
   cudnnHandle_t h = nullptr;

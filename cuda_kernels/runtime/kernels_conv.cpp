@@ -15,7 +15,7 @@
 //             post: 1 adds Z after the activation (FusedConv residual_position "post_act"); absent or 0 before it
 //   floats  [alpha, beta]  activation parameters
 //   tactic / tactic_name: chosen at prepare (see conv_nchw.cpp and conv_nhwc.cpp); names are "legacy:<algo>",
-//           "fused:<cuDNN plan>", "bias:<cuDNN plan>", "conv:<cuDNN plan>" and "depthwise".
+//           "fused:<cuDNN plan>", "bias:<cuDNN plan>", "conv:<cuDNN plan>", "depthwise" and "depthwise:tiled".
 //
 //   Oi = floor((Di + pb_i + pe_i - dil_i (Ki - 1) - 1) / s_i) + 1
 // An X with no elements (C == 0 or an empty spatial dim) gives Y = act(B + Z) (post: act(B) + Z).
