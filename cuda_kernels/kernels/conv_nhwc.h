@@ -37,11 +37,14 @@ cudaError_t depthwise(const DepthwiseArgs& a, cudaStream_t stream, long long max
 
 // The same convolution, tiled through shared memory (depthwise_tiled.cu): a block loads the input window of a tile
 // of output pixels x a slice of channels once, and each thread computes several outputs along W from registers.
-// `sms`: the device's multiprocessor count (small layers get smaller tiles to give every one work).
-// depthwise_tiled_applies is false where even the smallest tile's input window overflows 48 KiB of shared memory
-// (large dilations) or the grid is too large; depthwise_tiled then returns cudaErrorInvalidValue.
-bool depthwise_tiled_applies(const Window& g);
-cudaError_t depthwise_tiled(const DepthwiseArgs& a, cudaStream_t stream, int sms);
+// depthwise_tiled_plan picks the tile for a device of `sms` multiprocessors (small layers get smaller tiles, so
+// that every one has work); rows == 0 where the tiled kernel does not apply (even the smallest tile's input window
+// overflows 48 KiB of shared memory: large dilations). depthwise_tiled returns cudaErrorInvalidValue for such a tile.
+struct DepthwiseTile {
+  int rows = 0, cols = 0;  // output pixels per block; cols a multiple of 4
+};
+DepthwiseTile depthwise_tiled_plan(const Window& g, int sms);
+cudaError_t depthwise_tiled(const DepthwiseArgs& a, DepthwiseTile tile, cudaStream_t stream);
 
 // [C, R, S] (the KRSC weights of a depthwise convolution, K = C) -> [R, S, C].
 cudaError_t reorder_depthwise_weights(const void* w_crs, void* w_rsc, int dtype, int64_t c, int64_t rs,

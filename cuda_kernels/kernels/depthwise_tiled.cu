@@ -6,7 +6,8 @@
 // included) into shared memory once, as float, with 16-byte global loads, then each thread computes kOQ outputs
 // along W for 2 channels. For 3x3 and 5x5 windows with stride 1 or 2 and no dilation the weights stay in registers
 // and the thread keeps a whole window row in registers, so one shared-memory read serves up to S outputs; other
-// windows read every tap from shared memory (and the weights through L1).
+// windows read every tap from shared memory (and the weights through L1). The tile's shape is chosen once per layer
+// (depthwise_tiled_plan) by a cost model: idle threads, halo loads, and the last wave of blocks.
 //
 // Padding is zeros in shared memory, so a tap over padding adds 0 * w, as the ONNX definition does; the one-pixel
 // kernel skips such taps instead, which differs only for an infinite or NaN weight. NaN and inf inputs reach the
@@ -15,6 +16,7 @@
 // Shared memory layout: [IH rows][pitch floats], a row being IW pixels of CT channels plus a pad chosen so that the
 // groups of one half-warp (consecutive output rows, 2 channels per lane) fall on different banks.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 
 #include "activation.cuh"
@@ -30,8 +32,8 @@ using ll = long long;
 
 constexpr int kThreads = 256;
 constexpr int kOQ = 4;                         // outputs along W per thread
-constexpr int kBatch = 4;                       // input vectors each thread loads at once
-constexpr int kMaxTileFloats = 48 * 1024 / 4;  // static shared memory limit without opt-in
+constexpr int kBatch = 4;                      // input vectors each thread loads at once
+constexpr int kMaxTileFloats = 48 * 1024 / 4;  // dynamic shared memory without the opt-in attribute
 
 struct Tiling {
   int ct = 8;                          // channels per block, a multiple of 8 (whole 16-byte vectors)
@@ -74,46 +76,94 @@ void set_extent(const Window& g, int tp, int tq, Tiling* t) {
   t->tiles_q = (g.q + tq - 1) / tq;
 }
 
-bool shrink(const Window& g, Tiling* t) {
-  if (t->tp == 1 && t->tq == kOQ) return false;
-  if (t->tp > 1 && (t->tp >= t->tq / 2 || t->tq == kOQ))
-    set_extent(g, (t->tp + 1) / 2, t->tq, t);
-  else
-    set_extent(g, t->tp, (t->tq / 2 + kOQ - 1) / kOQ * kOQ, t);
-  return true;
+// Estimated instructions per element (per thread) of computing one output, idle threads included, and of loading
+// one input of the window into shared memory; the shared memory of a multiprocessor.
+constexpr double kComputeCost = 15.0, kLoadCost = 5.0;
+constexpr ll kSmemPerSm = 227 * 1024;
+
+// The register-blocked variant for a window (3 or 5: K x K, stride 1 or 2, no dilation), or 0 (generic).
+int blocked_window(const Window& g) {
+  const bool square = g.dh == 1 && g.dw == 1 && g.kh == g.kw && g.sh == g.sw && (g.sh == 1 || g.sh == 2);
+  return square && (g.kh == 3 || g.kh == 5) ? g.kh : 0;
 }
 
-// About 4096 outputs per block (16 per thread), shrunk to fit shared memory and to give every multiprocessor
-// four blocks or more.
-Tiling plan_tiles(const Window& g, int sms) {
+// Blocks resident per multiprocessor by registers (__launch_bounds__): 64 registers a thread, 128 for 5x5's weights.
+constexpr int blocks_per_sm(int k) { return k == 5 ? 2 : 4; }
+
+Tiling slice_only(const Window& g) {
   Tiling t;
   t.ct = channel_slice(g.c);
   t.slices = (g.c + t.ct - 1) / t.ct;
-  const int pixels = 4096 / t.ct;                // 64, 128, 256, 512
-  int tq = pixels >= 256 ? (pixels == 256 ? 16 : 32) : (pixels == 128 ? 16 : 8);
-  int tp = pixels / tq;
-  if (g.sh > 1 || g.sw > 1) tp = (tp + 1) / 2;   // a strided window is about four times the outputs' area
-  tq = static_cast<int>(std::min<ll>(tq, (g.q + kOQ - 1) / kOQ * kOQ));
-  tp = static_cast<int>(std::min<ll>(tp, g.p));
-  set_extent(g, tp, tq, &t);
-  while (t.floats() > kMaxTileFloats && shrink(g, &t)) {
-  }
-  while (t.blocks(g.n) < 4LL * sms && t.tp * t.tq > 4 * kOQ && shrink(g, &t)) {
-  }
   return t;
 }
 
-template <int V>
-__device__ __forceinline__ void store_floats(float* dst, const float (&v)[V]) {
-  if constexpr (V % 4 == 0) {
+// Estimated cost of tiling t per useful output: compute (whole kOQ groups, threads idle in the last round
+// included) and loads, over the fraction of the last wave of blocks that is busy.
+double tile_cost(const Window& g, const Tiling& t, int sms) {
+  const ll groups = kThreads / (t.ct / 2), units = t.tp * (t.tq / kOQ);
+  const ll tiles = t.tiles_p * t.tiles_q;
+  const double compute = kComputeCost * tiles * ((units + groups - 1) / groups) * groups * kOQ;
+  const double load = kLoadCost * tiles * t.ih * t.iw;
+  double busy = 1.0;
+  if (sms > 0) {
+    const ll per_sm = std::min<ll>(blocks_per_sm(blocked_window(g)), kSmemPerSm / (t.floats() * 4 + 1024));
+    const double waves = static_cast<double>(t.blocks(g.n)) / (static_cast<double>(sms) * per_sm);
+    busy = waves / std::ceil(waves);
+  }
+  return (compute + load) / (static_cast<double>(g.p) * g.q * busy);
+}
+
+// The cheapest tile (tile_cost) of 2048..8192 outputs (one to four groups of kOQ outputs per thread; fewer where
+// the image is smaller) whose window fits shared memory. Rows and columns are tried only at values that split P and
+// Q into equal parts (ceil(P / k)), columns rounded up to kOQ.
+Tiling plan_tiles(const Window& g, int sms) {
+  Tiling best = slice_only(g), t = best;
+  const ll q_span = (g.q + kOQ - 1) / kOQ * kOQ;
+  const ll min_px = std::min<ll>(2048 / t.ct, g.p * q_span), max_px = 8192 / t.ct;
+  double best_cost = -1;
+  for (ll kp = 1, last_p = 0; kp <= g.p; ++kp) {
+    const ll tp = (g.p + kp - 1) / kp;
+    if (tp == last_p) continue;
+    last_p = tp;
+    if (tp * q_span < min_px) break;
+    for (ll kq = 1, last_q = 0; kq <= g.q; ++kq) {
+      const ll tq = ((g.q + kq - 1) / kq + kOQ - 1) / kOQ * kOQ;
+      if (tq == last_q) continue;
+      last_q = tq;
+      if (tp * tq < min_px) break;
+      if (tp * tq > max_px) continue;
+      set_extent(g, static_cast<int>(tp), static_cast<int>(tq), &t);
+      if (t.floats() > kMaxTileFloats) continue;
+      const double cost = tile_cost(g, t, sms);
+      if (best_cost < 0 || cost < best_cost) {
+        best = t;
+        best_cost = cost;
+      }
+    }
+  }
+  if (best_cost < 0) set_extent(g, 1, kOQ, &best);
+  return best;
+}
+
+// V elements (8, 4 or 1) to shared memory as floats. Eight threads store 16 bytes each in one pass; with V = 8 consecutive
+// threads' vectors lie 32 bytes apart, so threads 4-7 of each eight store their upper half first and the eight
+// stores of a pass cover all 32 banks once.
+template <typename T, int V>
+__device__ __forceinline__ void store_floats(float* dst, const Pack<T, V>& raw) {
+  float v[V];
 #pragma unroll
-    for (int i = 0; i < V; i += 4)
-      *reinterpret_cast<float4*>(dst + i) = make_float4(v[i], v[i + 1], v[i + 2], v[i + 3]);
-  } else if constexpr (V == 2) {
-    *reinterpret_cast<float2*>(dst) = make_float2(v[0], v[1]);
+  for (int i = 0; i < V; ++i) v[i] = k::to_float(raw.v[i]);
+  float4* d = reinterpret_cast<float4*>(dst);
+  if constexpr (V == 8) {
+    const float4 lo = make_float4(v[0], v[1], v[2], v[3]), hi = make_float4(v[4], v[5], v[6], v[7]);
+    const int upper_first = (threadIdx.x >> 2) & 1;
+    d[upper_first] = upper_first ? hi : lo;
+    d[1 - upper_first] = upper_first ? lo : hi;
+  } else if constexpr (V == 4) {
+    d[0] = make_float4(v[0], v[1], v[2], v[3]);
   } else {
-#pragma unroll
-    for (int i = 0; i < V; ++i) dst[i] = v[i];
+    static_assert(V == 1, "vectors of 8, 4 or 1 elements");
+    dst[0] = v[0];
   }
 }
 
@@ -137,10 +187,9 @@ __device__ __forceinline__ void fma2(float2 x, float2 w, float2* acc) {
 // V: elements per global access (16 bytes, or 1 when C or a pointer does not allow it). K, S: the window and
 // stride of the register-blocked variants (square, no dilation); K == 0 reads Window's geometry at run time.
 template <typename T, int V, int K, int S>
-__global__ void __launch_bounds__(kThreads) tiled_kernel(Window g, Tiling t, const T* __restrict__ x,
-                                                         const T* __restrict__ w, const T* __restrict__ bias,
-                                                         const T* __restrict__ z, T* __restrict__ y, int act,
-                                                         float alpha, float beta) {
+__global__ void __launch_bounds__(kThreads, blocks_per_sm(K))
+    tiled_kernel(Window g, Tiling t, const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
+                 const T* __restrict__ z, T* __restrict__ y, int act, float alpha, float beta) {
   extern __shared__ float4 smem[];
   float* tile = reinterpret_cast<float*>(smem);
   constexpr bool kWide = V >= 2;
@@ -153,10 +202,10 @@ __global__ void __launch_bounds__(kThreads) tiled_kernel(Window g, Tiling t, con
   const ll n = b / t.tiles_p;
   const ll h0 = p0 * g.sh - g.ph, w0 = q0 * g.sw - g.pw;
 
-  // kBatch loads in flight per thread before their shared-memory stores
+  // kBatch loads in flight per thread (kept in their stored type) before their shared-memory stores
   const int vecs = t.ct / V, loads = t.ih * t.iw * vecs;
   for (int i0 = threadIdx.x; i0 < loads; i0 += kThreads * kBatch) {
-    float v[kBatch][V];
+    Pack<T, V> raw[kBatch];
     int at[kBatch];
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
@@ -164,15 +213,15 @@ __global__ void __launch_bounds__(kThreads) tiled_kernel(Window g, Tiling t, con
       const ll hi = h0 + row, wi = w0 + col, c = c0 + static_cast<ll>(cv) * V;
       at[u] = i < loads ? row * t.pitch + col * t.ct + cv * V : -1;
       if (at[u] >= 0 && hi >= 0 && hi < g.h && wi >= 0 && wi < g.w && c < g.c) {
-        load_vec<T, V>(x + ((n * g.h + hi) * g.w + wi) * g.c + c, v[u]);
+        raw[u] = *reinterpret_cast<const Pack<T, V>*>(x + ((n * g.h + hi) * g.w + wi) * g.c + c);
       } else {
 #pragma unroll
-        for (int j = 0; j < V; ++j) v[u][j] = 0.f;
+        for (int j = 0; j < V; ++j) raw[u].v[j] = k::from_float<T>(0.f);
       }
     }
 #pragma unroll
     for (int u = 0; u < kBatch; ++u)
-      if (at[u] >= 0) store_floats<V>(tile + at[u], v[u]);
+      if (at[u] >= 0) store_floats<T, V>(tile + at[u], raw[u]);
   }
 
   const int lanes = t.ct / 2, lane = threadIdx.x % lanes, group = threadIdx.x / lanes, groups = kThreads / lanes;
@@ -249,9 +298,7 @@ void launch(const DepthwiseArgs& a, const Tiling& t, cudaStream_t stream) {
         g, t, static_cast<const T*>(a.x), static_cast<const T*>(a.w_rsc), static_cast<const T*>(a.bias),
         static_cast<const T*>(a.z), static_cast<T*>(a.y), a.act, a.alpha, a.beta);
   };
-  const bool blocked = g.dh == 1 && g.dw == 1 && g.kh == g.kw && g.sh == g.sw;
-  const int key = blocked ? g.kh * 10 + g.sh : 0;
-  switch (key) {
+  switch (blocked_window(g) * 10 + g.sh) {
     case 31: go(tiled_kernel<T, V, 3, 1>); break;
     case 32: go(tiled_kernel<T, V, 3, 2>); break;
     case 51: go(tiled_kernel<T, V, 5, 1>); break;
@@ -262,21 +309,22 @@ void launch(const DepthwiseArgs& a, const Tiling& t, cudaStream_t stream) {
 
 }  // namespace
 
-bool depthwise_tiled_applies(const Window& g) {
-  if (g.kh < 1 || g.kw < 1 || g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1) return false;
-  Tiling t;
-  t.ct = channel_slice(g.c);
-  t.slices = (g.c + t.ct - 1) / t.ct;
+DepthwiseTile depthwise_tiled_plan(const Window& g, int sms) {
+  if (g.kh < 1 || g.kw < 1 || g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1 || g.c < 1) return {};
+  Tiling t = slice_only(g);
   set_extent(g, 1, kOQ, &t);
-  return t.floats() <= kMaxTileFloats && t.blocks(g.n) <= 2147483647LL;
+  if (t.floats() > kMaxTileFloats || t.blocks(g.n) > 2147483647LL) return {};
+  t = plan_tiles(g, sms);
+  return {t.tp, t.tq};
 }
 
-cudaError_t depthwise_tiled(const DepthwiseArgs& a, cudaStream_t stream, int sms) {
+cudaError_t depthwise_tiled(const DepthwiseArgs& a, DepthwiseTile tile, cudaStream_t stream) {
   const Window& g = a.g;
   if (g.n * g.p * g.q * g.c == 0) return cudaSuccess;
-  if (!depthwise_tiled_applies(g)) return cudaErrorInvalidValue;
-  const Tiling t = plan_tiles(g, sms);
-  if (t.floats() > kMaxTileFloats) return cudaErrorInvalidValue;
+  if (tile.rows < 1 || tile.cols < kOQ || tile.cols % kOQ != 0) return cudaErrorInvalidValue;
+  Tiling t = slice_only(g);
+  set_extent(g, tile.rows, tile.cols, &t);
+  if (t.floats() > kMaxTileFloats || t.blocks(g.n) > 2147483647LL) return cudaErrorInvalidValue;
   const bool ok = k::dispatch_float(a.dtype, [&](auto tag) {
     using T = decltype(tag);
     constexpr int kVec = static_cast<int>(16 / sizeof(T));

@@ -61,6 +61,7 @@ struct ConvState {
   bool epi_bias = false, epi_residual = false, epi_act = false;  // what our epilogue adds after the plan
   nhwc::Window win;
   void* w_rsc = nullptr;  // depthwise weights as [R, S, C], owned (nullptr: reordered into the workspace per run)
+  nhwc::DepthwiseTile tile;  // the tiled depthwise kernel's tile (rows 0: that kernel does not apply)
   size_t w_rsc_offset = 0;
   int device = 0;
   ~ConvState();

@@ -118,10 +118,10 @@ nhwc::Window window(const ConvParams& p) {
   return w;
 }
 
-// How many depthwise candidates (plans 0, 1, ...) this layer has.
-int depthwise_plans(const ConvParams& p) {
-  if (!depthwise_applies(p)) return 0;
-  return nhwc::depthwise_tiled_applies(window(p)) ? 2 : 1;
+// How many depthwise candidates (plans 0, 1, ...) this layer has (s.tile set by conv_nhwc_prepare).
+int depthwise_plans(const ConvState& s) {
+  if (!depthwise_applies(s.p)) return 0;
+  return s.tile.rows > 0 ? 2 : 1;
 }
 
 struct Candidate {
@@ -196,7 +196,7 @@ int run_candidate(ConvState& s, cudnnHandle_t h, FusedGraph* g, const Candidate&
     a.alpha = p.alpha;
     a.beta = p.beta;
     if (c.plan == 1)
-      TP_TRY_CUDA(nhwc::depthwise_tiled(a, stream, kutil::sm_count(s.device)));
+      TP_TRY_CUDA(nhwc::depthwise_tiled(a, s.tile, stream));
     else
       TP_TRY_CUDA(nhwc::depthwise(a, stream, 65535LL * 8));
     return 0;
@@ -224,12 +224,12 @@ std::vector<Candidate> candidate_list(Search& sr, int level) {
   const std::vector<int> fams = families(sr.s.p);
   int total = 0;
   for (int f : fams)
-    total += f == kDepthwise ? depthwise_plans(sr.s.p) : (sr.graph(f) ? sr.graph(f)->candidates() : 0);
+    total += f == kDepthwise ? depthwise_plans(sr.s) : (sr.graph(f) ? sr.graph(f)->candidates() : 0);
   const int budget = level == 0 ? total : candidates_to_time(level, total);
   const int quota = level >= 5 ? total : std::max(1, budget / static_cast<int>(fams.size()));
   for (int f : fams) {
     if (f == kDepthwise) {
-      for (int i = 0; i < depthwise_plans(sr.s.p); ++i) all.push_back({kDepthwise, i, kDepthwiseNames[i]});
+      for (int i = 0; i < depthwise_plans(sr.s); ++i) all.push_back({kDepthwise, i, kDepthwiseNames[i]});
       continue;
     }
     FusedGraph* g = sr.graph(f);
@@ -263,7 +263,7 @@ int build_candidate(Search& sr, const Candidate& c, std::string* err) {
 
 // The candidate a tactic name names (building its graph), or family -1.
 Candidate named(Search& sr, const std::string& name) {
-  for (int i = 0; i < depthwise_plans(sr.s.p); ++i)
+  for (int i = 0; i < depthwise_plans(sr.s); ++i)
     if (name == kDepthwiseNames[i]) return {kDepthwise, i, name};
   for (int f : {kFused, kBias, kConvOnly}) {
     const std::string pre = kPrefix[f];
@@ -307,6 +307,7 @@ void reorder_now(ConvState& s, const void* w_krsc, void* w_rsc, cudaStream_t str
 int conv_nhwc_prepare(Engine& engine, Layer& layer, ConvState& s, std::string* err) {
   const ConvParams& p = s.p;
   TP_REQUIRE(p.dtype != 1 || p.tf32, "a float32 NHWC convolution needs the TF32 math flag (strict float32 runs NCHW)");
+  if (depthwise_applies(p)) s.tile = nhwc::depthwise_tiled_plan(window(p), kutil::sm_count(s.device));
   Search sr{engine, s, nullptr, {}, {false, false, false, false}, {}};
   if (engine.handles().cudnn(&sr.h, err)) return 1;
   const std::string sig = signature(engine, layer);
