@@ -202,21 +202,31 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm(K))
   const ll n = b / t.tiles_p;
   const ll h0 = p0 * g.sh - g.ph, w0 = q0 * g.sw - g.pw;
 
-  // kBatch loads in flight per thread (kept in their stored type) before their shared-memory stores
-  const int vecs = t.ct / V, loads = t.ih * t.iw * vecs;
-  for (int i0 = threadIdx.x; i0 < loads; i0 += kThreads * kBatch) {
+  // Thread i loads vectors i, i + kThreads, ... of the window (channel vectors fastest, then pixels of a row, then
+  // rows), kBatch in flight (kept in their stored type) before their shared-memory stores. vecs divides kThreads,
+  // so a thread's channel vector stays and its pixel advances by a fixed step.
+  const int vecs = t.ct / V, step = kThreads / vecs, step_rows = step / t.iw, step_cols = step % t.iw;
+  const int cv = threadIdx.x % vecs;
+  const ll c_in = c0 + static_cast<ll>(cv) * V;
+  int row = threadIdx.x / vecs / t.iw, col = threadIdx.x / vecs % t.iw;
+  while (row < t.ih) {
     Pack<T, V> raw[kBatch];
     int at[kBatch];
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
-      const int i = i0 + u * kThreads, cv = i % vecs, pix = i / vecs, col = pix % t.iw, row = pix / t.iw;
-      const ll hi = h0 + row, wi = w0 + col, c = c0 + static_cast<ll>(cv) * V;
-      at[u] = i < loads ? row * t.pitch + col * t.ct + cv * V : -1;
-      if (at[u] >= 0 && hi >= 0 && hi < g.h && wi >= 0 && wi < g.w && c < g.c) {
-        raw[u] = *reinterpret_cast<const Pack<T, V>*>(x + ((n * g.h + hi) * g.w + wi) * g.c + c);
+      const ll hi = h0 + row, wi = w0 + col;
+      at[u] = row < t.ih ? row * t.pitch + col * t.ct + cv * V : -1;
+      if (at[u] >= 0 && hi >= 0 && hi < g.h && wi >= 0 && wi < g.w && c_in < g.c) {
+        raw[u] = *reinterpret_cast<const Pack<T, V>*>(x + ((n * g.h + hi) * g.w + wi) * g.c + c_in);
       } else {
 #pragma unroll
         for (int j = 0; j < V; ++j) raw[u].v[j] = k::from_float<T>(0.f);
+      }
+      col += step_cols;
+      row += step_rows;
+      if (col >= t.iw) {
+        col -= t.iw;
+        ++row;
       }
     }
 #pragma unroll
