@@ -145,9 +145,9 @@ Tiling plan_tiles(const Window& g, int sms) {
   return best;
 }
 
-// V elements (8, 4 or 1) to shared memory as floats. Eight threads store 16 bytes each in one pass; with V = 8 consecutive
-// threads' vectors lie 32 bytes apart, so threads 4-7 of each eight store their upper half first and the eight
-// stores of a pass cover all 32 banks once.
+// V elements (8, 4 or 1) to shared memory as floats. Eight threads store 16 bytes each in one pass; with V = 8
+// consecutive threads' vectors lie 32 bytes apart, so threads 4-7 of each eight store their upper half first and
+// the eight stores of a pass cover all 32 banks once.
 template <typename T, int V>
 __device__ __forceinline__ void store_floats(float* dst, const Pack<T, V>& raw) {
   float v[V];
@@ -258,13 +258,13 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm(K))
       constexpr int kSpan = (kOQ - 1) * S + K;
 #pragma unroll
       for (int r = 0; r < K; ++r) {
-        float2 row[kSpan];
+        float2 xs[kSpan];  // the window row under this thread's kOQ outputs
 #pragma unroll
-        for (int i = 0; i < kSpan; ++i) row[i] = *reinterpret_cast<const float2*>(base + r * t.pitch + i * t.ct);
+        for (int i = 0; i < kSpan; ++i) xs[i] = *reinterpret_cast<const float2*>(base + r * t.pitch + i * t.ct);
 #pragma unroll
         for (int s = 0; s < K; ++s)
 #pragma unroll
-          for (int o = 0; o < kOQ; ++o) fma2(row[o * S + s], wr[r * K + s], &acc[o]);
+          for (int o = 0; o < kOQ; ++o) fma2(xs[o * S + s], wr[r * K + s], &acc[o]);
       }
     } else {
       for (int r = 0; r < g.kh; ++r) {
