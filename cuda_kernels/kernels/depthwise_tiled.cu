@@ -11,7 +11,8 @@
 //
 // Padding is zeros in shared memory, so a tap over padding adds 0 * w, as the ONNX definition does; the one-pixel
 // kernel skips such taps instead, which differs only for an infinite or NaN weight. NaN and inf inputs reach the
-// outputs whose windows hold them; the epilogue (bias, residual, activation) is the one-pixel kernel's.
+// outputs whose windows hold them; the epilogue (bias, residual before or after the activation, activation) is the
+// one-pixel kernel's.
 //
 // Shared memory layout: [IH rows][pitch floats], a row being IW pixels of CT channels plus a pad chosen so that the
 // groups of one half-warp (consecutive output rows, 2 channels per lane) fall on different banks.
@@ -189,7 +190,7 @@ __device__ __forceinline__ void fma2(float2 x, float2 w, float2* acc) {
 template <typename T, int V, int K, int S>
 __global__ void __launch_bounds__(kThreads, blocks_per_sm(K))
     tiled_kernel(Window g, Tiling t, const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
-                 const T* __restrict__ z, T* __restrict__ y, int act, float alpha, float beta) {
+                 const T* __restrict__ z, bool z_after_act, T* __restrict__ y, int act, float alpha, float beta) {
   extern __shared__ float4 smem[];
   float* tile = reinterpret_cast<float*>(smem);
   constexpr bool kWide = V >= 2;
@@ -282,13 +283,17 @@ __global__ void __launch_bounds__(kThreads, blocks_per_sm(K))
       if (q >= g.q || c >= g.c) break;
       const ll at = ((n * g.p + p) * g.q + q) * g.c;
       float v[2] = {acc[o].x + bv.x, acc[o].y + bv.y};
-      if (z != nullptr) {
-        const float2 zv = load_pair<T, kWide>(z + at, c, g.c);
+      const float2 zv = z != nullptr ? load_pair<T, kWide>(z + at, c, g.c) : make_float2(0.f, 0.f);
+      if (z != nullptr && !z_after_act) {
         v[0] += zv.x;
         v[1] += zv.y;
       }
       v[0] = lib::activate(v[0], act, alpha, beta);
       v[1] = lib::activate(v[1], act, alpha, beta);
+      if (z != nullptr && z_after_act) {  // a CSP bottleneck's shortcut: act(conv + bias) + z
+        v[0] += zv.x;
+        v[1] += zv.y;
+      }
       if constexpr (kWide) {
         store_vec<T, 2>(y + at + c, v);
       } else {
@@ -306,7 +311,7 @@ void launch(const DepthwiseArgs& a, const Tiling& t, cudaStream_t stream) {
     const size_t smem = static_cast<size_t>(t.floats()) * sizeof(float);
     kernel<<<static_cast<unsigned>(t.blocks(g.n)), kThreads, smem, stream>>>(
         g, t, static_cast<const T*>(a.x), static_cast<const T*>(a.w_rsc), static_cast<const T*>(a.bias),
-        static_cast<const T*>(a.z), static_cast<T*>(a.y), a.act, a.alpha, a.beta);
+        static_cast<const T*>(a.z), a.z_after_act, static_cast<T*>(a.y), a.act, a.alpha, a.beta);
   };
   switch (blocked_window(g) * 10 + g.sh) {
     case 31: go(tiled_kernel<T, V, 3, 1>); break;

@@ -25,8 +25,9 @@ def _run(rng: np.random.Generator, dtype: int, n: int, c: int, h: int, w: int, k
          strides: tuple[int, int] = (1, 1), pads: tuple[int, int, int, int] = (1, 1, 1, 1),
          dilations: tuple[int, int] = (1, 1), bias: bool = True, residual: bool = False, act: str = "none",
          alpha: float = 0.0, beta: float = 0.0, tactic_name: str = TILED, level: int = 3, weight_input: bool = False,
-         planted: dict | None = None) -> tuple[np.ndarray, np.ndarray, object]:
-    """One depthwise layer (pads: begin h, begin w, end h, end w); returns (Y, float64 reference, engine)."""
+         planted: dict | None = None, post: bool = False) -> tuple[np.ndarray, np.ndarray, object]:
+    """One depthwise layer (pads: begin h, begin w, end h, end w; post: the residual after the activation);
+    returns (Y, float64 reference, engine)."""
     npd = np_dtype(dtype)
     r, s = kernel
     x = rng.uniform(-1, 1, (n, c, h, w)).astype(npd).astype(np.float64)
@@ -38,15 +39,20 @@ def _run(rng: np.random.Generator, dtype: int, n: int, c: int, h: int, w: int, k
         ref = conv_ref(x, wt, b, pads[:2], pads[2:], strides, dilations, c)
     p, q = ref.shape[2:]
     z = rng.uniform(-1, 1, (n, c, p, q)).astype(npd).astype(np.float64) if residual else None
-    if z is not None:
+    if z is not None and not post:
         ref = ref + z
     with np.errstate(invalid="ignore", over="ignore"):
-        ref = act_ref(ref, act, alpha, beta).transpose(0, 2, 3, 1)
+        ref = act_ref(ref, act, alpha, beta)
+    if z is not None and post:
+        ref = ref + z
+    ref = ref.transpose(0, 2, 3, 1)
     w_nhwc = wt.transpose(0, 2, 3, 1).astype(npd).copy()
     specs = [Input(x.transpose(0, 2, 3, 1).astype(npd).copy()), Input(w_nhwc) if weight_input else Weight(w_nhwc),
              Weight(b.astype(npd)) if b is not None else None,
              Input(z.transpose(0, 2, 3, 1).astype(npd).copy()) if z is not None else None]
     ints = [2, c, ACTS[act], 1, 1 if dtype == FLOAT else 0, pads[0], pads[1], pads[2], pads[3], *strides, *dilations]
+    if post:
+        ints.append(1)
     (y,), eng = run_layer("conv", specs, [(dtype, (n, p, q, c))], ints, [alpha, beta], tactic_name=tactic_name,
                           tuning_level=level)
     return y, ref, eng
@@ -100,6 +106,17 @@ def test_tiled_epilogues(act: str, alpha: float, beta: float, residual: bool) ->
                        residual=residual)
     assert eng.tactic_names()[0] == TILED
     _check(y, ref, FLOAT16, f"{act} residual={residual}")
+
+
+@pytest.mark.parametrize("act", ["relu", "clip", "silu"])
+@pytest.mark.parametrize("dtype", [FLOAT16, FLOAT], ids=["fp16", "fp32"])
+def test_tiled_residual_after_activation(act: str, dtype: int) -> None:
+    """post = 1: Y = act(conv + B) + Z (a CSP bottleneck's shortcut), on a register-blocked and a generic window."""
+    for kernel, dil in (((3, 3), (1, 1)), ((3, 3), (2, 2))):
+        y, ref, eng = _run(np.random.default_rng(17), dtype, 2, 24, 11, 10, kernel, pads=(2, 2, 2, 2), dilations=dil,
+                           residual=True, act=act, alpha=0.0, beta=0.5, post=True)
+        assert eng.tactic_names()[0] == TILED
+        _check(y, ref, dtype, f"post {act} dilation {dil}")
 
 
 def test_tiled_without_bias_and_weights_as_input() -> None:
