@@ -135,7 +135,9 @@ def test_tiled_nan_and_inf_reach_only_their_windows(act: str) -> None:
     y, ref, eng = _run(np.random.default_rng(13), FLOAT16, 2, 48, 8, 9, (3, 3), act=act, alpha=0.0, beta=6.0,
                        planted=planted)
     assert eng.tactic_names()[0] == TILED
-    assert np.isnan(ref).any() and np.isinf(ref).any(), "the case plants NaN and inf outputs"
+    assert np.isnan(ref).any(), "the case plants NaN outputs"
+    # Clip bounds the infinities (to 0 and 6 here); the other activations keep some of them
+    assert np.isinf(ref).any() != (act == "clip"), "the case plants inf outputs (bounded by Clip)"
     _check(y, ref, FLOAT16, f"NaN/inf {act}")
 
 
