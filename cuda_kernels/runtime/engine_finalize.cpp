@@ -199,6 +199,8 @@ int Engine::finalize(std::string* err, const ProgressFn& progress) {
   }
 
   // ---- prepare ---------------------------------------------------------------------------------------------
+  // prepare synchronizes the device and frees its scratch buffers: no other thread may be capturing meanwhile
+  std::lock_guard<std::mutex> no_capture_meanwhile(capture_exclusion());
   size_t ws = 0;
   for (size_t li = 0; li < layers_.size(); ++li) {
     Layer& l = layers_[li];

@@ -52,6 +52,7 @@ int Engine::replay_or_capture(const void* const* inputs, void* const* outputs, c
       return 0;
     }
     if (order_after_previous_run(stream, err) != 0) return 1;
+    std::lock_guard<std::mutex> no_prepare_meanwhile(capture_exclusion());
     cudaGetLastError();
     cudaError_t e = cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal);
     if (e != cudaSuccess) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <mutex>
 #include <string>
 
 #include "tp/engine.h"
@@ -13,6 +14,16 @@ namespace eng {
 constexpr size_t kAlign = 256;
 
 inline size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// One process-wide lock between CUDA-graph captures and the layers' prepare (engine builds). Prepare synchronizes
+// the whole device (library setup, tactic timing, a final check for sticky errors), and a device-wide synchronize
+// while another thread's stream is capturing fails with cudaErrorStreamCaptureUnsupported (seen on the H200 with
+// eight threads running one session while first-seen shapes built). Captures are rare (one per pointer set) and
+// short, so they wait for a build; a build waits for at most one capture.
+inline std::mutex& capture_exclusion() {
+  static std::mutex m;
+  return m;
+}
 
 inline const char* kind_name(TensorKind k) {
   switch (k) {
