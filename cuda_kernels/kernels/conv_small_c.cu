@@ -26,7 +26,8 @@ namespace {
 using ll = long long;
 
 constexpr int kPx = 4;                      // output pixels per thread
-constexpr size_t kSmemBudget = 48 * 1024;   // no opt-in attribute needed; 4 blocks fit an SM
+constexpr size_t kSmemBudget = 100 * 1024;  // two blocks still fit an SM (228 KB)
+constexpr size_t kSmemDefault = 48 * 1024;  // more needs the opt-in attribute
 constexpr size_t kWeightBudget = 24 * 1024;
 
 template <typename T>
@@ -198,16 +199,19 @@ bool aligned16(const void* p) { return p == nullptr || reinterpret_cast<uintptr_
 size_t dtype_bytes(int dtype) { return dtype == 1 ? 4 : 2; }
 
 template <typename T, int CIN>
-void launch_cin(const Geom& G, const SmallCArgs& a, dim3 grid, unsigned threads, cudaStream_t stream) {
+cudaError_t launch_cin(const Geom& G, const SmallCArgs& a, dim3 grid, unsigned threads, cudaStream_t stream) {
   auto run = [&](auto kernel) {
+    if (G.pl.smem > kSmemDefault) {  // a host-side attribute, no stream work: legal while a graph is captured
+      const cudaError_t e =
+          cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(G.pl.smem));
+      if (e != cudaSuccess) return e;
+    }
     kernel<<<grid, threads, G.pl.smem, stream>>>(G, static_cast<const T*>(a.x), static_cast<const T*>(a.w),
                                                  static_cast<const T*>(a.bias), static_cast<const T*>(a.z),
                                                  static_cast<T*>(a.y), a.act, a.alpha, a.beta);
+    return cudaGetLastError();
   };
-  if (G.pl.kv == 16)
-    run(small_c_kernel<T, CIN, 16>);
-  else
-    run(small_c_kernel<T, CIN, 8>);
+  return G.pl.kv == 16 ? run(small_c_kernel<T, CIN, 16>) : run(small_c_kernel<T, CIN, 8>);
 }
 
 }  // namespace
@@ -267,16 +271,17 @@ cudaError_t small_c(const SmallCArgs& a, cudaStream_t stream) {
   G.vec_io = aligned16(a.y) && aligned16(a.z) && aligned16(a.bias);
   const dim3 grid(G.pl.slices, G.pl.blocks, static_cast<unsigned>(a.g.n));
   const unsigned threads = static_cast<unsigned>(32 * G.pl.cg * G.pl.wr);
-  const bool ok = k::dispatch_float(a.dtype, [&](auto tag) {
+  cudaError_t e = cudaErrorInvalidValue;
+  k::dispatch_float(a.dtype, [&](auto tag) {
     using T = decltype(tag);
     switch (a.g.c) {
-      case 1: launch_cin<T, 1>(G, a, grid, threads, stream); break;
-      case 2: launch_cin<T, 2>(G, a, grid, threads, stream); break;
-      case 3: launch_cin<T, 3>(G, a, grid, threads, stream); break;
-      default: launch_cin<T, 4>(G, a, grid, threads, stream); break;
+      case 1: e = launch_cin<T, 1>(G, a, grid, threads, stream); break;
+      case 2: e = launch_cin<T, 2>(G, a, grid, threads, stream); break;
+      case 3: e = launch_cin<T, 3>(G, a, grid, threads, stream); break;
+      default: e = launch_cin<T, 4>(G, a, grid, threads, stream); break;
     }
   });
-  return ok ? cudaGetLastError() : cudaErrorInvalidValue;
+  return e;
 }
 
 }  // namespace nhwc
