@@ -75,6 +75,7 @@ struct Geom {
   SmallCPlan pl;
   bool vec_x;   // X rows copy 16 bytes at a time (x 16-byte aligned, W * C_in * esize % 16 == 0)
   bool vec_io;  // y, z, bias 16-byte aligned
+  bool z_after_act;
 };
 
 template <typename T, int CIN, int KV>
@@ -180,14 +181,18 @@ __global__ void __launch_bounds__(256, 2) small_c_kernel(Geom G, const T* __rest
     float v[KV];
 #pragma unroll
     for (int i = 0; i < KV; ++i) v[i] = acc[j][i] + bv[i];
-    if (z != nullptr) {
-      float zv[KV];
-      load_k<T, KV>(z + o, G.vec_io, zv);
+    float zv[KV];
+    if (z != nullptr) load_k<T, KV>(z + o, G.vec_io, zv);
+    if (z != nullptr && !G.z_after_act) {
 #pragma unroll
       for (int i = 0; i < KV; ++i) v[i] += zv[i];
     }
 #pragma unroll
     for (int i = 0; i < KV; ++i) v[i] = lib::activate(v[i], act, alpha, beta);
+    if (z != nullptr && G.z_after_act) {
+#pragma unroll
+      for (int i = 0; i < KV; ++i) v[i] += zv[i];
+    }
     store_k<T, KV>(y + o, G.vec_io, v);
   }
 }
@@ -269,6 +274,7 @@ cudaError_t small_c(const SmallCArgs& a, cudaStream_t stream) {
   const size_t es = dtype_bytes(a.dtype);
   G.vec_x = aligned16(a.x) && (a.g.w * a.g.c * static_cast<ll>(es)) % 16 == 0;
   G.vec_io = aligned16(a.y) && aligned16(a.z) && aligned16(a.bias);
+  G.z_after_act = a.z_after_act;
   const dim3 grid(G.pl.slices, G.pl.blocks, static_cast<unsigned>(a.g.n));
   const unsigned threads = static_cast<unsigned>(32 * G.pl.cg * G.pl.wr);
   cudaError_t e = cudaErrorInvalidValue;

@@ -36,6 +36,7 @@ struct SmallCPlan {
 std::string small_c_plan(const Window& g, int64_t cout, int dtype, SmallCPlan* plan);
 
 // y[n,p,q,k] = act(sum_{r,s,c} x[n, p*sh-ph+r*dh, q*sw-pw+s*dw, c] * w[k,r,s,c] + bias[k] + z[n,p,q,k])
+// or, with z_after_act, act(sum + bias[k]) + z[n,p,q,k].
 // x [N,H,W,C], w [K,R,S,C] (the layer's own KRSC weights, no reorder), y and z [N,P,Q,K]; bias, z may be null;
 // act: EpilogueAct. NaN and infinity propagate as in the other conv paths (the activation keeps NaN).
 struct SmallCArgs {
@@ -45,6 +46,7 @@ struct SmallCArgs {
   const void* w = nullptr;
   const void* bias = nullptr;
   const void* z = nullptr;
+  bool z_after_act = false;
   void* y = nullptr;
   int dtype = 10;
   int act = 0;

@@ -207,6 +207,7 @@ int run_candidate(ConvState& s, cudnnHandle_t h, FusedGraph* g, const Candidate&
     a.w = w;
     a.bias = p.has_bias ? b : nullptr;
     a.z = p.has_z ? z : nullptr;
+    a.z_after_act = p.z_after_act;
     a.y = y;
     a.dtype = p.dtype;
     a.act = epilogue_act(p.act);
@@ -433,7 +434,6 @@ int conv_nhwc_prepare(Engine& engine, Layer& layer, ConvState& s, std::string* e
   s.win = window(p);
   if (chosen.family == kSmallC) {
     s.mode = ConvMode::SmallC;
-    layer.tactic = 0;
     layer.workspace = 0;
     return 0;
   }

@@ -41,6 +41,7 @@ class Case:
     act: str = "none"
     alpha: float = 0.0
     beta: float = 0.0
+    post: bool = False  # the residual after the activation
 
     def out_hw(self) -> tuple[int, int]:
         p = (self.h + self.pads[0] + self.pads[2] - self.dil[0] * (self.kernel[0] - 1) - 1) // self.strides[0] + 1
@@ -60,6 +61,8 @@ CASES = [
     Case("tanh_residual_no_bias", 1, 3, 16, 16, 16, (3, 3), (1, 1), (1, 1, 1, 1), bias=False, residual=True,
          act="tanh"),
     Case("k40_five_groups_s2_rect", 1, 3, 15, 26, 40, (3, 5), (2, 1), (1, 2, 0, 2)),
+    Case("c3_residual_after_silu", 2, 3, 13, 14, 16, (3, 3), (2, 2), (1, 1, 1, 1), residual=True, act="silu",
+         post=True),
     Case("k128_c4_7x7_slices", 1, 4, 12, 12, 128, (7, 7), (2, 2), (3, 3, 3, 3), act="relu"),
     Case("wide_rows_c3", 1, 3, 6, 1000, 16, (3, 3), (1, 1), (1, 1, 1, 1), act="relu"),  # fp32: > 48 KB smem
 ]
@@ -80,13 +83,17 @@ def _arrays(case: Case, dtype: int, rng: np.random.Generator) -> dict:
 
 def _reference(case: Case, a: dict) -> np.ndarray:
     ref = conv_ref(a["x"], a["w"], a["b"], case.pads[:2], case.pads[2:], case.strides, case.dil, case.group)
-    if a["z"] is not None:
+    if a["z"] is not None and not case.post:
         ref = ref + a["z"]
-    return act_ref(ref, case.act, case.alpha, case.beta).transpose(0, 2, 3, 1)
+    ref = act_ref(ref, case.act, case.alpha, case.beta)
+    if a["z"] is not None and case.post:
+        ref = ref + a["z"]
+    return ref.transpose(0, 2, 3, 1)
 
 
 def _ints(case: Case, dtype: int) -> list[int]:
-    return [2, case.group, ACTS[case.act], 1, 1 if dtype == FLOAT else 0, *case.pads, *case.strides, *case.dil]
+    ints = [2, case.group, ACTS[case.act], 1, 1 if dtype == FLOAT else 0, *case.pads, *case.strides, *case.dil]
+    return ints + [1] if case.post else ints
 
 
 def _run(case: Case, dtype: int, a: dict, tactic_name: str = "small_c", level: int = 3,
@@ -130,7 +137,7 @@ def test_small_c_forced_matches_reference(case: Case, dtype: int) -> None:
 
 
 @pytest.mark.parametrize("dtype", [FLOAT16, FLOAT], ids=["fp16", "fp32"])
-@pytest.mark.parametrize("case", [CASES[0], CASES[4]], ids=lambda c: c.name)
+@pytest.mark.parametrize("case", [CASES[0], CASES[4], CASES[8]], ids=lambda c: c.name)
 def test_small_c_misaligned_operands(case: Case, dtype: int) -> None:
     """X and Z off a 16-byte boundary take the element-wise copy and epilogue paths."""
     a = _arrays(case, dtype, np.random.default_rng(11))
