@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../kernels/conv_nhwc.h"
+#include "../kernels/conv_small_c.h"
 #include "cudnn_conv_common.h"
 #include "cudnn_graph.h"
 #include "tp/engine.h"
@@ -42,7 +43,7 @@ struct ConvParams {
   int64_t out_plane = 1;                      // product of out_sp
 };
 
-enum class ConvMode { Empty, NoInput, Legacy, Graph, Depthwise };
+enum class ConvMode { Empty, NoInput, Legacy, Graph, Depthwise, SmallC };
 
 struct ConvState {
   ConvParams p;

@@ -8,6 +8,8 @@
 //   "bias:<plan>"       cuDNN conv + bias, then our epilogue adds the residual and the activation (in the
 //                       layer's order)
 //   "conv:<plan>"       cuDNN conv alone, then our epilogue does the rest
+//   "small_c"           our direct kernel for C_in 1..4, group 1 (kernels/conv_small_c.cu), epilogue fused; first
+//                       when a pixel costs few MACs (stems such as 3x3x3 -> 32), last otherwise (7x7x3 -> 64)
 // where <plan> is a cuDNN engine configuration of that graph ("eng4_k24=26"). A family is offered only where it
 // differs from the one before it. At tuning level 0 the first candidate that builds wins; at levels 1-5 the first
 // candidates_to_time(level) of them, spread over the families, are timed on scratch buffers and the fastest wins
@@ -29,8 +31,8 @@ namespace tp {
 namespace lib {
 namespace {
 
-enum Family : int { kDepthwise = 0, kFused = 1, kBias = 2, kConvOnly = 3 };
-const char* const kPrefix[] = {"depthwise", "fused:", "bias:", "conv:"};
+enum Family : int { kDepthwise = 0, kFused = 1, kBias = 2, kConvOnly = 3, kSmallC = 4 };
+const char* const kPrefix[] = {"depthwise", "fused:", "bias:", "conv:", "small_c"};
 // The depthwise family's candidates, by plan: the one-pixel kernel and the tiled one.
 const char* const kDepthwiseNames[] = {"depthwise", "depthwise:tiled"};
 constexpr size_t kMaxWorkspace = size_t(256) << 20;
@@ -59,14 +61,29 @@ std::string signature(const Engine& e, const Layer& layer) {
 
 bool depthwise_applies(const ConvParams& p) { return p.group == p.c && p.cout == p.c && p.cg == 1; }
 
+nhwc::Window window(const ConvParams& p);
+
+// "" when the small_c kernel runs this layer, else why not.
+std::string small_c_refusal(const ConvParams& p) {
+  if (p.group != 1) return "group is " + std::to_string(p.group) + ", small_c takes 1";
+  return nhwc::small_c_plan(window(p), p.cout, p.dtype, nullptr);
+}
+
+// Families that are cuDNN graphs (the others are our kernels).
+bool graph_family(int f) { return f == kFused || f == kBias || f == kConvOnly; }
+
 // Families that differ from each other for this layer.
 std::vector<int> families(const ConvParams& p) {
   std::vector<int> f;
   if (depthwise_applies(p)) f.push_back(kDepthwise);
+  const bool small_c = small_c_refusal(p).empty();
+  const bool small_c_first = p.k_sp[0] * p.k_sp[1] * p.c * p.cout <= 2048;  // MACs per output pixel
+  if (small_c && small_c_first) f.push_back(kSmallC);
   f.push_back(kFused);
   const bool after_bias = p.has_z || p.act != kConvNone;
   if (p.has_bias && after_bias) f.push_back(kBias);
   if (p.has_bias || after_bias) f.push_back(kConvOnly);
+  if (small_c && !small_c_first) f.push_back(kSmallC);
   return f;
 }
 
@@ -182,6 +199,23 @@ int run_candidate(ConvState& s, cudnnHandle_t h, FusedGraph* g, const Candidate&
                   const void* w_rsc, const void* b, const void* z, void* y, void* ws, cudaStream_t stream,
                   std::string* err) {
   const ConvParams& p = s.p;
+  if (c.family == kSmallC) {
+    nhwc::SmallCArgs a;
+    a.g = window(p);
+    a.cout = p.cout;
+    a.x = x;
+    a.w = w;
+    a.bias = p.has_bias ? b : nullptr;
+    a.z = p.has_z ? z : nullptr;
+    a.z_after_act = p.z_after_act;
+    a.y = y;
+    a.dtype = p.dtype;
+    a.act = epilogue_act(p.act);
+    a.alpha = p.alpha;
+    a.beta = p.beta;
+    TP_TRY_CUDA(nhwc::small_c(a, stream));
+    return 0;
+  }
   if (c.family == kDepthwise) {
     nhwc::DepthwiseArgs a;
     a.g = window(p);
@@ -223,11 +257,21 @@ std::vector<Candidate> candidate_list(Search& sr, int level) {
   std::vector<Candidate> all;
   const std::vector<int> fams = families(sr.s.p);
   int total = 0;
-  for (int f : fams)
-    total += f == kDepthwise ? depthwise_plans(sr.s) : (sr.graph(f) ? sr.graph(f)->candidates() : 0);
-  const int budget = level == 0 ? total : candidates_to_time(level, total);
-  const int quota = level >= 5 ? total : std::max(1, budget / static_cast<int>(fams.size()));
   for (int f : fams) {
+    if (f == kDepthwise)
+      total += depthwise_plans(sr.s);
+    else
+      total += f == kSmallC ? 1 : (sr.graph(f) ? sr.graph(f)->candidates() : 0);
+  }
+  const int budget = level == 0 ? total : candidates_to_time(level, total);
+  // small_c is timed on top of the cuDNN candidates, not in their place
+  const int shares = static_cast<int>(fams.size() - std::count(fams.begin(), fams.end(), kSmallC));
+  const int quota = level >= 5 ? total : std::max(1, budget / std::max(1, shares));
+  for (int f : fams) {
+    if (f == kSmallC) {
+      all.push_back({kSmallC, 0, kPrefix[kSmallC]});
+      continue;
+    }
     if (f == kDepthwise) {
       for (int i = 0; i < depthwise_plans(sr.s); ++i) all.push_back({kDepthwise, i, kDepthwiseNames[i]});
       continue;
@@ -247,7 +291,7 @@ std::vector<Candidate> candidate_list(Search& sr, int level) {
 
 // Builds candidate c (graph plan); 0 when usable.
 int build_candidate(Search& sr, const Candidate& c, std::string* err) {
-  if (c.family == kDepthwise) return 0;
+  if (!graph_family(c.family)) return 0;
   FusedGraph* g = sr.graph(c.family);
   if (!g) {
     *err = "no cuDNN graph" + sr.graph_errors;
@@ -265,6 +309,7 @@ int build_candidate(Search& sr, const Candidate& c, std::string* err) {
 Candidate named(Search& sr, const std::string& name) {
   for (int i = 0; i < depthwise_plans(sr.s); ++i)
     if (name == kDepthwiseNames[i]) return {kDepthwise, i, name};
+  if (name == kPrefix[kSmallC]) return small_c_refusal(sr.s.p).empty() ? Candidate{kSmallC, 0, name} : Candidate{};
   for (int f : {kFused, kBias, kConvOnly}) {
     const std::string pre = kPrefix[f];
     if (name.compare(0, pre.size(), pre) != 0) continue;
@@ -344,7 +389,7 @@ int conv_nhwc_prepare(Engine& engine, Layer& layer, ConvState& s, std::string* e
         std::string e;
         if (build_candidate(sr, cands[i], &e) == 0) {
           ok[i] = 1;
-          if (cands[i].family != kDepthwise)
+          if (graph_family(cands[i].family))
             ws_max = std::max(ws_max, sr.graph(cands[i].family)->workspace(cands[i].plan));
         } else {
           why += " [" + cands[i].name + ": " + e + "]";
@@ -364,7 +409,7 @@ int conv_nhwc_prepare(Engine& engine, Layer& layer, ConvState& s, std::string* e
       for (size_t i = 0; i < cands.size(); ++i) {
         if (!ok[i]) continue;
         const Candidate& c = cands[i];
-        FusedGraph* g = c.family == kDepthwise ? nullptr : sr.graph(c.family);
+        FusedGraph* g = graph_family(c.family) ? sr.graph(c.family) : nullptr;
         const double ms = timer.time([&](cudaStream_t st) {
           std::string e;
           return run_candidate(s, sr.h, g, c, sc.x, sc.w, sc.w_rsc, sc.b, sc.z, sc.y, sc.ws, st, &e);
@@ -387,6 +432,11 @@ int conv_nhwc_prepare(Engine& engine, Layer& layer, ConvState& s, std::string* e
   layer.tactic = chosen.plan;
   layer.tactic_state.clear();
   s.win = window(p);
+  if (chosen.family == kSmallC) {
+    s.mode = ConvMode::SmallC;
+    layer.workspace = 0;
+    return 0;
+  }
   if (chosen.family == kDepthwise) {
     s.mode = ConvMode::Depthwise;
     s.plan = chosen.plan;
@@ -424,6 +474,10 @@ int conv_nhwc_launch(const Engine& engine, const Layer& layer, ConvState& s, con
   const ConvParams& p = s.p;
   const void* B = p.has_bias ? in[2] : nullptr;
   const void* Z = p.has_z ? in[3] : nullptr;
+  if (s.mode == ConvMode::SmallC) {
+    const Candidate c{kSmallC, 0, kPrefix[kSmallC]};
+    return run_candidate(s, nullptr, nullptr, c, in[0], in[1], nullptr, B, Z, out[0], nullptr, ctx.stream, err);
+  }
   if (s.mode == ConvMode::Depthwise) {
     const void* w_rsc = s.w_rsc;
     if (w_rsc == nullptr) {
