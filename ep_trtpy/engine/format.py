@@ -261,8 +261,8 @@ def _check_io(where: str, tensors: list[tuple[str, int, int | None, tuple[Any, .
 def decode(data: bytes, expect_key: str | None = None) -> DecodedEngine:
     """Parse and validate engine file bytes; raises EngineFormatError naming the problem. An HMAC trailer is
     skipped, not checked (engine/cache.py does that)."""
-    data = split_tag(bytes(data))[0]
-    if len(data) < 8 or data[:8] != MAGIC:
+    data = memoryview(split_tag(data if isinstance(data, bytes) else bytes(data))[0])  # slices below copy nothing
+    if len(data) < 8 or bytes(data[:8]) != MAGIC:
         raise EngineFormatError("not an ep_trtpy engine file (bad magic bytes)")
     if len(data) < 12:
         raise EngineFormatError(f"truncated: {len(data)} bytes, the fixed header alone needs {_PREFIX.size}")
@@ -285,15 +285,15 @@ def decode(data: bytes, expect_key: str | None = None) -> DecodedEngine:
         raise EngineFormatError("checksum mismatch (the file is corrupt)")
     p = _PREFIX.size
     try:
-        header = json.loads(data[p:p + hlen].decode("utf-8"))
+        header = json.loads(bytes(data[p:p + hlen]).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise EngineFormatError(f"the header is not valid JSON: {type(e).__name__}: {e}") from None
     _check_header(header)
     if expect_key is not None and header["key"] != expect_key:
         raise EngineFormatError(f"key mismatch: the file holds engine {header['key'][:16]}, expected "
                                 f"{expect_key[:16]}")
-    graph_bytes = data[p + hlen:p + hlen + glen]
-    weights = data[p + hlen + glen:p + hlen + glen + wlen]
+    graph_bytes = bytes(data[p + hlen:p + hlen + glen])
+    weights = bytes(data[p + hlen + glen:p + hlen + glen + wlen])
     plan = None
     if header["backend"] == "cuda":
         _require(isinstance(header.get("plan"), dict), "a cuda engine without a plan")
@@ -303,7 +303,7 @@ def decode(data: bytes, expect_key: str | None = None) -> DecodedEngine:
             raise EngineFormatError(f"the plan is malformed: {e!r}") from None
         _check_plan(plan, len(weights), len(header["inputs"]), len(header["outputs"]))
         _check_io("plan", [(t.kind, t.index, t.dtype, tuple(t.shape)) for t in plan.tensors], header)
-        states = data[p + hlen + glen + wlen:p + hlen + glen + wlen + slen]
+        states = bytes(data[p + hlen + glen + wlen:p + hlen + glen + wlen + slen])
         _restore_states(plan, header.get("tactic_states"), states)
     elif wlen or slen:
         raise EngineFormatError("a reference engine must not carry a weights blob or tactic states")
