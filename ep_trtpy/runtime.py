@@ -28,7 +28,7 @@ Progress = Callable[[int, int, str], None]
 
 
 def build_engine(plan: Plan, weights: bytes, device: int = 0, tuning_level: int | None = None,
-                 progress: Progress | None = None) -> Any:
+                 progress: Progress | None = None, base: Any = None) -> Any:
     """A finalized native engine for `plan` on CUDA device `device`.
 
     `tuning_level` (builder_optimization_level, 0-5; None: the runtime's default) bounds how many tactic
@@ -36,7 +36,8 @@ def build_engine(plan: Plan, weights: bytes, device: int = 0, tuning_level: int 
 
     Raises ValueError when the plan is malformed (tensor ids not dense, an engine input or output slot without a
     tensor) and RuntimeError with the runtime's sentence when the native side refuses (e.g. "layer 'conv_3'
-    (conv): ...", no GPU). On success, ``plan.layers[i].tactic``, ``.tactic_name`` and ``.workspace`` hold what the
+    (conv): ...", no GPU). A plan with ``shared_weights_bytes`` reads its weights below that offset from
+    `base`, a finalized engine of the same program (its own `weights` are the rest). On success, ``plan.layers[i].tactic``, ``.tactic_name`` and ``.workspace`` hold what the
     kernels chose, and ``.tactic_state`` the bytes that spare the next finalize its search or compilation (a
     serialized cuDNN plan; stored in the engine file).
     """
@@ -62,6 +63,11 @@ def build_engine(plan: Plan, weights: bytes, device: int = 0, tuning_level: int 
                          [int(x) for x in layer.ints], [float(x) for x in layer.floats], int(layer.tactic),
                          int(layer.workspace), layer.name or f"layer{i}", tactic_name=layer.tactic_name,
                          tactic_state=layer.tactic_state)
+    shared = int(getattr(plan, "shared_weights_bytes", 0))
+    if shared:  # a plan lowered against another engine's weights (ep_trtpy/builder/weight_reuse.py)
+        if base is None:
+            raise ValueError(f"the plan reads {shared} bytes of shared weights but no base engine was given")
+        engine.share_weights(base, shared)
     engine.set_weights(weights if isinstance(weights, (bytes, bytearray, memoryview)) else bytes(weights))
     engine.set_arena_bytes(int(plan.arena_bytes))
     if tuning_level is not None:

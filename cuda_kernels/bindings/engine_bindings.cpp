@@ -101,6 +101,15 @@ void init_engine_bindings(py::module_& m) {
           },
           py::arg("data"), "Upload the weights blob (host bytes) to the device; errors surface in finalize().")
       .def(
+          "share_weights",
+          [](tp::Engine& e, const tp::Engine& base, int64_t shared_bytes) {
+            e.share_weights(base, shared_bytes > 0 ? static_cast<size_t>(shared_bytes) : 0);
+          },
+          py::arg("base"), py::arg("shared_bytes"),
+          "Read weight tensors at offsets below shared_bytes from base's device weights (a finalized engine on "
+          "the same device that shares nothing itself); this engine's own blob starts at shared_bytes. Errors "
+          "surface in finalize().")
+      .def(
           "set_arena_bytes", [](tp::Engine& e, int64_t n) { e.set_arena_bytes(n > 0 ? static_cast<size_t>(n) : 0); },
           py::arg("n"))
       .def(
@@ -224,6 +233,7 @@ void init_engine_bindings(py::module_& m) {
       .def_property_readonly("arena_bytes", &tp::Engine::arena_bytes)
       .def_property_readonly("workspace_bytes", &tp::Engine::workspace_bytes)
       .def_property_readonly("weights_bytes", &tp::Engine::weights_bytes)
+      .def_property_readonly("shared_weights_bytes", &tp::Engine::shared_weights_bytes)
       .def_property_readonly("device", &tp::Engine::device)
       .def(
           "io_info",

@@ -36,7 +36,8 @@ Engine::~Engine() {
   for (int i = 0; i < 4; ++i) tp_cuda_free(device_, scratch_[i]);
   tp_cuda_free(device_, workspace_);
   tp_cuda_free(device_, arena_);
-  tp_cuda_free(device_, weights_);
+  weights_owner_.reset();  // frees our weights unless an engine sharing them still lives
+  shared_.reset();
   handles_.reset();
   cudaGetLastError();
 }
@@ -62,11 +63,13 @@ void Engine::set_weights(const void* data, size_t bytes) {
     deferred_error_ = "set_weights() called after finalize()";
     return;
   }
-  tp_cuda_free(device_, weights_);
+  weights_owner_.reset();
   weights_ = nullptr;
   weights_bytes_ = 0;
   if (bytes == 0) return;
   weights_ = tp_cuda_malloc(device_, bytes);
+  const int device = device_;
+  if (weights_ != nullptr) weights_owner_ = std::shared_ptr<void>(weights_, [device](void* p) { tp_cuda_free(device, p); });
   if (weights_ == nullptr) {
     deferred_error_ = std::string("cannot allocate ") + std::to_string(bytes) + " bytes of weights on device " +
                       std::to_string(device_) + ": " + tp_last_error();
@@ -80,6 +83,31 @@ void Engine::set_weights(const void* data, size_t bytes) {
     return;
   }
   weights_bytes_ = bytes;
+}
+
+void Engine::share_weights(const Engine& base, size_t shared_bytes) {
+  if (finalized_) {
+    deferred_error_ = "share_weights() called after finalize()";
+    return;
+  }
+  if (&base == this || base.device_ != device_ || !base.finalized_ || base.shared_bytes_ != 0 ||
+      shared_bytes < base.weights_bytes_) {
+    deferred_error_ = "share_weights(): the base engine must be another finalized engine on device " +
+                      std::to_string(device_) + " that shares nothing itself, and the shared range (" +
+                      std::to_string(shared_bytes) + " bytes) must cover its " + std::to_string(base.weights_bytes_) +
+                      " bytes of weights";
+    return;
+  }
+  shared_ = base.weights_owner_;
+  shared_bytes_ = shared_bytes;
+  shared_size_ = base.weights_bytes_;
+}
+
+void* Engine::weight_pointer(int64_t offset) const {
+  if (offset < 0) return nullptr;
+  const size_t o = static_cast<size_t>(offset);
+  if (o < shared_bytes_) return shared_ ? static_cast<char*>(shared_.get()) + o : nullptr;
+  return weights_ ? static_cast<char*>(weights_) + (o - shared_bytes_) : nullptr;
 }
 
 void Engine::set_arena_bytes(size_t bytes) {
@@ -101,7 +129,7 @@ void* Engine::static_pointer(int tensor_id) const {
   const TensorDesc& t = tensors_[static_cast<size_t>(tensor_id)];
   switch (t.kind) {
     case TensorKind::Weight:
-      return weights_ ? static_cast<char*>(weights_) + t.offset : nullptr;
+      return weight_pointer(t.offset);
     case TensorKind::Activation:
       return arena_ ? static_cast<char*>(arena_) + t.offset : nullptr;
     case TensorKind::Alias: {

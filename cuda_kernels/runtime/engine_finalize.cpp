@@ -69,14 +69,19 @@ int Engine::finalize(std::string* err, const ProgressFn& progress) {
         }
         break;
       }
-      case TensorKind::Weight:
-        if (static_cast<size_t>(t.offset + t.nbytes) > weights_bytes_) {
-          *err = tensor_label(t, id) + " spans bytes [" + std::to_string(t.offset) + ", " +
-                 std::to_string(t.offset + t.nbytes) + ") of a weights blob of " + std::to_string(weights_bytes_) +
-                 " bytes";
+      case TensorKind::Weight: {
+        const size_t begin = static_cast<size_t>(t.offset), end = static_cast<size_t>(t.offset + t.nbytes);
+        const bool shared = begin < shared_bytes_;
+        if (shared ? end > shared_size_ : end - shared_bytes_ > weights_bytes_) {
+          *err = tensor_label(t, id) + " spans bytes [" + std::to_string(t.offset) + ", " + std::to_string(end) +
+                 ") of " + (shared ? "the shared weights of " + std::to_string(shared_size_) + " bytes"
+                                   : "a weights blob of " + std::to_string(weights_bytes_) + " bytes" +
+                                         (shared_bytes_ ? " starting at offset " + std::to_string(shared_bytes_)
+                                                        : std::string()));
           return 1;
         }
         break;
+      }
       case TensorKind::Activation:
         if (static_cast<size_t>(t.offset + t.nbytes) > arena_bytes_) {
           *err = tensor_label(t, id) + " spans bytes [" + std::to_string(t.offset) + ", " +

@@ -30,7 +30,7 @@ int Engine::resolve(const void* const* inputs, void* const* outputs, std::vector
         p = outputs[t.index];
         break;
       case TensorKind::Weight:
-        p = weights_ == nullptr ? nullptr : static_cast<char*>(weights_) + t.offset;
+        p = weight_pointer(t.offset);
         break;
       case TensorKind::Activation:
         p = arena_ == nullptr ? nullptr : static_cast<char*>(arena_) + t.offset;

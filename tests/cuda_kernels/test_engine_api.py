@@ -96,3 +96,71 @@ def test_finalize_without_gpu_names_the_device() -> None:
     e.add_layer("memcpy", [0], [1], [24], [], -1, 0, "copy")
     with pytest.raises(RuntimeError, match="cannot use CUDA device 0"):
         e.finalize()
+
+
+def test_share_weights_needs_a_finalized_base() -> None:
+    base = _kernels.Engine(0)
+    e = _engine_xy()
+    e.add_tensor("w", 1, [6], "weight", -1, 0, 24)
+    e.add_layer("memcpy", [2], [1], [24], [], -1, 0, "copy")
+    e.share_weights(base, 256)
+    with pytest.raises(RuntimeError, match="share_weights.*finalized engine on device 0"):
+        e.finalize()
+
+
+def _two_weight_engine(base: _kernels.Engine | None, shared_bytes: int, own: bytes) -> _kernels.Engine:
+    """y0 = weight at offset 0 (the base's when shared), y1 = weight at offset `shared_bytes` (own blob)."""
+    e = _kernels.Engine(0)
+    e.add_tensor("x", 1, [6], "input", 0, 0, 24)
+    e.add_tensor("y0", 1, [6], "output", 0, 0, 24)
+    e.add_tensor("y1", 1, [6], "output", 1, 0, 24)
+    e.add_tensor("w_shared", 1, [6], "weight", -1, 0, 24)
+    e.add_tensor("w_own", 1, [6], "weight", -1, shared_bytes, 24)
+    e.add_layer("memcpy", [3], [1], [24], [], -1, 0, "copy_shared")
+    e.add_layer("memcpy", [4], [2], [24], [], -1, 0, "copy_own")
+    if base is not None:
+        e.share_weights(base, shared_bytes)
+    e.set_weights(own)
+    return e
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gpu_available(), reason="needs an NVIDIA GPU")
+def test_share_weights_reads_the_base_and_keeps_it_alive() -> None:
+    import gc
+
+    import cupy as cp
+    import numpy as np
+
+    from ep_trtpy.runtime import run_engine
+
+    w0 = np.arange(6, dtype=np.float32) + 1
+    w1 = -np.arange(6, dtype=np.float32) - 10
+    blob = w0.tobytes() + b"\0" * (256 - 24) + w1.tobytes()
+    base = _two_weight_engine(None, 256, blob)
+    base.finalize()
+    own = (w1 * 3).tobytes()  # the sharing engine's own blob: its offset 256 is byte 0 here
+    e = _two_weight_engine(base, 256, own)
+    e.finalize()
+    assert (e.weights_bytes, e.shared_weights_bytes) == (24, 256)
+    x = cp.zeros(6, dtype=cp.float32)
+    y0, y1 = run_engine(e, [x])
+    np.testing.assert_array_equal(cp.asnumpy(y0), w0)
+    np.testing.assert_array_equal(cp.asnumpy(y1), w1 * 3)
+    del base
+    gc.collect()
+    y0, y1 = run_engine(e, [x])  # the base's device weights outlive the base engine
+    np.testing.assert_array_equal(cp.asnumpy(y0), w0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gpu_available(), reason="needs an NVIDIA GPU")
+def test_share_weights_range_checks() -> None:
+    base = _two_weight_engine(None, 256, bytes(280))
+    base.finalize()
+    e = _two_weight_engine(base, 256, bytes(8))  # own blob too short for w_own
+    with pytest.raises(RuntimeError, match=r"'w_own'.*weights blob of 8 bytes starting at offset 256"):
+        e.finalize()
+    e = _two_weight_engine(base, 128, bytes(280))  # shared range smaller than the base's weights
+    with pytest.raises(RuntimeError, match="must cover its 280 bytes"):
+        e.finalize()

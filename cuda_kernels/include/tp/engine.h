@@ -125,6 +125,12 @@ class TP_API Engine final : public tp_engine {
   int add_layer(Layer layer);       // returns the layer index
   // Upload the weights blob (host bytes) to the device.
   void set_weights(const void* data, size_t bytes);
+  // Read weight tensors whose offset is below `shared_bytes` from `base`'s device weights (kept alive while this
+  // engine lives) instead of this engine's own blob; the own blob then starts at offset `shared_bytes`. This is
+  // how the engines of one program serve new shapes without a second copy of the same weights. `base` must be a
+  // finalized engine on the same device that shares nothing itself, and shared_bytes >= its weights_bytes().
+  // Errors surface in finalize().
+  void share_weights(const Engine& base, size_t shared_bytes);
   void set_arena_bytes(size_t bytes);
   // Validate, prepare every layer, allocate arena and workspace. Returns 0 or sets *err. `progress` (optional) is
   // called before each layer's prepare with (layer index, number of layers, layer label).
@@ -157,7 +163,8 @@ class TP_API Engine final : public tp_engine {
   const TensorDesc& io_tensor(bool is_output, int index) const;
   size_t arena_bytes() const { return arena_bytes_; }
   size_t workspace_bytes() const { return workspace_bytes_; }
-  size_t weights_bytes() const { return weights_bytes_; }
+  size_t weights_bytes() const { return weights_bytes_; }  // this engine's own blob
+  size_t shared_weights_bytes() const { return shared_bytes_; }  // offsets below this read the base's weights
   bool finalized() const { return finalized_; }
 
   // Library handles for kernels (valid after finalize begins; bound to ctx.stream by the kernel at launch).
@@ -185,6 +192,12 @@ class TP_API Engine final : public tp_engine {
   int n_outputs_ = 0;
   void* weights_ = nullptr;
   size_t weights_bytes_ = 0;
+  std::shared_ptr<void> weights_owner_;  // frees weights_; shared with engines that share_weights() from this one
+  std::shared_ptr<void> shared_;         // the base engine's weights (share_weights), or empty
+  size_t shared_bytes_ = 0;              // offsets below this address shared_ (0: nothing shared)
+  size_t shared_size_ = 0;               // the base's weights_bytes()
+  // Device address of weight bytes at `offset` (own blob or the base's, see share_weights()).
+  void* weight_pointer(int64_t offset) const;
   void* arena_ = nullptr;
   size_t arena_bytes_ = 0;
   void* workspace_ = nullptr;
