@@ -6,10 +6,10 @@ and words the errors and log lines. Pure Python: nothing here needs a GPU or onn
 """
 
 from ep_trtpy.profiles.policy import (bucket, check_against_inputs, is_dynamic, outside_warning, select,
-                                      strict_error, unnamed_inputs)
+                                      strict_error, unknown_names, unnamed_inputs)
 from ep_trtpy.profiles.spec import (OPTIONS, Profile, ProfileError, canonical, format_shape, format_shapes,
                                     parse_profiles, parse_shapes)
 
 __all__ = ["OPTIONS", "Profile", "ProfileError", "bucket", "canonical", "check_against_inputs", "format_shape",
            "format_shapes", "is_dynamic", "outside_warning", "parse_profiles", "parse_shapes", "select",
-           "strict_error", "unnamed_inputs"]
+           "strict_error", "unknown_names", "unnamed_inputs"]

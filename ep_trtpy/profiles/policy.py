@@ -7,6 +7,7 @@ str (a symbolic name), None or a negative int for a dynamic one. Run shapes are 
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping, Sequence
 
 from ep_trtpy.profiles.spec import Profile, Shape, format_shape, format_shapes
@@ -50,6 +51,22 @@ def check_against_inputs(profiles: Iterable[Profile], inputs: Declared) -> list[
                     problems.append(f"profile {profile.index} gives dimension {axis} of input '{name}' the range "
                                     f"{a}..{b}, which excludes its static size {d} ({_format_declared(shape)})")
     return problems
+
+
+def unknown_names(profiles: Sequence[Profile], model_inputs: Iterable[str]) -> list[str]:
+    """Sentences for the names the profiles give that are no input of the model (a typo, or a model exported
+    with other names), with the nearest input name when one is close; the caller decides to log or raise."""
+    known = list(model_inputs)
+    names = profiles[0].names if profiles else ()
+    out = []
+    for name in names:
+        if name in known:
+            continue
+        near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        out.append(f"profile_min_shapes names input '{name}', which the model does not have{hint}; its inputs "
+                   f"are {', '.join(known) or 'none'}")
+    return out
 
 
 def unnamed_inputs(profiles: Iterable[Profile], inputs: Declared) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ep_trtpy.profiles import (bucket, check_against_inputs, outside_warning, parse_profiles, select, strict_error,
-                               unnamed_inputs)
+                               unknown_names, unnamed_inputs)
 
 BERT_INPUTS = [("input_ids", ("batch", "sequence")), ("attention_mask", ("batch", "sequence")),
                ("token_type_ids", (None, -1))]
@@ -112,3 +112,16 @@ def test_the_strict_error_names_the_shapes_and_every_profile():
     assert "profile_strict=0" in message and "profile_max_shapes" in message and "\n" not in message
     warning = outside_warning(profiles, {"x": (1, 500)})
     assert "x:1x500" in warning and profiles[1].describe() in warning and "building an engine" in warning
+
+
+def test_names_the_model_does_not_have_are_named_with_the_nearest_input():
+    profiles = parse_profiles("input_id:1x8,attention_mask:1x8,zzz:1", "input_id:1x8,attention_mask:1x8,zzz:1",
+                              "input_id:1x8,attention_mask:1x8,zzz:1")
+    model = ["input_ids", "attention_mask", "token_type_ids"]
+    assert unknown_names(profiles, model) == [
+        "profile_min_shapes names input 'input_id', which the model does not have (did you mean 'input_ids'?); "
+        "its inputs are input_ids, attention_mask, token_type_ids",
+        "profile_min_shapes names input 'zzz', which the model does not have; its inputs are input_ids, "
+        "attention_mask, token_type_ids"]
+    assert unknown_names(parse_profiles("input_ids:1x8", "input_ids:1x8", "input_ids:1x8"), model) == []
+    assert unknown_names((), model) == []
