@@ -167,6 +167,21 @@ def _compare(option: str, name: str, k: int, shape: Shape, other_option: str, ot
                                f"{other_option} {format_shape(other)} in dimension {axis}")
 
 
+def _same_inputs(option: str, table: dict[str, list[Shape]], lows: dict[str, list[Shape]]) -> None:
+    """Raise unless ``option`` names the inputs of profile_min_shapes, each as many times."""
+    for name in lows:
+        if name not in table:
+            raise ProfileError(f"{option} does not name input '{name}', which profile_min_shapes names (every "
+                               f"input needs a min, an opt and a max shape)")
+    for name, shapes in table.items():
+        if name not in lows:
+            raise ProfileError(f"{option}: input '{name}' is not in profile_min_shapes (which names "
+                               f"{', '.join(lows)})")
+        if len(shapes) != len(lows[name]):
+            raise ProfileError(f"{option}: input '{name}' has {_times(len(shapes))} but its profile_min_shapes "
+                               f"has {_times(len(lows[name]))}; every input needs one shape per profile")
+
+
 def parse_profiles(min_text: str, opt_text: str, max_text: str) -> tuple[Profile, ...]:
     """The profiles the three options describe; () when all three are empty.
 
@@ -186,25 +201,16 @@ def parse_profiles(min_text: str, opt_text: str, max_text: str) -> tuple[Profile
     grouped = {}
     for option, text in texts.items():
         try:
-            grouped[option] = _by_profile(option, parse_shapes(text))
-        except ProfileError:
-            raise
+            items = parse_shapes(text)
         except ValueError as e:
             raise ProfileError(f"{option}: {e}") from None
+        if not items:
+            raise ProfileError(f"{option}: {text.strip()!r} names no input (write NAME:DIMxDIM, e.g. "
+                               f"input_ids:1x128)")
+        grouped[option] = _by_profile(option, items)
     lows, opts, highs = (grouped[o] for o in OPTIONS)
-    for option, table in (("profile_opt_shapes", opts), ("profile_max_shapes", highs)):
-        for name in lows:
-            if name not in table:
-                raise ProfileError(f"{option} does not name input '{name}', which profile_min_shapes names "
-                                   f"(every input needs a min, an opt and a max shape)")
-        for name, shapes in table.items():
-            if name not in lows:
-                raise ProfileError(f"{option}: input '{name}' is not in profile_min_shapes (which names "
-                                   f"{', '.join(lows)})")
-            if len(shapes) != len(lows[name]):
-                raise ProfileError(f"{option}: input '{name}' has {_times(len(shapes))} but its "
-                                   f"profile_min_shapes has {_times(len(lows[name]))}; every input needs one "
-                                   f"shape per profile")
+    _same_inputs("profile_opt_shapes", opts, lows)
+    _same_inputs("profile_max_shapes", highs, lows)
     profiles = []
     for k in range(len(next(iter(lows.values())))):
         ranges = {}

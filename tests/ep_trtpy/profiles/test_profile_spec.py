@@ -74,6 +74,7 @@ def _error(min_text: str, opt_text: str, max_text: str) -> str:
     (("x:1x8", "x1x8", "x:1x8"), "profile_opt_shapes: item 'x1x8'", "no ':'"),
     (("x:1x8", "x:1x8", "x:"), "profile_max_shapes: input 'x'", "no dimensions in 'x:'"),
     ((":1x8", "x:1x8", "x:1x8"), "profile_min_shapes: item ':1x8'", "no input name"),
+    (("x:1x8", " , ", "x:1x8"), "profile_opt_shapes: ','", "names no input"),
     (("x:1,x:2,y:1", "x:1,y:1", "x:1,y:1"), "profile_min_shapes: input 'y' has 1 shape", "'x' has 2 shapes"),
     (("x:1,y:1", "x:1,y:1,x:1,y:1", "x:1,y:1"), "profile_opt_shapes: input 'x' has 2 shapes", "has 1 shape"),
     (("x:1,y:1", "x:1", "x:1,y:1"), "profile_opt_shapes does not name input 'y'", "profile_min_shapes"),
