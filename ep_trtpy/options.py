@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from ep_trtpy.profiles.spec import Profile, ProfileError, canonical, parse_profiles
+
 
 class OptionError(ValueError):
     """An unknown provider option or a bad value (the message lists the valid ones)."""
@@ -213,7 +215,34 @@ class Options:
         "Log every build step at INFO level: passes, fusions, lowering, each layer's timed tactic candidates with "
         "their times and the winner, and (when stderr is not a terminal) build progress as log lines.",
         "trt_detailed_build_log", affects_engine=False)
+    # Profiles are not in the engine key: they decide which shapes an engine is built for, and the chosen
+    # profile's own ranges (Profile.engine_key_items) join the key with the shapes. Keying on the option text
+    # would make adding a second profile, or changing profile_strict, rebuild every engine of the first.
+    profile_min_shapes: str = _option(
+        "", canonical, "shapes",
+        "Smallest input shapes of each optimization profile, 'NAME:DIMxDIM,...' (e.g. 'input_ids:1x8,"
+        "attention_mask:1x8'); a name given again starts the next profile. Given with profile_opt_shapes and "
+        "profile_max_shapes or not at all (see Optimization profiles).", "trt_profile_min_shapes",
+        affects_engine=False)
+    profile_opt_shapes: str = _option(
+        "", canonical, "shapes",
+        "Shapes each optimization profile's engine is tuned for, in profile_min_shapes' syntax, between its min "
+        "and max in every dimension.", "trt_profile_opt_shapes", affects_engine=False)
+    profile_max_shapes: str = _option(
+        "", canonical, "shapes",
+        "Largest input shapes of each optimization profile (memory is planned for them), in profile_min_shapes' "
+        "syntax.", "trt_profile_max_shapes", affects_engine=False)
+    profile_strict: bool = _option(
+        False, _bool, "bool",
+        "With profiles given: input shapes outside every profile are an error naming the profiles, instead of a "
+        "logged build of an engine for those shapes.", affects_engine=False)
     session: Mapping[str, str] = field(default_factory=dict)  # ep.* session entries (context_enable, ...)
+
+    @functools.cached_property
+    def profiles(self) -> tuple[Profile, ...]:
+        """The optimization profiles of profile_min/opt/max_shapes, parsed once; () without them. A
+        :class:`ProfileError` (a ValueError) when they disagree (:func:`parse` reports it as an OptionError)."""
+        return parse_profiles(self.profile_min_shapes, self.profile_opt_shapes, self.profile_max_shapes)
 
     @property
     def cache_dir(self) -> str:
@@ -293,7 +322,12 @@ def parse(raw: Mapping[str, str]) -> Options:
             shown = "(hidden)" if spec.secret else repr(text)
             raise OptionError(f"bad value {shown} for TrtPyExecutionProvider option '{key}': {e}") from None
     warn_unknown_op_types(values.get("op_types_to_exclude", ()))
-    return Options(**values, session=session)
+    options = Options(**values, session=session)
+    try:
+        options.profiles  # noqa: B018 (parsed and checked now, at session creation; kept on the object)
+    except ProfileError as e:
+        raise OptionError(str(e)) from None
+    return options
 
 
 @functools.lru_cache(maxsize=1)

@@ -4,7 +4,7 @@ against the layering.
 Layering, lowest first; a module imports only from its own layer or lower ones (imports inside functions count):
 
     graph_partitioner          the IR, support rules, partitioning: nothing of ep_trtpy
-    ep_trtpy._version, options, _sync, devices, _kernels (native)
+    ep_trtpy._version, options, profiles, _sync, devices, _kernels (native)
     ep_trtpy.engine            engine data, file format, cache: the IR only (graph_partitioner.ir / onnx_io)
     ep_trtpy.quantize          quantized arithmetic, calibration methods, the calibration table
     ep_trtpy.ops, runtime, models
@@ -32,7 +32,8 @@ SOURCE_SUFFIXES = {".py", ".cpp", ".h", ".cu", ".cuh"}
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("graph_partitioner",),
-    ("ep_trtpy._version", "ep_trtpy.options", "ep_trtpy._sync", "ep_trtpy.devices", "ep_trtpy._kernels"),
+    ("ep_trtpy._version", "ep_trtpy.options", "ep_trtpy.profiles", "ep_trtpy._sync", "ep_trtpy.devices",
+     "ep_trtpy._kernels"),
     ("ep_trtpy.engine",),
     ("ep_trtpy.quantize",),
     ("ep_trtpy.ops", "ep_trtpy.runtime", "ep_trtpy.models"),
