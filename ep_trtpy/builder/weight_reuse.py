@@ -17,6 +17,15 @@ again:
   the base from the first engine's device weights, and :func:`assemble` rebuilds the blob of an ordinary
   engine (for the reference emulator and tests).
 
+How a program's builds use them::
+
+    memo = ConstMemo()                                         # one per program, kept across its builds
+    g1, _ = optimize_with_context(subgraph, shapes_1, options, memo=memo)
+    first = lower_with_context(g1, options)                    # an ordinary engine: first.plan, first.weights
+    base = WeightBase.of(first)
+    g2, _ = optimize_with_context(subgraph, shapes_2, options, memo=memo)
+    plan_2, tail = lower(g2, options, base=base)               # tail: only the weights the base lacks
+
 Results handed out by the memo are read-only (constants are immutable by convention; this makes a violation an
 error instead of a silent change to every later engine).
 """

@@ -159,9 +159,12 @@ def encode(art: EngineArtifact, *, key: str, graph_hash: str, producers: dict[st
     if art.plan is not None:
         header["tactic_states"] = spans
     hbytes = json.dumps(header, separators=(",", ":"), sort_keys=True, default=_jsonable).encode("utf-8")
-    body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(hbytes), len(graph_bytes), len(art.weights), len(states)) + \
-        hbytes + graph_bytes + bytes(art.weights) + states
-    return body + hashlib.sha256(body).digest()
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(hbytes), len(graph_bytes), len(art.weights), len(states))
+    parts = (prefix, hbytes, graph_bytes, art.weights, states)
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return b"".join((*parts, digest.digest()))  # the only copy of the (bytes-like) weights
 
 
 # ------------------------------------------------------------------------------------------- decoding --

@@ -10,7 +10,8 @@ a :class:`LowerCtx`::
 The module of a kernel documents its parameter layout next to the lowering function; the native ``prepare``
 checks it. Modules in this package are imported on first use, so a new file only needs its decorators.
 
-Memory: graph inputs and outputs bind to the runtime pointers; constants become weights; every other value is an
+Memory: graph inputs and outputs bind to the runtime pointers; constants become weights (lowered against a
+:class:`~ep_trtpy.builder.weight_reuse.WeightBase`, those the base holds point into it); every other value is an
 activation in one arena, packed by lifetime (:mod:`ep_trtpy.builder.memory_plan`). ``ctx.alias`` makes a value a
 view of another (Reshape and friends cost nothing) unless that would need a graph output to be a view, in which
 case a copy is emitted.
