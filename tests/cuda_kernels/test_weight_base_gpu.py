@@ -1,7 +1,7 @@
 """GPU: a plan lowered against the weights of its program's first engine (ep_trtpy/builder/weight_reuse.py), run
 by the native runtime on the assembled blob (the base's weights, then its tail), computes what the ordinary plan
-computes. This is the reference for the native weight sharing, which hands the kernels the first engine's device
-weights below ``plan.shared_weights_bytes`` instead of an assembled copy."""
+computes; and so does the native weight sharing, which hands the kernels the first engine's device weights below
+``plan.shared_weights_bytes`` and uploads only the tail (build_engine(..., base=))."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import os
 import numpy as np
 import onnx
 import pytest
-from kernel_harness import compare, gpu_marks, run_plan
+from kernel_harness import EMULATE, HAVE_GPU, _run_gpu_once, compare, gpu_marks, run_plan
 
 from ep_trtpy.builder.build import optimize_with_context
 from ep_trtpy.builder.lowering import lower, lower_with_context
@@ -29,7 +29,8 @@ def test_shared_plan_on_the_assembled_blob_matches_the_ordinary_plan(fp16: bool)
     memo = ConstMemo()
     first, _ = optimize_with_context(program, {v.name: (2, 7) for v in program.inputs}, options, memo=memo,
                                      backend="cuda")
-    base = WeightBase.of(lower_with_context(first, options))
+    lowered = lower_with_context(first, options)
+    base = WeightBase.of(lowered)
     graph, _ = optimize_with_context(program, {v.name: (2, 11) for v in program.inputs}, options, memo=memo,
                                      backend="cuda")
     shared, tail = lower(graph, options, base=base)
@@ -42,3 +43,13 @@ def test_shared_plan_on_the_assembled_blob_matches_the_ordinary_plan(fp16: bool)
     tol = 2e-3 if fp16 else 1e-5
     for k, (g, w) in enumerate(zip(got, want)):
         compare(g, w, tol, tol, f"output {k}", shared)
+    if EMULATE and not HAVE_GPU:
+        return
+    from ep_trtpy.runtime import build_engine
+
+    base_engine = build_engine(lowered.plan, lowered.weights, 0)
+    engine = build_engine(shared, tail, 0, base=base_engine)
+    assert engine.weights_bytes == len(tail) and engine.shared_weights_bytes == base.shared_bytes
+    del base_engine  # the shared device weights stay alive with the engine that reads them
+    for k, (g, w) in enumerate(zip(_run_gpu_once(engine, shared, feeds, 0xA5), want)):
+        compare(g, w, tol, tol, f"output {k} (native sharing)", shared)
