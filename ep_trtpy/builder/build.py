@@ -20,6 +20,7 @@ from importlib import metadata
 from typing import Any
 
 from ep_trtpy.builder.pipeline import DEFAULT_FOLD_LIMIT, PassContext, run_pipeline
+from ep_trtpy.builder.weight_reuse import ConstMemo
 from ep_trtpy.engine.artifact import BACKENDS, CPU, Device, EngineArtifact, InputShapes
 from ep_trtpy._sync import KeyedLocks
 from ep_trtpy.engine.cache import Counters, Expected, cache_key, file_name, graph_hash, load
@@ -63,12 +64,13 @@ def _verify(graph: Graph) -> None:
 def optimize_with_context(graph: Graph, input_shapes: InputShapes | None, options: Options | None = None,
                           dump: Callable[[str, Graph], None] | None = None,
                           fold_limit: int = DEFAULT_FOLD_LIMIT, backend: str = "reference",
-                          device: Device = CPU) -> tuple[Graph, PassContext]:
+                          device: Device = CPU, memo: ConstMemo | None = None) -> tuple[Graph, PassContext]:
     """The optimized copy of `graph` for these input shapes and backend, and the pass context (fusions, timings,
-    refusals)."""
+    refusals). `memo` (kept with the program across its builds) lets the passes reuse the weight transforms of
+    earlier builds (ep_trtpy/builder/weight_reuse.py)."""
     g = graph.copy()
     ctx = PassContext(options=options if options is not None else Options(), backend=backend, device_cc=device.cc,
-                      input_shapes=normalize_shapes(g, input_shapes), fold_limit=fold_limit, dump=dump)
+                      input_shapes=normalize_shapes(g, input_shapes), fold_limit=fold_limit, dump=dump, memo=memo)
     run_pipeline(g, ctx)
     _verify(g)
     return g, ctx

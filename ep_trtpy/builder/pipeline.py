@@ -21,12 +21,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ep_trtpy.options import Options
 from graph_partitioner.ir import BFLOAT16, FLOAT16, Graph, Node
 
+if TYPE_CHECKING:
+    from ep_trtpy.builder.weight_reuse import ConstMemo
+
 log = logging.getLogger("ep_trtpy.builder")
+T = TypeVar("T")
 
 DEFAULT_FOLD_LIMIT = 1 << 20
 """Constant folding keeps results up to this many elements (larger ones stay nodes unless they are no bigger
@@ -91,6 +95,7 @@ class PassContext:
     refusals: list[str] = field(default_factory=list)
     records: list[PassRecord] = field(default_factory=list)
     current_pass: str = ""
+    memo: ConstMemo | None = None  # weight transforms shared by the builds of one program (weight_reuse.py)
 
     @property
     def detailed(self) -> bool:
@@ -122,6 +127,15 @@ class PassContext:
     def tf32(self) -> bool:
         """Whether float32 convolutions and matrix products may run on TF32 tensor cores (``tf32_enable``)."""
         return self.options.tf32_enable
+
+    def derived(self, key: tuple, compute: Callable[[], T]) -> T:
+        """compute(), or with a memo the result an earlier build of the program derived under the same key (the
+        transform's name, its input arrays, its parameters; see ep_trtpy/builder/weight_reuse.py)."""
+        return compute() if self.memo is None else self.memo.get(key, compute)
+
+    def interned(self, array: Any) -> Any:
+        """`array`, or with a memo the equal array an earlier build interned (small computed constants)."""
+        return array if self.memo is None else self.memo.intern(array)
 
     def info(self, msg: str, *args: Any) -> None:
         """A build-log line: INFO with detailed_build_log, else DEBUG."""

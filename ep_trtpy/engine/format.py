@@ -140,6 +140,10 @@ def encode(art: EngineArtifact, *, key: str, graph_hash: str, producers: dict[st
     """The engine file bytes of an artifact."""
     from graph_partitioner.onnx_io import graph_to_onnx
 
+    if art.plan is not None and art.plan.shared_weights_bytes:
+        raise ValueError(f"an engine that shares {art.plan.shared_weights_bytes} weight bytes with another engine "
+                         f"lives only in memory and cannot be encoded")
+
     model = graph_to_onnx(art.graph)
     stripped = _strip_constants(model) if art.backend == "cuda" else False
     graph_bytes = model.SerializeToString()
@@ -155,9 +159,12 @@ def encode(art: EngineArtifact, *, key: str, graph_hash: str, producers: dict[st
     if art.plan is not None:
         header["tactic_states"] = spans
     hbytes = json.dumps(header, separators=(",", ":"), sort_keys=True, default=_jsonable).encode("utf-8")
-    body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(hbytes), len(graph_bytes), len(art.weights), len(states)) + \
-        hbytes + graph_bytes + bytes(art.weights) + states
-    return body + hashlib.sha256(body).digest()
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(hbytes), len(graph_bytes), len(art.weights), len(states))
+    parts = (prefix, hbytes, graph_bytes, art.weights, states)
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part)
+    return b"".join((*parts, digest.digest()))  # the only copy of the (bytes-like) weights
 
 
 # ------------------------------------------------------------------------------------------- decoding --
@@ -190,6 +197,8 @@ def _check_header(h: Any) -> None:
 
 def _check_plan(plan: Plan, weights_len: int, n_in: int, n_out: int) -> None:
     n = len(plan.tensors)
+    _require(plan.shared_weights_bytes == 0, f"the plan shares {plan.shared_weights_bytes} weight bytes with another "
+                                             f"engine, which a file cannot hold")
     _require(plan.weights_bytes == weights_len, f"the plan expects {plan.weights_bytes} weight bytes but the file "
                                                 f"has {weights_len}")
     _require(plan.n_inputs == n_in and plan.n_outputs == n_out,

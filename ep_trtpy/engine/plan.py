@@ -94,13 +94,18 @@ class Plan:
     n_outputs: int = 0
     arena_bytes: int = 0
     weights_bytes: int = 0
+    # Nonzero: the plan shares the first `shared_weights_bytes` of its weight offsets with another engine of the
+    # same program (ep_trtpy/builder/weight_reuse.py): offsets below it address that engine's weights, the rest
+    # this plan's own blob (weights_bytes long) at offset - shared_weights_bytes. Such plans live only in memory.
+    shared_weights_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"tensors": [t.to_dict() for t in self.tensors], "layers": [lay.to_dict() for lay in self.layers],
                 "n_inputs": self.n_inputs, "n_outputs": self.n_outputs, "arena_bytes": self.arena_bytes,
-                "weights_bytes": self.weights_bytes}
+                "weights_bytes": self.weights_bytes, "shared_weights_bytes": self.shared_weights_bytes}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Plan:
         return cls([TensorSpec.from_dict(t) for t in d["tensors"]], [LayerSpec.from_dict(x) for x in d["layers"]],
-                   int(d["n_inputs"]), int(d["n_outputs"]), int(d["arena_bytes"]), int(d["weights_bytes"]))
+                   int(d["n_inputs"]), int(d["n_outputs"]), int(d["arena_bytes"]), int(d["weights_bytes"]),
+                   int(d.get("shared_weights_bytes", 0)))

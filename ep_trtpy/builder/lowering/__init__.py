@@ -10,7 +10,8 @@ a :class:`LowerCtx`::
 The module of a kernel documents its parameter layout next to the lowering function; the native ``prepare``
 checks it. Modules in this package are imported on first use, so a new file only needs its decorators.
 
-Memory: graph inputs and outputs bind to the runtime pointers; constants become weights; every other value is an
+Memory: graph inputs and outputs bind to the runtime pointers; constants become weights (lowered against a
+:class:`~ep_trtpy.builder.weight_reuse.WeightBase`, those the base holds point into it); every other value is an
 activation in one arena, packed by lifetime (:mod:`ep_trtpy.builder.memory_plan`). ``ctx.alias`` makes a value a
 view of another (Reshape and friends cost nothing) unless that would need a graph output to be a view, in which
 case a copy is emitted.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from ep_trtpy._sync import Once, import_submodules
 from ep_trtpy.engine.plan import LayerSpec, Plan, TensorSpec, nbytes_of
 from ep_trtpy.options import Options
 from graph_partitioner.ir import Graph, Node, Value, np_dtype
+
+if TYPE_CHECKING:
+    from ep_trtpy.builder.weight_reuse import WeightBase
 
 WEIGHT_ALIGN = 256
 
@@ -60,7 +64,10 @@ class LowerCtx:
     graph: Graph
     options: Options = field(default_factory=Options)  # what lowerings choose by (tf32_enable: the math flag)
     plan: Plan = field(default_factory=Plan)
-    weights: bytearray = field(default_factory=bytearray)
+    weights: bytearray = field(default_factory=bytearray)  # with a base: the tail (what the base lacks)
+    base: WeightBase | None = None  # the program's first engine's weights, shared instead of copied
+    sources: dict[tuple[int, int], tuple[np.ndarray, int]] = field(default_factory=dict)
+    """(id(array), dtype) -> (array, offset) of every host array lowered into a weight (for WeightBase.of)."""
     _ids: dict[int, int] = field(default_factory=dict)  # id(Value) -> tensor id
     _output_slots: dict[int, list[int]] = field(default_factory=dict)  # id(Value) -> graph output positions
     _input_slots: dict[int, int] = field(default_factory=dict)
@@ -100,19 +107,30 @@ class LowerCtx:
         return tid
 
     def weight(self, array: np.ndarray, name: str = "weight", dtype: int | None = None) -> int:
-        """A weight tensor from host data (appended to the weights blob, 256-byte aligned)."""
+        """A weight tensor from host data: with a base that holds the same bytes, at the base's offset; else
+        appended to the weights blob (256-byte aligned; with a base, offsets continue after its shared bytes)."""
         from graph_partitioner.ir import elem_type
 
-        arr = np.asarray(array)
-        arr = arr if arr.flags.c_contiguous else arr.copy(order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
-        dt = elem_type(arr.dtype) if dtype is None else dtype
-        if arr.dtype != np_dtype(dt):
-            arr = arr.astype(np_dtype(dt))
-        pad = (-len(self.weights)) % WEIGHT_ALIGN
-        self.weights.extend(b"\0" * pad)
-        offset = len(self.weights)
-        self.weights.extend(arr.tobytes())
-        return self._add(name, dt, arr.shape, "weight", offset=offset)
+        src = np.asarray(array)
+        dt = elem_type(src.dtype) if dtype is None else dtype
+        shape = src.shape
+        offset = self._known(src, dt, name)
+        if offset is None:
+            arr = src if src.flags.c_contiguous else src.copy(order="C")  # (ascontiguousarray: 0-d becomes 1-d)
+            if arr.dtype != np_dtype(dt):
+                arr = arr.astype(np_dtype(dt))
+            self.weights.extend(bytes((-len(self.weights)) % WEIGHT_ALIGN))
+            offset = len(self.weights) + (self.base.shared_bytes if self.base is not None else 0)
+            self.weights += memoryview(arr.reshape(-1).view(np.uint8))
+            self.sources[(id(src), dt)] = (src, offset)
+        return self._add(name, dt, shape, "weight", offset=offset)
+
+    def _known(self, src: np.ndarray, dtype: int, name: str) -> int | None:
+        """The offset of a weight with these bytes lowered before (this engine's, then the base's), else None."""
+        hit = self.sources.get((id(src), dtype))
+        if hit is not None and hit[0] is src:
+            return hit[1]
+        return self.base.find(src, dtype, name) if self.base is not None else None
 
     def const_value(self, v: Value | None) -> np.ndarray | None:
         """The value of `v` if it is known at build time (an IR constant, or recorded by :meth:`constant` while
@@ -184,21 +202,31 @@ class LowerCtx:
             o = self._add(f"{v.name}:out{k}", v.dtype, v.shape, "output", k)  # type: ignore[arg-type]
             self.emit("memcpy", [tid], [o], ints=[t.nbytes], name=f"output {k}")
         self.plan.weights_bytes = len(self.weights)
+        self.plan.shared_weights_bytes = self.base.shared_bytes if self.base is not None else 0
         plan_memory(self.plan)
         return self.plan
 
 
-def lower(graph: Graph, options: Options | None = None) -> tuple[Plan, bytes]:
-    """Lower an optimized graph with static shapes into (plan, weights blob); `options` None: the defaults."""
+def lower_with_context(graph: Graph, options: Options | None = None, base: WeightBase | None = None) -> LowerCtx:
+    """Lower an optimized graph with static shapes; the finished context holds the plan, the weights blob (with
+    `base`: only the tail the base lacks) and the host arrays behind its weights (for ``WeightBase.of``)."""
     _load_all()
-    ctx = LowerCtx(graph, options if options is not None else Options())
+    ctx = LowerCtx(graph, options if options is not None else Options(), base=base)
     for node in graph.nodes:
         fn = _LOWERINGS.get(node.key)
         if fn is None:
             raise LoweringError(f"node '{node.name}' ({node.key}) has no GPU lowering")
         fn(ctx, node)
-    plan = ctx.finish()
-    return plan, bytes(ctx.weights)
+    ctx.finish()
+    return ctx
+
+
+def lower(graph: Graph, options: Options | None = None, base: WeightBase | None = None) -> tuple[Plan, bytearray]:
+    """Lower an optimized graph with static shapes into (plan, weights blob); `options` None: the defaults. With
+    `base` (the weights of the program's first engine, ep_trtpy/builder/weight_reuse.py), weights the base holds
+    are shared and the blob returned is only the tail; ``plan.shared_weights_bytes`` says where it starts."""
+    ctx = lower_with_context(graph, options, base)
+    return ctx.plan, ctx.weights
 
 
 _load_all = Once(lambda: import_submodules("ep_trtpy.builder.lowering"))

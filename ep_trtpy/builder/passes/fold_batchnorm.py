@@ -26,6 +26,7 @@ import numpy as np
 
 from ep_trtpy.builder.passes._patterns import add, add_const, is_op, replace_nodes, reshape, set_output, sole_consumer
 from ep_trtpy.builder.pipeline import PassContext
+from ep_trtpy.builder.weight_reuse import operand
 from graph_partitioner.ir import Graph, Node, np_dtype
 
 NAME = "fold_batchnorm"
@@ -49,7 +50,7 @@ def _fold_into_conv(graph: Graph, bn: Node, conv: Node, s: np.ndarray, t: np.nda
         ctx.refuse(f"BatchNormalization '{bn.name}' is not folded into {conv.op_type} '{conv.name}': its weight "
                    f"'{(w_v.name if w_v is not None else '?')}' or bias is not a constant")
         return False
-    w = np.asarray(w_v.const, dtype=np.float64)
+    w = np.asarray(w_v.const)
     c_out = s.size
     b = np.zeros(c_out) if b_v is None else np.asarray(b_v.const, dtype=np.float64).reshape(-1)
     group = int(conv.attr("group", 1))
@@ -57,7 +58,7 @@ def _fold_into_conv(graph: Graph, bn: Node, conv: Node, s: np.ndarray, t: np.nda
         if w.shape[0] != c_out:
             ctx.refuse(f"BatchNormalization '{bn.name}' has {c_out} channels but Conv '{conv.name}' has {w.shape[0]}")
             return False
-        w2 = w * s.reshape((-1,) + (1,) * (w.ndim - 1))
+        scale = s.reshape((-1,) + (1,) * (w.ndim - 1))
     else:  # ConvTranspose: W [C_in, C_out/group, k...]
         cog = w.shape[1]
         if cog * group != c_out:
@@ -66,11 +67,12 @@ def _fold_into_conv(graph: Graph, bn: Node, conv: Node, s: np.ndarray, t: np.nda
             return False
         cig = w.shape[0] // group
         scale = np.stack([s[(ci // cig) * cog:(ci // cig + 1) * cog] for ci in range(w.shape[0])])
-        w2 = w * scale.reshape(scale.shape + (1,) * (w.ndim - 2))
+        scale = scale.reshape(scale.shape + (1,) * (w.ndim - 2))
     b2 = b * s + t
     wdt = np_dtype(w_v.dtype) if w_v.dtype is not None else np.float32
-    new_w = add_const(graph, w2.astype(wdt), f"{w_v.name}_bnfold")
-    new_b = add_const(graph, b2.astype(wdt), f"{bn.name}_bias")
+    w2 = ctx.derived(("bn_scale", w, operand(scale), wdt), lambda: (w.astype(np.float64) * scale).astype(wdt))
+    new_w = add_const(graph, w2, f"{w_v.name}_bnfold")
+    new_b = add_const(graph, ctx.interned(b2.astype(wdt)), f"{bn.name}_bias")
     graph.set_input(conv, 1, new_w)
     graph.set_input(conv, 2, new_b)
     out = bn.outputs[0]
@@ -93,8 +95,8 @@ def _rewrite_affine(graph: Graph, bn: Node, ctx: PassContext) -> None:
         gamma, beta, mean, var = consts
         s = gamma / np.sqrt(var + eps)
         t = beta - mean * s
-        s_v = add_const(graph, s.reshape(bshape).astype(xdt), f"{bn.name}_scale")
-        t_v = add_const(graph, t.reshape(bshape).astype(xdt), f"{bn.name}_shift")
+        s_v = add_const(graph, ctx.interned(s.reshape(bshape).astype(xdt)), f"{bn.name}_scale")
+        t_v = add_const(graph, ctx.interned(t.reshape(bshape).astype(xdt)), f"{bn.name}_shift")
     else:
         g, b, m, v = (bn.input(i) for i in range(1, 5))
         vec = (c,)

@@ -239,13 +239,14 @@ def _fuse(graph: Graph, conv: Node, ctx: PassContext) -> Node:
         c_out = y.static_shape[1]
         base = np.zeros(c_out) if b is None else np.asarray(b.const, dtype=np.float64).reshape(-1) \
             if b.const is not None else None
+        ydt = np_dtype(y.dtype)  # type: ignore[arg-type]
         if base is None:
             # runtime B plus a constant bias: keep the sum in the graph as B + c
-            cvals = add_const(graph, bias.astype(np_dtype(y.dtype)), f"{conv.name}_bias2")  # type: ignore[arg-type]
+            cvals = add_const(graph, ctx.interned(bias.astype(ydt)), f"{conv.name}_bias2")
             assert b is not None
             b = add_node(graph, "Add", [b, cvals], b.dtype, (c_out,), before=conv).outputs[0]
         else:
-            b = add_const(graph, (base + bias).astype(np_dtype(y.dtype)), f"{conv.name}_bias")  # type: ignore[arg-type]
+            b = add_const(graph, ctx.interned((base + bias).astype(ydt)), f"{conv.name}_bias")
     inputs: list[Value | None] = [x, w, b, z]
     while inputs and inputs[-1] is None:
         inputs.pop()

@@ -182,11 +182,11 @@ def run(graph: Graph, ctx: PassContext) -> bool:
         scale = p["scale"]
         if scale is None:
             scale = np.ones(norm_shape, dtype=dt)
-        scale_v = scale if isinstance(scale, Value) else add_const(graph, np.asarray(scale, dtype=dt),
+        scale_v = scale if isinstance(scale, Value) else add_const(graph, ctx.interned(np.asarray(scale, dtype=dt)),
                                                                    f"{m1.name}_gamma")
         bias = p["bias"]
         bias_v = None if bias is None else bias if isinstance(bias, Value) else \
-            add_const(graph, np.asarray(bias, dtype=dt), f"{m1.name}_beta")
+            add_const(graph, ctx.interned(np.asarray(bias, dtype=dt)), f"{m1.name}_beta")
         ins = [x, scale_v] + ([bias_v] if bias_v is not None else [])
         ln = replace_nodes(graph, nodes, "LayerNormalization", ins, [p["out"]],
                            {"axis": int(p["axis"]), "epsilon": float(p["eps"])},

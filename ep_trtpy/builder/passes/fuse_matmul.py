@@ -83,7 +83,8 @@ def _emit(graph: Graph, nodes: list[Node], a: Value, b: Value, out: Value, bias:
           ctx: PassContext, name: str) -> Node:
     ins: list[Value | None] = [a, b]
     if bias is not None:
-        ins.append(add_const(graph, bias.astype(np_dtype(out.dtype)), f"{name}_bias"))  # type: ignore[arg-type]
+        odt = np_dtype(out.dtype)  # type: ignore[arg-type]
+        ins.append(add_const(graph, ctx.interned(bias.astype(odt)), f"{name}_bias"))
     fused = replace_nodes(graph, nodes, "FusedMatMul", ins, [out], attrs, domain=DOMAIN,
                           name=graph.fresh_node_name(f"{name}_FusedMatMul") if len(nodes) > 1 else name)
     ctx.record_fusion(fused.name, nodes)
@@ -132,7 +133,7 @@ def _gemm(graph: Graph, g: Node, ctx: PassContext) -> None:
         cb = c
     elif c.const is not None:
         scaled = np.asarray(c.const, dtype=np.float64) * beta
-        cb = add_const(graph, scaled.astype(np.asarray(c.const).dtype), f"{g.name}_betaC")
+        cb = add_const(graph, ctx.interned(scaled.astype(np.asarray(c.const).dtype)), f"{g.name}_betaC")
     else:
         bv = add_const(graph, np.asarray(beta, dtype=np_dtype(c.dtype)), f"{g.name}_beta")  # type: ignore[arg-type]
         cb = add(graph, "Mul", [c, bv], c.dtype, c.static_shape, before=g, name_hint=f"{g.name}_betaC").outputs[0]

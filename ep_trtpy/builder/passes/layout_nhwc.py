@@ -43,6 +43,7 @@ becomes one Transpose, and an identity Transpose disappears. The names of the va
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -248,9 +249,11 @@ class _Regions:
 
 # ---------------------------------------------------------------------------------------------- rewrite --
 class _Rewriter:
-    def __init__(self, graph: Graph, regions: _Regions) -> None:
+    def __init__(self, graph: Graph, regions: _Regions, ctx: PassContext) -> None:
         self.graph = graph
         self.regions = regions
+        self.ctx = ctx
+        self.rewrites = dict(REWRITES, FusedConv=functools.partial(_conv, ctx=ctx))
         self.nhwc_of: dict[int, Value] = {}
         self.nchw_of: dict[int, Value] = {}
 
@@ -260,10 +263,11 @@ class _Rewriter:
             return self.nhwc_of[id(v)]
         g = self.graph
         shape = tuple(v.static_shape)
-        if v.const is not None:
-            four = np.asarray(v.const).reshape((1,) * (4 - len(shape)) + shape)
-            out = v if all(d == 1 for d in shape) else \
-                add_const(g, np.ascontiguousarray(four.transpose(TO_NHWC)), f"{v.name}_nhwc")
+        if (c := v.const) is not None:
+            four = (1,) * (4 - len(shape)) + shape
+            out = v if all(d == 1 for d in shape) else add_const(g, self.ctx.derived(
+                ("to_nhwc", c, four), lambda: np.ascontiguousarray(np.asarray(c).reshape(four).transpose(TO_NHWC))),
+                f"{v.name}_nhwc")
         elif len(shape) < 4 or tuple(_permuted(shape, TO_NHWC)) == shape:
             out = v  # extent 1 everywhere it moves
         elif moves_bytes(shape, TO_NHWC):
@@ -303,7 +307,7 @@ class _Rewriter:
                 v = node.input(i)
                 if v is not None and id(v) not in self.regions.values:
                     g.set_input(node, i, self.to_nhwc(v, node))
-            new = REWRITES.get(node.op_type, _keep)(g, node)
+            new = self.rewrites.get(node.op_type, _keep)(g, node)
             for o in new.outputs:
                 if _rank4(o):
                     o.shape = tuple(_permuted(o.shape, TO_NHWC))  # type: ignore[arg-type]
@@ -326,10 +330,11 @@ def _keep(graph: Graph, node: Node) -> Node:
     return node
 
 
-def _conv(graph: Graph, node: Node) -> Node:
+def _conv(graph: Graph, node: Node, ctx: PassContext) -> Node:
     w = node.inputs[1]
-    assert w is not None and w.const is not None
-    krsc = add_const(graph, np.ascontiguousarray(np.asarray(w.const).transpose(TO_NHWC)), f"{w.name}_krsc")
+    assert w is not None and (c := w.const) is not None
+    arr = ctx.derived(("transpose", c, TO_NHWC), lambda: np.ascontiguousarray(np.asarray(c).transpose(TO_NHWC)))
+    krsc = add_const(graph, arr, f"{w.name}_krsc")
     graph.set_input(node, 1, krsc)
     node.attrs["channels_last"] = 1
     return node
@@ -413,8 +418,8 @@ def _pad_node(graph: Graph, node: Node) -> Node:
     return node
 
 
-REWRITES: dict[str, Callable[[Graph, Node], Node]] = {
-    "FusedConv": _conv, "MaxPool": _pool_node, "AveragePool": _pool_node, "GlobalAveragePool": _global_pool_node,
+REWRITES: dict[str, Callable[[Graph, Node], Node]] = {  # FusedConv: _conv, which needs the context
+    "MaxPool": _pool_node, "AveragePool": _pool_node, "GlobalAveragePool": _global_pool_node,
     "GlobalMaxPool": _global_pool_node, "Concat": _axis, "Split": _axis, "Resize": _resize_node,
     "Slice": _slice_node, "Pad": _pad_node,
 }
@@ -453,7 +458,7 @@ def run(graph: Graph, ctx: PassContext) -> bool:
     regions = _Regions(graph, ctx)
     if not regions.convs:
         return False
-    _Rewriter(graph, regions).run()
+    _Rewriter(graph, regions, ctx).run()
     fold_transposes(graph)
     ctx.channels_last.update(v.name for v in graph.values.values() if id(v) in regions.values)
     inserted = sum(1 for n in graph.nodes if is_op(n, "Transpose"))

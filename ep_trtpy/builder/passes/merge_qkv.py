@@ -68,17 +68,23 @@ def _projections(graph: Graph, att: Node) -> list[Node] | None:
     return mms
 
 
+def _biases(consts: tuple[np.ndarray | None, ...], n: int, dtype: np.dtype) -> np.ndarray:
+    """The packed bias: each projection's bias (zeros where it has none) broadcast to n, one after another."""
+    return np.concatenate([np.zeros(n, dtype) if c is None else np.broadcast_to(np.asarray(c, dtype=dtype).reshape(-1),
+                                                                                 (n,)) for c in consts])
+
+
 def _merge(graph: Graph, att: Node, mms: list[Node], ctx: PassContext) -> Node:
     trans_b = int(mms[0].attr("transB", 0))
-    weights = [np.asarray(m.inputs[1].const) for m in mms]  # type: ignore[union-attr]
-    w = np.concatenate(weights, axis=0 if trans_b else 1)
-    n = weights[0].shape[0 if trans_b else 1]
-    dtype = weights[0].dtype
+    weights = tuple(np.asarray(m.inputs[1].const) for m in mms)  # type: ignore[union-attr]
+    axis = 0 if trans_b else 1
+    w = ctx.derived(("concatenate", weights, axis), lambda: np.concatenate(weights, axis=axis))
+    n, dtype = weights[0].shape[axis], weights[0].dtype
     inputs: list[Value | None] = [mms[0].input(0), add_const(graph, w, f"{att.name}_Wqkv")]
     if any(m.input(2) is not None for m in mms):
-        biases = [np.zeros(n, dtype) if (b := m.input(2)) is None else
-                  np.broadcast_to(np.asarray(b.const, dtype=dtype).reshape(-1), (n,)) for m in mms]
-        inputs.append(add_const(graph, np.concatenate(biases), f"{att.name}_bqkv"))
+        consts = tuple(None if (b := m.input(2)) is None else b.const for m in mms)
+        b = ctx.derived(("qkv_bias", consts, n, dtype), lambda: _biases(consts, n, dtype))
+        inputs.append(add_const(graph, b, f"{att.name}_bqkv"))
     y0 = mms[0].outputs[0]
     out = new_value(graph, f"{att.name}_qkv", y0.dtype, (*y0.static_shape[:-1], 3 * y0.static_shape[-1]))
     attrs = {k: mms[0].attrs[k] for k in ("transA", "transB", "alpha", "activation") if k in mms[0].attrs}

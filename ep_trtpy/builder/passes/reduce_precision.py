@@ -108,10 +108,23 @@ def pinned_nodes(graph: Graph) -> dict[int, str]:
     return pinned
 
 
+def _to_low(const: np.ndarray, low: int, name: str) -> np.ndarray:
+    """`const` in the 16-bit type `low` (float16: clamped to its range, with a warning naming the value)."""
+    arr = np.asarray(const, dtype=np.float32)
+    if low == FLOAT16:
+        big = np.abs(arr[np.isfinite(arr)]).max(initial=0.0)
+        if big > FP16_MAX:
+            log.warning("fp16: constant '%s' has values up to %g, beyond the float16 range; clamped to +-65504",
+                        name, big)
+            arr = np.clip(arr, -FP16_MAX, FP16_MAX)
+    return arr.astype(np_dtype(low))
+
+
 class _Converter:
-    def __init__(self, graph: Graph, low: int) -> None:
+    def __init__(self, graph: Graph, low: int, ctx: PassContext) -> None:
         self.graph = graph
         self.low = low  # FLOAT16 or BFLOAT16
+        self.ctx = ctx
         self.half: dict[int, Value] = {}
         self.full: dict[int, Value] = {}
         self.converted: set[int] = set()  # values this pass turned from float32 into the low type
@@ -126,15 +139,8 @@ class _Converter:
 
     def to_low(self, v: Value, before: Node) -> Value:
         if id(v) not in self.half:
-            if v.const is not None:
-                arr = np.asarray(v.const, dtype=np.float32)
-                if self.low == FLOAT16:
-                    big = np.abs(arr[np.isfinite(arr)]).max(initial=0.0)
-                    if big > FP16_MAX:
-                        log.warning("fp16: constant '%s' has values up to %g, beyond the float16 range; clamped to "
-                                    "+-65504", v.name, big)
-                        arr = np.clip(arr, -FP16_MAX, FP16_MAX)
-                low = arr.astype(np_dtype(self.low))
+            if (c := v.const) is not None:
+                low = self.ctx.derived(("to_low", c, self.low), lambda: _to_low(c, self.low, v.name))
                 self.half[id(v)] = add_const(self.graph, low, f"{v.name}_{SUFFIX[self.low]}")
             else:
                 self.half[id(v)] = self._cast(v, self.low, before)
@@ -169,7 +175,7 @@ def run(graph: Graph, ctx: PassContext) -> bool:
                 pinned[id(n)] = f"{n.op_type} '{n.name}' has no bfloat16 kernel"
     for reason in pinned.values():
         ctx.info("%s: kept float32: %s", SUFFIX[low], reason)
-    conv = _Converter(graph, low)
+    conv = _Converter(graph, low, ctx)
     out_ids = {id(v) for v in graph.outputs}
     original = list(graph.outputs)
     original_dtypes = [v.dtype for v in graph.outputs]

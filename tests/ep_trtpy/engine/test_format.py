@@ -245,3 +245,16 @@ def test_fuzzed_but_well_signed_headers_only_raise_format_errors():
         except EngineFormatError:
             outcomes["error"] += 1
     assert outcomes["error"] > 0
+
+
+def test_encode_refuses_a_plan_that_shares_another_engines_weights():
+    art = cuda_like_artifact()
+    art.plan.shared_weights_bytes = 256  # lowered against a WeightBase: lives only in memory
+    with pytest.raises(ValueError, match="shares 256 weight bytes with another engine"):
+        _encode(art)
+    art.plan.shared_weights_bytes = 0
+    data = _encode(art)
+    assert decode(data).plan.shared_weights_bytes == 0
+    forged = _with_header(data, lambda h: h["plan"].update(shared_weights_bytes=256))
+    with pytest.raises(EngineFormatError, match="shares 256 weight bytes"):
+        decode(forged)

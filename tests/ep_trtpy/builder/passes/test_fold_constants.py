@@ -66,3 +66,23 @@ def test_graph_output_can_become_constant():
     assert ops(g) == ["Relu"] and g.outputs[1].const is not None
     apply(before, [])
     check_same(before, g, feeds_for(before))
+
+
+def test_with_a_memo_a_later_build_gets_the_same_folded_arrays():
+    from ep_trtpy.builder.weight_reuse import SMALL_BYTES, ConstMemo
+
+    gb = GB()
+    x = gb.input("x", (64, 128))
+    w = gb.const(np.arange(128 * 64, dtype=np.float32).reshape(64, 128), "w")  # above SMALL_BYTES: by identity
+    y = gb.op("Add", [x, gb.op("Transpose", [gb.op("Transpose", [w], {"perm": [1, 0]})], {"perm": [1, 0]})])
+    program = gb.output(y)
+    assert w.const.nbytes > SMALL_BYTES
+    memo = ConstMemo()
+    plain, first, second = program.copy(), program.copy(), program.copy()
+    apply(plain, ["fold_constants"])
+    apply(first, ["fold_constants"], PassContext(memo=memo))
+    apply(second, ["fold_constants"], PassContext(memo=memo))
+    got = [g.nodes[0].inputs[1].const for g in (plain, first, second)]
+    assert ops(first) == ops(plain) == ["Add"] and got[1] is got[2] and got[0] is not got[1]
+    np.testing.assert_array_equal(got[0], got[1])
+    assert memo.names() == {"fold"} and (memo.misses, memo.hits) == (2, 2)
