@@ -37,6 +37,13 @@ state is guarded by locks: callbacks may come from any ORT thread. A program bui
 (threads that need it meanwhile wait for that build, see :func:`_artifact`) and never holds its lock during a
 build, so runs of other shapes go on.
 
+Programs with dynamic inputs group shapes into *families* (:func:`_family`): an optimization profile
+(``profile_min_shapes`` ..., its engine built with the session) or, without profiles, a power-of-two bucket of
+the dynamic dimensions (ep_trtpy/profiles/). A family has one tuned engine; its other shapes get engines
+specialized from it (ep_trtpy/builder/specialize.py: the pass pipeline for the new shapes with the program's
+memo of weight transforms, the family's tactics, its device weights shared). Shapes outside every profile get an
+engine of their own (logged), or with ``profile_strict=1`` an error naming the profiles.
+
 EPContext (ep_trtpy/epcontext/): in a graph holding EPContext nodes this EP wrote, GetCapability claims each of
 them as a fused node of its own and nothing else (the writer left the other nodes to ORT); Compile loads its engine
 (checked against this session, never built) into a program whose one engine is fixed. With the session entry
@@ -51,6 +58,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -93,6 +101,17 @@ class _Build:
 
 
 @dataclass
+class _Family:
+    """The shapes one tuned engine stands for: an optimization profile or a power-of-two bucket
+    (ep_trtpy/profiles/). ``opt`` are the shapes of that engine; the family's other shapes get engines
+    specialized from it (ep_trtpy/builder/specialize.py)."""
+
+    key: tuple[Any, ...]
+    opt: tuple[tuple[int, ...], ...]
+    base: Any = None  # the WeightBase of the family engine (cuda), made once
+
+
+@dataclass
 class _Program:
     id: int
     ep: _EP
@@ -106,6 +125,10 @@ class _Program:
     obtained: dict[tuple[tuple[int, ...], ...], Obtained] = field(default_factory=dict)
     building: dict[tuple[tuple[int, ...], ...], _Build] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    profiles: tuple[Any, ...] = ()  # the optimization profiles that name every dynamic input of this program
+    families: dict[tuple[Any, ...], _Family] = field(default_factory=dict)
+    memo: Any = None  # ConstMemo of weight transforms, shared by this program's builds (dynamic inputs only)
+    outside: set[tuple[tuple[int, ...], ...]] = field(default_factory=set)  # shapes logged as outside the profiles
 
 
 @dataclass
@@ -131,6 +154,7 @@ _ids = itertools.count(1)
 _counters = Counters()
 _reference_runs = 0
 _context_engines = 0
+_specializations = 0
 _said_reference = False
 _observer: _Observer | None = None  # while observe_builds() is active
 
@@ -223,6 +247,12 @@ def get_capability(ep_id: int, graph_json: str, initializers: list[np.ndarray]) 
         require_scales(ep.options, graph, f"model '{graph.model_path or graph.name}'")
     except QuantizationError as e:
         ep.error = str(e)
+    if ep.options.profiles and not ep.error:  # a profile naming an input the model lacks is a typo, not a no-op
+        from ep_trtpy.profiles import unknown_names
+
+        typos = unknown_names(ep.options.profiles, [v.name for v in graph.inputs])
+        if typos:
+            ep.error = typos[0]
     refused = None
     if ep.backend == "cuda":  # ops whose GPU kernels do not exist yet run on ORT's CPU provider
         from ep_trtpy.builder.lowering.quantize import gpu_refusals
@@ -329,13 +359,97 @@ def compile(ep_id: int, graph_json: str, initializers: list[np.ndarray]) -> tupl
         log.info("TrtPyExecutionProvider: wrote subgraph %s", path)
     prog = _register(_Program(0, ep, graph.name, graph, runtime_inputs, graph_hash(graph),
                               model_path=str(doc.get("model_path") or "")))
-    if all(is_static(v.shape) for v in graph.inputs):
-        try:
+    try:
+        if all(is_static(v.shape) for v in graph.inputs):
             _artifact(prog, [tuple(v.shape) for v in graph.inputs])  # type: ignore[arg-type]
-        except BaseException:
-            release_program(prog.id)
-            raise
+        else:
+            _prepare_families(prog)
+            for profile in prog.profiles:  # as ORT's TensorRT EP: a profile's engine is built with the session
+                _artifact(prog, _profile_opt(prog, profile))
+    except BaseException:
+        release_program(prog.id)
+        raise
     return prog.id, runtime_inputs
+
+
+def _prepare_families(prog: _Program) -> None:
+    """A program with dynamic inputs: its weight memo, and the optimization profiles that apply to it (those
+    naming every dynamic input; a fused subgraph whose inputs the profiles do not name is bucketed instead)."""
+    from ep_trtpy.builder.weight_reuse import ConstMemo
+    from ep_trtpy.profiles import check_against_inputs
+
+    prog.memo = ConstMemo()
+    profiles = tuple(prog.ep.options.profiles)
+    if not profiles:
+        return
+    declared = [(v.name, v.shape) for v in prog.graph.inputs]
+    dynamic = [v.name for v in prog.graph.inputs if not is_static(v.shape)]
+    named = [p for p in profiles if all(n in p.ranges for n in dynamic)]
+    if not named:
+        log.warning("TrtPyExecutionProvider: the optimization profiles name none of the dynamic inputs %s of "
+                    "fused subgraph '%s' (it starts inside the model); its shapes are bucketed instead",
+                    ", ".join(dynamic), prog.name)
+        return
+    problems = check_against_inputs(named, declared)
+    if problems:
+        raise ValueError(f"TrtPyExecutionProvider: fused subgraph '{prog.name}': {problems[0]}")
+    prog.profiles = tuple(named)
+
+
+def _profile_opt(prog: _Program, profile: Any) -> list[tuple[int, ...]]:
+    opt = profile.opt_shapes()
+    return [tuple(opt[v.name]) if v.name in opt else tuple(v.shape) for v in prog.graph.inputs]  # type: ignore
+
+
+def _family(prog: _Program, shapes: tuple[tuple[int, ...], ...]) -> _Family | None:
+    """The family these shapes belong to, or None for an engine of exactly these shapes (static inputs, or
+    shapes outside every profile without profile_strict, which is logged)."""
+    from ep_trtpy.profiles import bucket, outside_warning, select, strict_error
+
+    if prog.memo is None:
+        return None
+    named = {v.name: s for v, s in zip(prog.graph.inputs, shapes)}
+    if prog.profiles:
+        profile = select(prog.profiles, named)
+        if profile is None:
+            if prog.ep.options.profile_strict:
+                raise ValueError(f"TrtPyExecutionProvider: {strict_error(prog.profiles, named)}")
+            with prog.lock:
+                first = shapes not in prog.outside
+                prog.outside.add(shapes)
+            if first:
+                log.warning("TrtPyExecutionProvider: fused subgraph '%s': %s", prog.name,
+                            outside_warning(prog.profiles, named))
+            return None
+        key: tuple[Any, ...] = ("profile", profile.index)
+        opt = tuple(_profile_opt(prog, profile))
+    else:
+        b = bucket([(v.name, v.shape) for v in prog.graph.inputs], named)
+        key, opt = ("bucket", b.key), shapes  # the first shapes seen in a bucket are where it is tuned
+    with prog.lock:
+        return prog.families.setdefault(key, _Family(key, opt))
+
+
+def _obtain(prog: _Program, shapes: tuple[tuple[int, ...], ...], dump: Any) -> Obtained:
+    """Build (or load) the engine of a family, or specialize one from it (ep_trtpy/builder/specialize.py)."""
+    global _specializations
+    fam = _family(prog, shapes)
+    if fam is None or fam.opt == shapes:
+        return get_or_build(prog.graph, list(shapes), prog.ep.options, prog.ep.backend, prog.ep.device,
+                            counters=_counters, ghash=prog.ghash, dump=dump, memo=prog.memo)
+    from ep_trtpy.builder.specialize import specialize, weight_base
+
+    family = _artifact(prog, list(fam.opt))  # built once (other threads wait for it), then shared
+    t0 = time.perf_counter()
+    if prog.ep.backend == "cuda":
+        with prog.lock:
+            if fam.base is None:
+                fam.base = weight_base(family)
+    art = specialize(prog.graph, list(shapes), prog.ep.options, prog.ep.backend, prog.ep.device, family,
+                     memo=prog.memo, base=fam.base)
+    with _lock:
+        _specializations += 1
+    return Obtained(art, "specialized", None, "", prog.ghash, time.perf_counter() - t0)
 
 
 def _artifact(prog: _Program, shapes: list[tuple[int, ...]]) -> EngineArtifact:
@@ -376,8 +490,7 @@ def _artifact(prog: _Program, shapes: list[tuple[int, ...]]) -> EngineArtifact:
     try:
         observer = _observer
         dump = observer.dump(prog.name) if observer is not None and observer.dump is not None else None
-        got = get_or_build(prog.graph, list(shapes_t), prog.ep.options, prog.ep.backend, prog.ep.device,
-                           counters=_counters, ghash=prog.ghash, dump=dump)
+        got = _obtain(prog, shapes_t, dump)
         pending.artifact = got.artifact
         if observer is not None:
             observer.records.append(BuildRecord(prog.name, len(prog.graph.nodes),
@@ -512,13 +625,15 @@ def stats() -> dict[str, int]:
         out = _counters.as_dict()
         out["reference_runs"] = _reference_runs
         out["context_engines"] = _context_engines
+        out["specializations"] = _specializations
         out["programs"] = len(_programs)
     return out
 
 
 def reset_stats() -> None:
-    global _reference_runs, _context_engines
+    global _reference_runs, _context_engines, _specializations
     _counters.reset()
     with _lock:
         _reference_runs = 0
         _context_engines = 0
+        _specializations = 0

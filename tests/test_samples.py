@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import subprocess
@@ -18,6 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIRST_RUN = os.path.join(ROOT, "samples", "01_first_run")
 ARCHS = os.path.join(ROOT, "samples", "02_architectures", "run_architectures.py")
 THREADS = os.path.join(ROOT, "samples", "03_threads", "threads.py")
+STREAM = os.path.join(ROOT, "samples", "04_profiles", "stream.py")
 
 
 def _load(path: str, name: str):
@@ -88,6 +90,24 @@ def test_threads() -> None:
     assert "4 first-seen shapes at once: builds 4, errors 0" in r.stdout
     assert "outputs checked: 1612, differ from the single-threaded result: 0 (bitwise)" in r.stdout  # 4 + 8 + 8 x 200
     assert "accuracy against ORT's CPU provider (fp32 criterion, not a race check): 1612 of 1612" in r.stdout
+
+
+def test_profile_stream() -> None:
+    """A stream of random lengths on the small generated BERT, every output checked against ORT's CPU provider:
+    with a profile, one tuned engine (built with the session) and a specialized engine per other length; without,
+    one tuned engine per power-of-two bucket."""
+    _need_stack()
+    r = _run([STREAM, "--model", "bert", "--ci", "--requests", "12", "--min-len", "4", "--max-len", "40",
+              "--opt-len", "16", "--precision", "fp32", "--check"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = {line.split()[0]: line.split() for line in r.stdout.splitlines() if line.split()[:1] in (["profile"],
+                                                                                                  ["buckets"])}
+    stream = _load(STREAM, "stream_sample")
+    lens = stream.lengths(argparse.Namespace(seed=0, min_len=4, max_len=40, requests=12))
+    distinct = set(lens)
+    assert rows["profile"][6:] == ["1", str(len(distinct - {16})), "ok"]
+    buckets = {max(1, 1 << (n - 1).bit_length()) for n in distinct}
+    assert rows["buckets"][6:] == [str(len(buckets)), str(len(distinct) - len(buckets)), "ok"]
 
 
 def test_threads_race_check_is_bitwise_and_apart_from_accuracy() -> None:

@@ -129,13 +129,15 @@ def _write_back(plan: Plan, engine: Any) -> None:
 
 
 def build(subgraph: Graph, input_shapes: InputShapes | None, options: Options, backend: str, device: Device = CPU,
-          dump: Callable[[str, Graph], None] | None = None) -> EngineArtifact:
-    """Optimize `subgraph` for these shapes and produce an engine artifact for `backend`."""
+          dump: Callable[[str, Graph], None] | None = None, memo: ConstMemo | None = None) -> EngineArtifact:
+    """Optimize `subgraph` for these shapes and produce an engine artifact for `backend`. `memo`: the program's
+    memo of weight transforms (ep_trtpy/builder/weight_reuse.py), shared by its builds."""
     if backend not in BACKENDS:
         raise BuildError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     detailed = options.detailed_build_log
     t0, started = time.perf_counter(), time.monotonic()
-    graph, ctx = optimize_with_context(subgraph, input_shapes, options, dump=dump, backend=backend, device=device)
+    graph, ctx = optimize_with_context(subgraph, input_shapes, options, dump=dump, backend=backend, device=device,
+                                       memo=memo)
     t_opt = time.perf_counter() - t0
     art = EngineArtifact(backend=backend, graph=graph, input_names=[v.name for v in graph.inputs],
                          input_shapes=[tuple(v.static_shape) for v in graph.inputs],
@@ -144,13 +146,16 @@ def build(subgraph: Graph, input_shapes: InputShapes | None, options: Options, b
                          channels_last=sorted(ctx.channels_last))
     t_lower = t_fin = 0.0
     if backend == "cuda":
-        from ep_trtpy.builder.lowering import lower
+        from ep_trtpy.builder.lowering import lower_with_context
 
         t1 = time.perf_counter()
-        plan, weights = lower(graph, options)
+        lowered = lower_with_context(graph, options)
+        plan = lowered.plan
         _annotate(plan, graph, ctx)
         t_lower = time.perf_counter() - t1
-        art.plan, art.weights = plan, weights
+        art.plan, art.weights = plan, lowered.weights
+        if memo is not None:  # the arrays behind the weights, for engines specialized from this one
+            art.weight_sources = dict(lowered.sources)
         t2 = time.perf_counter()
         art.engine = instantiate(art, device, options, started=started)
         t_fin = time.perf_counter() - t2
@@ -223,7 +228,8 @@ class Obtained:
 
 def get_or_build(graph: Graph, input_shapes: InputShapes, options: Options, backend: str, device: Device = CPU,
                  counters: Counters | None = None, ghash: str | None = None, save: bool | None = None,
-                 use_cache: bool | None = None, dump: Callable[[str, Graph], None] | None = None) -> Obtained:
+                 use_cache: bool | None = None, dump: Callable[[str, Graph], None] | None = None,
+                 memo: ConstMemo | None = None) -> Obtained:
     """The engine artifact for `graph` at these shapes: from the engine cache when enabled (validated), else
     built (and saved when enabled). For the cuda backend the artifact carries a live native engine. `dump` is the
     pass pipeline's dump hook (called only when a build happens)."""
@@ -240,7 +246,7 @@ def get_or_build(graph: Graph, input_shapes: InputShapes, options: Options, back
     enabled = options.engine_cache_enable if use_cache is None else use_cache
     path = os.path.join(options.cache_dir, file_name(ghash, key, backend, device)) if enabled else None
     if path is None:
-        art = build(graph, named, options, backend, device, dump=dump)
+        art = build(graph, named, options, backend, device, dump=dump, memo=memo)
         counters.add("builds")
         return Obtained(art, "built", None, key, ghash, time.perf_counter() - t0)
     expected = Expected.of(graph, shapes, key, ghash, backend, device, option_items, producers)
@@ -260,7 +266,7 @@ def get_or_build(graph: Graph, input_shapes: InputShapes, options: Options, back
         else:
             counters.add("engine_cache_rejects")
             log.warning("engine cache: rejected %s: %s; rebuilding", path, status[len("reject: "):])
-        art = build(graph, named, options, backend, device, dump=dump)
+        art = build(graph, named, options, backend, device, dump=dump, memo=memo)
         counters.add("builds")
         if save is None or save:
             data = encode(art, key=key, graph_hash=ghash, producers=producers, options=option_items)

@@ -180,6 +180,8 @@ class WeightBase:
         want = np.ascontiguousarray(array).astype(np_dtype(dtype), copy=False).reshape(-1).view(np.uint8)
         for _n, offset in sorted(candidates, key=lambda c: c[0] != name):
             if np.array_equal(self._view[offset:offset + nbytes], want):
+                if not array.flags.writeable:  # a memo result: later builds hand the same object, found by id
+                    self._arrays[(id(array), dtype)] = (array, offset)
                 return offset
         return None
 

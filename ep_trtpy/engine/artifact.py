@@ -57,4 +57,7 @@ class EngineArtifact:
     channels_last: list[str] = field(default_factory=list)
     """Values the engine holds channels-last (NHWC) whose model layout is NCHW (set by a build; not in the file)."""
     engine: Any = None  # ep_trtpy._kernels.Engine (cuda), never serialized
+    # (id(array), dtype) -> (array, offset) of the host arrays lowered into `weights` (a fresh build's; empty when
+    # loaded from a file): engines specialized from this one find their weights here by identity
+    weight_sources: dict[Any, Any] = field(default_factory=dict, repr=False)
     header: dict[str, Any] = field(default_factory=dict)  # filled when read from an engine file
