@@ -37,7 +37,7 @@ state is guarded by locks: callbacks may come from any ORT thread. A program bui
 (threads that need it meanwhile wait for that build, see :func:`_artifact`) and never holds its lock during a
 build, so runs of other shapes go on.
 
-Programs with dynamic inputs group shapes into *families* (:func:`_family`): an optimization profile
+Programs with dynamic inputs group shapes into *families* (ep_trtpy/builder/families.py): an optimization profile
 (``profile_min_shapes`` ..., its engine built with the session) or, without profiles, a power-of-two bucket of
 the dynamic dimensions (ep_trtpy/profiles/). A family has one tuned engine; its other shapes get engines
 specialized from it (ep_trtpy/builder/specialize.py: the pass pipeline for the new shapes with the program's
@@ -67,6 +67,7 @@ from typing import Any
 import numpy as np
 
 from ep_trtpy.builder.build import Obtained, get_or_build, instantiate, producer_versions
+from ep_trtpy.builder.families import Families
 from ep_trtpy.devices import check_device_id
 from ep_trtpy.devices import present as present_devices
 from ep_trtpy.engine.artifact import CPU, Device, EngineArtifact
@@ -101,17 +102,6 @@ class _Build:
 
 
 @dataclass
-class _Family:
-    """The shapes one tuned engine stands for: an optimization profile or a power-of-two bucket
-    (ep_trtpy/profiles/). ``opt`` are the shapes of that engine; the family's other shapes get engines
-    specialized from it (ep_trtpy/builder/specialize.py)."""
-
-    key: tuple[Any, ...]
-    opt: tuple[tuple[int, ...], ...]
-    base: Any = None  # the WeightBase of the family engine (cuda), made once
-
-
-@dataclass
 class _Program:
     id: int
     ep: _EP
@@ -125,10 +115,7 @@ class _Program:
     obtained: dict[tuple[tuple[int, ...], ...], Obtained] = field(default_factory=dict)
     building: dict[tuple[tuple[int, ...], ...], _Build] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
-    profiles: tuple[Any, ...] = ()  # the optimization profiles that name every dynamic input of this program
-    families: dict[tuple[Any, ...], _Family] = field(default_factory=dict)
-    memo: Any = None  # ConstMemo of weight transforms, shared by this program's builds (dynamic inputs only)
-    outside: set[tuple[tuple[int, ...], ...]] = field(default_factory=set)  # shapes logged as outside the profiles
+    families: Families | None = None  # dynamic inputs: profiles or buckets, and the weight memo
 
 
 @dataclass
@@ -363,80 +350,24 @@ def compile(ep_id: int, graph_json: str, initializers: list[np.ndarray]) -> tupl
         if all(is_static(v.shape) for v in graph.inputs):
             _artifact(prog, [tuple(v.shape) for v in graph.inputs])  # type: ignore[arg-type]
         else:
-            _prepare_families(prog)
-            for profile in prog.profiles:  # as ORT's TensorRT EP: a profile's engine is built with the session
-                _artifact(prog, _profile_opt(prog, profile))
+            prog.families = Families(graph, ep.options, graph.name)
+            for profile in prog.families.profiles:  # as ORT's TensorRT EP: built with the session
+                _artifact(prog, list(prog.families.opt_shapes(profile)))
     except BaseException:
         release_program(prog.id)
         raise
     return prog.id, runtime_inputs
 
 
-def _prepare_families(prog: _Program) -> None:
-    """A program with dynamic inputs: its weight memo, and the optimization profiles that apply to it (those
-    naming every dynamic input; a fused subgraph whose inputs the profiles do not name is bucketed instead)."""
-    from ep_trtpy.builder.weight_reuse import ConstMemo
-    from ep_trtpy.profiles import check_against_inputs
-
-    prog.memo = ConstMemo()
-    profiles = tuple(prog.ep.options.profiles)
-    if not profiles:
-        return
-    declared = [(v.name, v.shape) for v in prog.graph.inputs]
-    dynamic = [v.name for v in prog.graph.inputs if not is_static(v.shape)]
-    named = [p for p in profiles if all(n in p.ranges for n in dynamic)]
-    if not named:
-        log.warning("TrtPyExecutionProvider: the optimization profiles name none of the dynamic inputs %s of "
-                    "fused subgraph '%s' (it starts inside the model); its shapes are bucketed instead",
-                    ", ".join(dynamic), prog.name)
-        return
-    problems = check_against_inputs(named, declared)
-    if problems:
-        raise ValueError(f"TrtPyExecutionProvider: fused subgraph '{prog.name}': {problems[0]}")
-    prog.profiles = tuple(named)
-
-
-def _profile_opt(prog: _Program, profile: Any) -> list[tuple[int, ...]]:
-    opt = profile.opt_shapes()
-    return [tuple(opt[v.name]) if v.name in opt else tuple(v.shape) for v in prog.graph.inputs]  # type: ignore
-
-
-def _family(prog: _Program, shapes: tuple[tuple[int, ...], ...]) -> _Family | None:
-    """The family these shapes belong to, or None for an engine of exactly these shapes (static inputs, or
-    shapes outside every profile without profile_strict, which is logged)."""
-    from ep_trtpy.profiles import bucket, outside_warning, select, strict_error
-
-    if prog.memo is None:
-        return None
-    named = {v.name: s for v, s in zip(prog.graph.inputs, shapes)}
-    if prog.profiles:
-        profile = select(prog.profiles, named)
-        if profile is None:
-            if prog.ep.options.profile_strict:
-                raise ValueError(f"TrtPyExecutionProvider: {strict_error(prog.profiles, named)}")
-            with prog.lock:
-                first = shapes not in prog.outside
-                prog.outside.add(shapes)
-            if first:
-                log.warning("TrtPyExecutionProvider: fused subgraph '%s': %s", prog.name,
-                            outside_warning(prog.profiles, named))
-            return None
-        key: tuple[Any, ...] = ("profile", profile.index)
-        opt = tuple(_profile_opt(prog, profile))
-    else:
-        b = bucket([(v.name, v.shape) for v in prog.graph.inputs], named)
-        key, opt = ("bucket", b.key), shapes  # the first shapes seen in a bucket are where it is tuned
-    with prog.lock:
-        return prog.families.setdefault(key, _Family(key, opt))
-
-
 def _obtain(prog: _Program, shapes: tuple[tuple[int, ...], ...], dump: Any) -> Obtained:
     """Build (or load) the engine of a family, or specialize one from it (ep_trtpy/builder/specialize.py)."""
     global _specializations
-    fam = _family(prog, shapes)
+    fams = prog.families
+    fam = fams.family_of(shapes) if fams is not None else None
     if fam is None or fam.opt == shapes:
         return get_or_build(prog.graph, list(shapes), prog.ep.options, prog.ep.backend, prog.ep.device,
-                            counters=_counters, ghash=prog.ghash, dump=dump, memo=prog.memo)
+                            counters=_counters, ghash=prog.ghash, dump=dump,
+                            memo=fams.memo if fams is not None else None)
     from ep_trtpy.builder.specialize import specialize, weight_base
 
     family = _artifact(prog, list(fam.opt))  # built once (other threads wait for it), then shared
@@ -446,7 +377,7 @@ def _obtain(prog: _Program, shapes: tuple[tuple[int, ...], ...], dump: Any) -> O
             if fam.base is None:
                 fam.base = weight_base(family)
     art = specialize(prog.graph, list(shapes), prog.ep.options, prog.ep.backend, prog.ep.device, family,
-                     memo=prog.memo, base=fam.base)
+                     memo=fams.memo, base=fam.base)  # type: ignore[union-attr]
     with _lock:
         _specializations += 1
     return Obtained(art, "specialized", None, "", prog.ghash, time.perf_counter() - t0)

@@ -104,6 +104,8 @@ def bucket(inputs: Declared, shapes: Mapping[str, Iterable[int]]) -> Profile:
         if name not in shapes:
             raise KeyError(f"no run shape for input '{name}' (shapes given for: {', '.join(shapes) or 'none'})")
         shape: Shape = tuple(int(d) for d in shapes[name])
+        if declared is None:  # unknown rank: every dimension is dynamic
+            declared = (None,) * len(shape)
         if len(shape) != len(declared):
             raise ValueError(f"input '{name}' is {format_shape(shape)} at run time but declared with rank "
                              f"{len(declared)} ({_format_declared(declared)})")

@@ -5,8 +5,9 @@ Three phases, each started on all threads at the same moment (a barrier), in a f
 
 1. sessions: ``--sessions`` threads create a session each on one engine cache folder and run it once; engines
    of the same shape are built once (one thread builds, the others wait and load its file);
-2. shapes: one session, ``--threads`` threads run ``--shapes`` batch sizes it has not seen yet; each shape is
-   built once, the other threads that need it wait for that build;
+2. shapes: one session, ``--threads`` threads run ``--shapes`` batch sizes it has not seen yet; each shape gets
+   one engine (a tuned build per power-of-two bucket of the batch size, an engine specialized from it for the
+   bucket's other sizes), the other threads that need it wait for it;
 3. runs: one session, ``--threads`` threads x ``--runs`` runs, each run on its own input (``--pool`` distinct
    inputs, default one per run up to 16384, then reused in turn). Host RSS and the runtime's device memory are
    read after the first tenth of the runs and at the end.
@@ -254,7 +255,7 @@ def phase_shapes(data: bytes, model: onnx.ModelProto, args: argparse.Namespace, 
         j = k % len(jobs)
         checker.check(got, bases[j], wants[j], exact, f"thread {k} batch {jobs[j][0]}")
     return {"threads": args.threads, "shapes": len(batches), "errors": errors, "seconds": seconds,
-            "builds": d["builds"]}
+            "builds": d["builds"], "specializations": d.get("specializations", 0)}
 
 
 def phase_runs(data: bytes, model: onnx.ModelProto, args: argparse.Namespace, options: dict[str, Any],
@@ -360,10 +361,11 @@ def main() -> int:
         per_shape = None
     if args.shapes > 0:
         r = out["shapes"] = phase_shapes(data, model, args, options, checker)
-        print(f"shapes: {r['threads']} threads, {r['shapes']} first-seen shapes at once: builds {r['builds']}, "
-              f"errors {len(r['errors'])} ({r['seconds']:.2f} s)")
-        if per_shape is not None and r["builds"] > r["shapes"] * per_shape:
-            problems.append(f"phase 2 built {r['builds']} engines for {r['shapes']} shapes of {per_shape} "
+        engines = r["builds"] + r["specializations"]  # tuned builds (one per bucket) and engines specialized
+        print(f"shapes: {r['threads']} threads, {r['shapes']} first-seen shapes at once: engines {engines} (tuned "
+              f"{r['builds']}, specialized {r['specializations']}), errors {len(r['errors'])} ({r['seconds']:.2f} s)")
+        if per_shape is not None and engines > r["shapes"] * per_shape:
+            problems.append(f"phase 2 made {engines} engines for {r['shapes']} shapes of {per_shape} "
                             f"engine(s) each")
         problems += r["errors"]
     r = out["runs"] = phase_runs(data, model, args, options, checker)

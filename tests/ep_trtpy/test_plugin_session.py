@@ -141,8 +141,10 @@ def test_session_teardown_releases_programs_and_the_ep(fake: FakeHost, two_parti
     assert len(programs) == 2 and len(eps) == 1
     del sess
     gc.collect()
-    assert set(fake.released_programs) == programs
-    assert fake.released_eps == list(eps)
+    # (a session of an earlier test that sat in a reference cycle may be collected here too: its programs are
+    # released to whichever host is installed; only this session's must all be released)
+    assert programs <= set(fake.released_programs)
+    assert set(fake.released_eps) >= eps
 
 
 @reference_only

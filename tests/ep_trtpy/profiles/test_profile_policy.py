@@ -125,3 +125,11 @@ def test_names_the_model_does_not_have_are_named_with_the_nearest_input():
         "attention_mask, token_type_ids"]
     assert unknown_names(parse_profiles("input_ids:1x8", "input_ids:1x8", "input_ids:1x8"), model) == []
     assert unknown_names((), model) == []
+
+
+def test_bucket_of_an_input_of_unknown_rank_treats_every_dimension_as_dynamic() -> None:
+    from ep_trtpy.profiles import bucket
+
+    p = bucket([("x", None)], {"x": (3, 100)})
+    assert p.min_shapes()["x"] == (3, 65) and p.max_shapes()["x"] == (4, 128)
+    assert p.key == bucket([("x", None)], {"x": (4, 70)}).key
