@@ -64,10 +64,11 @@ def build_engine(plan: Plan, weights: bytes, device: int = 0, tuning_level: int 
                          int(layer.workspace), layer.name or f"layer{i}", tactic_name=layer.tactic_name,
                          tactic_state=layer.tactic_state)
     shared = int(getattr(plan, "shared_weights_bytes", 0))
-    if shared:  # a plan lowered against another engine's weights (ep_trtpy/builder/weight_reuse.py)
-        if base is None:
-            raise ValueError(f"the plan reads {shared} bytes of shared weights but no base engine was given")
+    if shared and base is not None:  # a plan lowered against another engine's weights (builder/weight_reuse.py)
         engine.share_weights(base, shared)
+    elif shared and len(weights) != shared + int(plan.weights_bytes):  # else the blob must be assembled whole
+        raise ValueError(f"the plan reads {shared} bytes of shared weights, but neither a base engine nor an "
+                         f"assembled blob of {shared} + {plan.weights_bytes} bytes was given ({len(weights)} bytes)")
     engine.set_weights(weights if isinstance(weights, (bytes, bytearray, memoryview)) else bytes(weights))
     engine.set_arena_bytes(int(plan.arena_bytes))
     if tuning_level is not None:

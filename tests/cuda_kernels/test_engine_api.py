@@ -108,14 +108,16 @@ def test_share_weights_needs_a_finalized_base() -> None:
         e.finalize()
 
 
-def _two_weight_engine(base: _kernels.Engine | None, shared_bytes: int, own: bytes) -> _kernels.Engine:
-    """y0 = weight at offset 0 (the base's when shared), y1 = weight at offset `shared_bytes` (own blob)."""
+def _two_weight_engine(base: _kernels.Engine | None, own_offset: int, own: bytes,
+                       shared_bytes: int = 0) -> _kernels.Engine:
+    """y0 = the weight at offset 0 (the base's when sharing), y1 = the weight at `own_offset` (this engine's blob,
+    which starts at `shared_bytes` when sharing)."""
     e = _kernels.Engine(0)
     e.add_tensor("x", 1, [6], "input", 0, 0, 24)
     e.add_tensor("y0", 1, [6], "output", 0, 0, 24)
     e.add_tensor("y1", 1, [6], "output", 1, 0, 24)
     e.add_tensor("w_shared", 1, [6], "weight", -1, 0, 24)
-    e.add_tensor("w_own", 1, [6], "weight", -1, shared_bytes, 24)
+    e.add_tensor("w_own", 1, [6], "weight", -1, own_offset, 24)
     e.add_layer("memcpy", [3], [1], [24], [], -1, 0, "copy_shared")
     e.add_layer("memcpy", [4], [2], [24], [], -1, 0, "copy_own")
     if base is not None:
@@ -136,13 +138,11 @@ def test_share_weights_reads_the_base_and_keeps_it_alive() -> None:
 
     w0 = np.arange(6, dtype=np.float32) + 1
     w1 = -np.arange(6, dtype=np.float32) - 10
-    blob = w0.tobytes() + b"\0" * (256 - 24) + w1.tobytes()
-    base = _two_weight_engine(None, 256, blob)
+    base = _two_weight_engine(None, 256, w0.tobytes() + b"\0" * (256 - 24) + w1.tobytes())  # 280 bytes
     base.finalize()
-    own = (w1 * 3).tobytes()  # the sharing engine's own blob: its offset 256 is byte 0 here
-    e = _two_weight_engine(base, 256, own)
+    e = _two_weight_engine(base, 512, (w1 * 3).tobytes(), shared_bytes=512)  # own blob: offset 512 is its byte 0
     e.finalize()
-    assert (e.weights_bytes, e.shared_weights_bytes) == (24, 256)
+    assert (e.weights_bytes, e.shared_weights_bytes) == (24, 512)
     x = cp.zeros(6, dtype=cp.float32)
     y0, y1 = run_engine(e, [x])
     np.testing.assert_array_equal(cp.asnumpy(y0), w0)
@@ -158,9 +158,9 @@ def test_share_weights_reads_the_base_and_keeps_it_alive() -> None:
 def test_share_weights_range_checks() -> None:
     base = _two_weight_engine(None, 256, bytes(280))
     base.finalize()
-    e = _two_weight_engine(base, 256, bytes(8))  # own blob too short for w_own
-    with pytest.raises(RuntimeError, match=r"'w_own'.*weights blob of 8 bytes starting at offset 256"):
+    e = _two_weight_engine(base, 512, bytes(8), shared_bytes=512)  # own blob too short for w_own
+    with pytest.raises(RuntimeError, match=r"'w_own'.*weights blob of 8 bytes starting at offset 512"):
         e.finalize()
-    e = _two_weight_engine(base, 128, bytes(280))  # shared range smaller than the base's weights
+    e = _two_weight_engine(base, 512, bytes(280), shared_bytes=128)  # shared range smaller than the base's weights
     with pytest.raises(RuntimeError, match="must cover its 280 bytes"):
         e.finalize()
