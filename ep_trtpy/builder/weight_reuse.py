@@ -168,10 +168,12 @@ class WeightBase:
         """The base of a finished lowering context (``lower_with_context``): its plan, blob and lowered arrays."""
         return cls(lowered.plan, lowered.weights, lowered.sources)
 
-    def find(self, array: np.ndarray, dtype: int, name: str = "") -> int | None:
-        """The offset of a base weight with the bytes of `array` as ONNX type `dtype` (C order), else None."""
+    def find(self, array: np.ndarray, dtype: int, name: str = "", taken: set[int] | frozenset[int] = frozenset()
+             ) -> int | None:
+        """The offset of a base weight with the bytes of `array` as ONNX type `dtype` (C order) that is not in
+        `taken`, else None."""
         hit = self._arrays.get((id(array), dtype))
-        if hit is not None and hit[0] is array:
+        if hit is not None and hit[0] is array and hit[1] not in taken:
             return hit[1]
         nbytes = array.size * np_dtype(dtype).itemsize
         candidates = self._by_size.get((dtype, nbytes))
@@ -179,7 +181,7 @@ class WeightBase:
             return None
         want = np.ascontiguousarray(array).astype(np_dtype(dtype), copy=False).reshape(-1).view(np.uint8)
         for _n, offset in sorted(candidates, key=lambda c: c[0] != name):
-            if np.array_equal(self._view[offset:offset + nbytes], want):
+            if offset not in taken and np.array_equal(self._view[offset:offset + nbytes], want):
                 if not array.flags.writeable:  # a memo result: later builds hand the same object, found by id
                     self._arrays[(id(array), dtype)] = (array, offset)
                 return offset

@@ -67,6 +67,7 @@ class LowerCtx:
     weights: bytearray = field(default_factory=bytearray)  # with a base: the tail (what the base lacks)
     base: WeightBase | None = None  # the program's first engine's weights, shared instead of copied
     sources: dict[tuple[int, int], tuple[np.ndarray, int]] = field(default_factory=dict)
+    _taken: set[int] = field(default_factory=set)  # base offsets already bound to a tensor of this engine
     """(id(array), dtype) -> (array, offset) of every host array lowered into a weight (for WeightBase.of)."""
     _ids: dict[int, int] = field(default_factory=dict)  # id(Value) -> tensor id
     _output_slots: dict[int, list[int]] = field(default_factory=dict)  # id(Value) -> graph output positions
@@ -115,7 +116,9 @@ class LowerCtx:
         dt = elem_type(src.dtype) if dtype is None else dtype
         shape = src.shape
         offset = self._known(src, dt, name)
-        if offset is None:
+        if offset is not None:
+            self._taken.add(offset)
+        else:
             arr = src if src.flags.c_contiguous else src.copy(order="C")  # (ascontiguousarray: 0-d becomes 1-d)
             if arr.dtype != np_dtype(dt):
                 arr = arr.astype(np_dtype(dt))
@@ -126,11 +129,13 @@ class LowerCtx:
         return self._add(name, dt, shape, "weight", offset=offset)
 
     def _known(self, src: np.ndarray, dtype: int, name: str) -> int | None:
-        """The offset of a weight with these bytes lowered before (this engine's, then the base's), else None."""
-        hit = self.sources.get((id(src), dtype))
-        if hit is not None and hit[0] is src:
-            return hit[1]
-        return self.base.find(src, dtype, name) if self.base is not None else None
+        """The offset of a base weight with these bytes that no other tensor of this engine uses yet, else None.
+        Every weight tensor gets bytes of its own, as in an engine lowered without a base (two constants with
+        equal bytes, such as the zero biases of a freshly initialized model, are not folded onto one region:
+        the first H200 run of an HF BERT export crashed in finalize with them folded)."""
+        if self.base is None:
+            return None
+        return self.base.find(src, dtype, name, taken=self._taken)
 
     def const_value(self, v: Value | None) -> np.ndarray | None:
         """The value of `v` if it is known at build time (an IR constant, or recorded by :meth:`constant` while
