@@ -376,8 +376,16 @@ def _obtain(prog: _Program, shapes: tuple[tuple[int, ...], ...], dump: Any) -> O
         with prog.lock:
             if fam.base is None:
                 fam.base = weight_base(family)
-    art = specialize(prog.graph, list(shapes), prog.ep.options, prog.ep.backend, prog.ep.device, family,
-                     memo=fams.memo, base=fam.base)  # type: ignore[union-attr]
+    try:
+        art = specialize(prog.graph, list(shapes), prog.ep.options, prog.ep.backend, prog.ep.device, family,
+                         memo=fams.memo, base=fam.base)  # type: ignore[union-attr]
+    except Exception as e:  # a specialization that fails is not the user's problem: build these shapes whole
+        log.warning("TrtPyExecutionProvider: fused subgraph '%s': the engine for %s could not be specialized from "
+                    "its family's (%s: %s); building it on its own", prog.name,
+                    ", ".join(f"{v.name}:{'x'.join(map(str, s))}" for v, s in zip(prog.graph.inputs, shapes)),
+                    type(e).__name__, e)
+        return get_or_build(prog.graph, list(shapes), prog.ep.options, prog.ep.backend, prog.ep.device,
+                            counters=_counters, ghash=prog.ghash, dump=dump, memo=fams.memo)  # type: ignore
     with _lock:
         _specializations += 1
     return Obtained(art, "specialized", None, "", prog.ghash, time.perf_counter() - t0)

@@ -102,3 +102,20 @@ def test_profile_engines_are_not_built_for_inputs_the_profiles_do_not_name(bert:
         harness.create_session(bert, "trtpy", ep_options={
             "profile_min_shapes": "input_idz:1x4", "profile_opt_shapes": "input_idz:1x8",
             "profile_max_shapes": "input_idz:1x16"})
+
+
+def test_a_failed_specialization_falls_back_to_an_engine_of_its_own(bert: bytes, monkeypatch, caplog) -> None:  # noqa: ANN001
+    from ep_trtpy.builder import specialize
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise RuntimeError("planted failure")
+
+    monkeypatch.setattr(specialize, "specialize", broken)
+    cpu = harness.create_session(bert, "cpu")
+    ep_trtpy.reset_runtime_stats()
+    sess = harness.create_session(bert, "trtpy", ep_options={**STRICT, **_profile(4, 8, 16)})
+    with caplog.at_level(logging.WARNING, logger="ep_trtpy"):
+        _run_checked(sess, cpu, [12])
+    assert (_stats()["builds"], _stats()["specializations"]) == (2, 0)
+    assert any("could not be specialized" in r.getMessage() and "planted failure" in r.getMessage()
+               for r in caplog.records)
