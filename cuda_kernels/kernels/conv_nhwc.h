@@ -18,13 +18,9 @@ struct Window {
   int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;  // ph/pw: pads at the beginning
 };
 
-// y[n,p,q,c] = act(sum_{r,s} x[n, p*sh-ph+r*dh, q*sw-pw+s*dw, c] * w_rsc[r, s, c] + bias[c] + z[n,p,q,c])
-// or, with z_after_act, act(sum + bias[c]) + z[n,p,q,c].
-// w_rsc: the weights as [R, S, C] (see reorder_depthwise_weights); bias, z may be null; act: EpilogueAct.
-struct DepthwiseArgs {
-  Window g;
-  const void* x = nullptr;
-  const void* w_rsc = nullptr;
+// The fused epilogue of our direct convolutions: y = act(acc + bias[c] + z) or, with z_after_act,
+// act(acc + bias[c]) + z; bias and z may be null; act: EpilogueAct with its alpha/beta; dtype: y's ONNX type.
+struct ConvEpilogue {
   const void* bias = nullptr;
   const void* z = nullptr;
   bool z_after_act = false;
@@ -32,6 +28,15 @@ struct DepthwiseArgs {
   int dtype = 10;
   int act = 0;
   float alpha = 0.f, beta = 0.f;
+};
+
+// y[n,p,q,c] = act(sum_{r,s} x[n, p*sh-ph+r*dh, q*sw-pw+s*dw, c] * w_rsc[r, s, c] + bias[c] + z[n,p,q,c])
+// or, with z_after_act, act(sum + bias[c]) + z[n,p,q,c].
+// w_rsc: the weights as [R, S, C] (see reorder_depthwise_weights).
+struct DepthwiseArgs : ConvEpilogue {
+  Window g;
+  const void* x = nullptr;
+  const void* w_rsc = nullptr;
 };
 cudaError_t depthwise(const DepthwiseArgs& a, cudaStream_t stream, long long max_blocks);
 

@@ -39,18 +39,11 @@ std::string small_c_plan(const Window& g, int64_t cout, int dtype, SmallCPlan* p
 // or, with z_after_act, act(sum + bias[k]) + z[n,p,q,k].
 // x [N,H,W,C], w [K,R,S,C] (the layer's own KRSC weights, no reorder), y and z [N,P,Q,K]; bias, z may be null;
 // act: EpilogueAct. NaN and infinity propagate as in the other conv paths (the activation keeps NaN).
-struct SmallCArgs {
+struct SmallCArgs : ConvEpilogue {
   Window g;
   int64_t cout = 0;
   const void* x = nullptr;
   const void* w = nullptr;
-  const void* bias = nullptr;
-  const void* z = nullptr;
-  bool z_after_act = false;
-  void* y = nullptr;
-  int dtype = 10;
-  int act = 0;
-  float alpha = 0.f, beta = 0.f;
 };
 // cudaErrorInvalidValue when small_c_plan refuses the geometry.
 cudaError_t small_c(const SmallCArgs& a, cudaStream_t stream);

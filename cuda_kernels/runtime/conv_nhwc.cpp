@@ -194,6 +194,18 @@ int make_scratch(Engine& engine, const ConvParams& p, size_t ws_bytes, Scratch* 
   return 0;
 }
 
+// The fused epilogue of our direct kernels (small_c, depthwise) from the layer's parameters.
+void set_epilogue(nhwc::ConvEpilogue* e, const ConvParams& p, const void* b, const void* z, void* y) {
+  e->bias = p.has_bias ? b : nullptr;
+  e->z = p.has_z ? z : nullptr;
+  e->z_after_act = p.z_after_act;
+  e->y = y;
+  e->dtype = p.dtype;
+  e->act = epilogue_act(p.act);
+  e->alpha = p.alpha;
+  e->beta = p.beta;
+}
+
 // Runs candidate `c` once on `stream` with the given operands (w: the KRSC weights; w_rsc for depthwise).
 int run_candidate(ConvState& s, cudnnHandle_t h, FusedGraph* g, const Candidate& c, const void* x, const void* w,
                   const void* w_rsc, const void* b, const void* z, void* y, void* ws, cudaStream_t stream,
@@ -201,34 +213,20 @@ int run_candidate(ConvState& s, cudnnHandle_t h, FusedGraph* g, const Candidate&
   const ConvParams& p = s.p;
   if (c.family == kSmallC) {
     nhwc::SmallCArgs a;
+    set_epilogue(&a, p, b, z, y);
     a.g = window(p);
     a.cout = p.cout;
     a.x = x;
     a.w = w;
-    a.bias = p.has_bias ? b : nullptr;
-    a.z = p.has_z ? z : nullptr;
-    a.z_after_act = p.z_after_act;
-    a.y = y;
-    a.dtype = p.dtype;
-    a.act = epilogue_act(p.act);
-    a.alpha = p.alpha;
-    a.beta = p.beta;
     TP_TRY_CUDA(nhwc::small_c(a, stream));
     return 0;
   }
   if (c.family == kDepthwise) {
     nhwc::DepthwiseArgs a;
+    set_epilogue(&a, p, b, z, y);
     a.g = window(p);
     a.x = x;
     a.w_rsc = w_rsc;
-    a.bias = p.has_bias ? b : nullptr;
-    a.z = p.has_z ? z : nullptr;
-    a.z_after_act = p.z_after_act;
-    a.y = y;
-    a.dtype = p.dtype;
-    a.act = epilogue_act(p.act);
-    a.alpha = p.alpha;
-    a.beta = p.beta;
     if (c.plan == 1)
       TP_TRY_CUDA(nhwc::depthwise_tiled(a, s.tile, stream));
     else
