@@ -7,6 +7,7 @@ checked against ORT's CPU provider, and the GPU path is asserted where there is 
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from ep_trtpy.cli import harness
 
 
 
+pytestmark = pytest.mark.gpu  # these run on any backend; the marker makes `pytest -m gpu` on a GPU run them too
 STRICT = {"tf32_enable": "0"}  # float32 compared tightly on a GPU as on the reference backend
 INPUTS = ("input_ids", "attention_mask")  # the generated BERT at CI size has no token_type_ids
 
@@ -119,3 +121,43 @@ def test_a_failed_specialization_falls_back_to_an_engine_of_its_own(bert: bytes,
     assert (_stats()["builds"], _stats()["specializations"]) == (2, 0)
     assert any("could not be specialized" in r.getMessage() and "planted failure" in r.getMessage()
                for r in caplog.records)
+
+
+HF = os.path.join(os.path.dirname(__file__), "..", "fixtures", "hf_bert")
+
+
+@pytest.mark.parametrize("name", ["bert_tiny_eager_ts17.onnx", "bert_tiny_sdpa_ts17.onnx",
+                                  "bert_tiny_notype_dynamo18_dyn.onnx"])
+@pytest.mark.parametrize("precision", ["fp16", "fp32"])
+def test_hf_bert_exports_serve_a_profile(name: str, precision: str) -> None:
+    """HF exports (freshly initialized: equal constants such as zero biases, which once crashed the FP16 build of
+    an engine with the weight memo) through a profile in FP16 and FP32: one tuned build, the other lengths
+    specialized, every output close to ORT's CPU provider."""
+    import onnx
+
+    from test_hf_bert import bert_feeds
+
+    model = onnx.load(os.path.join(HF, name))
+    data = model.SerializeToString()
+    names = [i.name for i in model.graph.input]
+
+    def text(n: int) -> str:
+        return ",".join(f"{k}:2x{n}" for k in names)
+
+    opts = {"profile_min_shapes": text(3), "profile_opt_shapes": text(8), "profile_max_shapes": text(16),
+            **({"fp16_enable": "1"} if precision == "fp16" else STRICT)}
+    cpu = harness.create_session(data, "cpu")
+    ep_trtpy.reset_runtime_stats()
+    sess = harness.create_session(data, "trtpy", ep_options=opts)
+    for k, n in enumerate([5, 8, 16, 3, 5]):
+        feeds = bert_feeds(model, 2, n, seed=k)
+        for g, w in zip(sess.run(None, feeds), cpu.run(None, feeds)):
+            assert g.shape == w.shape
+            if precision == "fp32":
+                np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-4)
+            else:
+                g64, w64 = g.astype(np.float64).ravel(), w.astype(np.float64).ravel()
+                assert g64 @ w64 / (np.linalg.norm(g64) * np.linalg.norm(w64)) >= 0.999
+    st = _stats()
+    assert (st["builds"], st["specializations"]) == (1, 3)  # opt 8 built with the session; 5, 16 and 3
+    assert st["gpu_engine_runs" if ep_trtpy.has_gpu() else "reference_runs"] == 5
