@@ -38,10 +38,8 @@
 //   ld K), so B stored row-major [N, K] is cuBLASLt's transposed A and A row-major [M, K] its plain B.
 // * Alignment: IMMA wants leading dimensions and cuBLASLt's m and k in multiples of 4, FP8 16-byte aligned
 //   leading dimensions and pointers. cuBLASLt is asked only when K and N are multiples of 16 (covers both), with a
-//   minimum alignment of 16 bytes; a launch whose A, B or Y pointers are less aligned, and every other shape, runs
+//   minimum alignment of 16 bytes; a launch whose A or B pointer is less aligned, and every other shape, runs
 //   the SIMT kernel (always correct, slower).
-#include <cuda_fp8.h>
-
 #include <algorithm>
 #include <limits>
 #include <string>
