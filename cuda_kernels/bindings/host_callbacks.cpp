@@ -112,7 +112,8 @@ py::module_ host() { return py::module_::import("ep_trtpy._host"); }
 bool numpy_dtype(int32_t t, py::dtype* out) {
   const tp::onnx::DtypeInfo* d = tp::onnx::dtype_info(t);
   if (d == nullptr || d->size == 0) return false;
-  *out = py::dtype(t == 16 ? "uint16" : d->name);  // bfloat16: its bits, as uint16
+  // bfloat16 and float8e4m3fn: their bits, as uint16 and uint8 (numpy has neither type)
+  *out = py::dtype(t == 16 ? "uint16" : (t == 17 ? "uint8" : d->name));
   return true;
 }
 

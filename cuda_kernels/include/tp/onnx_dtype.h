@@ -17,7 +17,7 @@ struct DtypeInfo {
 inline constexpr DtypeInfo kDtypes[] = {
     {1, 4, "float32"},  {2, 1, "uint8"},    {3, 1, "int8"},     {4, 2, "uint16"},  {5, 2, "int16"},
     {6, 4, "int32"},    {7, 8, "int64"},    {8, 0, "string"},   {9, 1, "bool"},    {10, 2, "float16"},
-    {11, 8, "float64"}, {12, 4, "uint32"},  {13, 8, "uint64"},  {16, 2, "bfloat16"},
+    {11, 8, "float64"}, {12, 4, "uint32"},  {13, 8, "uint64"},  {16, 2, "bfloat16"},  {17, 1, "float8e4m3fn"},
 };
 
 // The entry of `code`, or nullptr for an element type not in the table.

@@ -1,5 +1,6 @@
-"""Lowering of the quantization family: none yet. QuantizeLinear, DequantizeLinear, ``ep_trtpy::QConv`` and
-``ep_trtpy::QMatMul`` run on the reference backend only (exact integer and FP8 emulation, ep_trtpy/ops/quantize.py).
+"""Lowering of the quantization family. QuantizeLinear, DequantizeLinear, ``ep_trtpy::QConv`` and
+``ep_trtpy::QMatMul`` run on the reference backend only (exact integer and FP8 emulation, ep_trtpy/ops/quantize.py)
+while their key is in :data:`PENDING`.
 
 Each lowering below refuses with the reason in :data:`PENDING`, and the same reasons keep those ops from being
 claimed on the GPU at all (:func:`gpu_refusals`, passed to the partitioner by ep_trtpy/_host.py) and keep the
@@ -15,15 +16,51 @@ What the GPU lowering must implement (then drop the op's entry from PENDING):
   when y_scale is absent. A non-zero x_zero_point (ORT's asymmetric activations) adds the per-channel constant
   ``-x_zero_point * sum(W[m] - w_zero_point[m])`` to ``sum X * (W - w_zero_point)``, exact when the padding holds
   x_zero_point (the padding of the dequantized input is 0.0, i.e. the quantized value x_zero_point).
-* ``ep_trtpy::QMatMul`` (A, B int8/FP8, bias int32 or float32 [N]): cuBLASLt IMMA (int8, int32 accumulation) or
-  FP8 GEMM with the same epilogue and per-column b_scale (a vector alpha); transA/transB/alpha as FusedMatMul.
+* ``ep_trtpy::QMatMul``: written (:func:`lower_qmatmul`, the ``qgemm`` kernel of
+  cuda_kernels/runtime/kernels_qgemm.cpp) and checked on the CPU through the plan emulator
+  (tests/ep_trtpy/builder/lowering/test_lowering_qmatmul.py), not yet on a GPU. **Before removing its PENDING
+  entry** the next GPU session runs ``CUDAARCHS=90 pip install --no-build-isolation --no-deps -e .`` and
+  ``python -m pytest tests/cuda_kernels/test_qgemm_gpu.py -m gpu -q`` on the H200; when every case passes, delete
+  the ``"ep_trtpy::QMatMul"`` line of PENDING (``_READY`` then registers :func:`lower_qmatmul`) and flip the
+  expectation in ``test_qmatmul_is_still_refused_on_the_gpu``.
 * QuantizeLinear / DequantizeLinear (per-tensor or per-axis) as pointwise kernels at the precision boundaries.
+
+``qgemm`` -- Y = epilogue(A @ B^T), the quantized matrix product (kernels_qgemm.cpp has the cuBLASLt choices)
+    inputs  [A, B, scale, bias_i32 or -1, bias_f or -1]
+              A        [M, K] row-major, int8, uint8 or float8e4m3fn (a runtime tensor; transA is a transpose
+                       layer before it, batch dims are folded into M)
+              B        [N, K] row-major weight, B_q - b_zero_point packed at build time: int8 (int8 or uint8 A;
+                       refused when B_q - b_zero_point leaves int8) or float8e4m3fn (FP8 A)
+              scale    float32 [N]: float32(a_scale * b_scale[n]) (a per-tensor b_scale repeated)
+              bias_i32 int32 [N]: the node's int32 bias + (shift - a_zero_point) * sum_k B[n, k], where
+                       shift = 128 for a uint8 A (the kernel reads it as int8, a - 128) and 0 otherwise; absent
+                       when the node has no int32 bias and shift == a_zero_point
+              bias_f   float32 [N]: the node's float32 bias
+    outputs [Y]        [M, N] row-major: float32 / float16, or int8 / uint8 / float8e4m3fn (requantized)
+    ints    [M, N, K, act, y_zero_point]     act: 0 none, 1 relu, 2 gelu (erf), 3 gelu (tanh)
+    floats  [alpha, y_scale]                 y_scale 0 for a float Y
+    math    acc = sum_k A[m, k] * B[n, k] (int32; FP8: float32); v = float32(acc + bias_i32[n]) * scale[n];
+            v = v * alpha (alpha != 1); v = v + bias_f[n]; v = act(v); Y = v, or
+            saturate(round_half_even(v / y_scale) + y_zero_point) (FP8: nearest even, saturated to +-448):
+            the reference's steps and roundings, so integer outputs match it bit for bit
+    tactic  "lt:<i>" (cuBLASLt heuristic candidate i, IMMA or FP8 kernels; K and N multiples of 16) or "simt"
+            (our kernel: any shape, and launches whose A is less than 16-byte aligned)
+
+No quantize/dequantize helper layer is needed at a QMatMul's boundaries: its inputs are quantized tensors and its
+output is the float or quantized tensor the node declares.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
+
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
-from graph_partitioner.ir import Node
+from ep_trtpy.builder.lowering.movement import emit_transpose
+from ep_trtpy.ops.internal import MATMUL_ACTIVATIONS
+from ep_trtpy.ops.quantize import QLayer
+from graph_partitioner.ir import FLOAT, FLOAT8E4M3FN, FLOAT16, INT8, INT32, UINT8, Node, Value, dtype_name
 
 _WHY = ("INT8/FP8 kernels are not implemented on the GPU yet; quantized layers run on the reference backend "
         "only")
@@ -44,3 +81,111 @@ def gpu_refusals() -> dict[str, str]:
 @lowering(*PENDING)
 def refuse(ctx: LowerCtx, node: Node) -> None:
     raise LoweringError(f"node '{node.name}': {PENDING[node.key]}")
+
+
+# ------------------------------------------------------------------------------------------------- QMatMul --
+def _fail(node: Node, why: str) -> LoweringError:
+    return LoweringError(f"node '{node.name}' ({node.key}): {why}")
+
+
+def _shape(node: Node, v: Value | None, what: str) -> tuple[int, ...]:
+    if v is None or v.shape is None or not all(isinstance(d, int) for d in v.shape):
+        raise _fail(node, f"{what} has no static shape")
+    return tuple(int(d) for d in v.shape)
+
+
+def _packed_weight(node: Node, b: np.ndarray, trans_b: bool, zero: np.ndarray, fp8: bool) -> np.ndarray:
+    """B as the kernel reads it: row-major [N, K], b_zero_point subtracted (int8), or as is (FP8)."""
+    bt = b.T if trans_b else b  # [K, N]
+    if fp8:
+        return np.ascontiguousarray(bt.T)
+    centred = bt.astype(np.int64) - zero.reshape(1, -1)
+    if centred.size and (centred.min() < -128 or centred.max() > 127):
+        raise _fail(node, f"B - b_zero_point spans {centred.min()}..{centred.max()}, outside int8: the IMMA "
+                          f"kernels need int8 weights (a uint8 B needs b_zero_point 128)")
+    return np.ascontiguousarray(centred.T.astype(np.int8))
+
+
+def lower_qmatmul(ctx: LowerCtx, node: Node) -> None:
+    """ep_trtpy::QMatMul (A, B, bias?) -> one ``qgemm`` layer (after a ``transpose`` of A when transA=1).
+
+    B and the bias must be build-time constants: B is packed into the [N, K] int8/FP8 layout the tensor cores read,
+    and the zero points become the int32 bias term (see ``qgemm`` in the module docstring)."""
+    av, bv, biasv, yv = node.input(0), node.input(1), node.input(2), node.outputs[0]
+    q = QLayer.of(node)
+    act = str(node.attr("activation", "") or "")
+    if act not in MATMUL_ACTIVATIONS:
+        raise _fail(node, f"activation {act!r} is not one of {MATMUL_ACTIVATIONS}")
+    a_shape, b_shape, y_shape = _shape(node, av, "A"), _shape(node, bv, "B"), _shape(node, yv, "the output")
+    b = ctx.const_value(bv)
+    if b is None:
+        raise _fail(node, f"B '{bv.name}' is not a constant; the GPU path packs B at build time")
+    if len(a_shape) < 2 or len(b_shape) < 2 or any(d != 1 for d in b_shape[:-2]):
+        raise _fail(node, f"A {list(a_shape)} and B {list(b_shape)}: A of rank >= 2 and a 2-D B expected")
+    b = np.asarray(b).reshape(b_shape[-2:])
+    a_t, b_t = av.dtype, int(bv.dtype)  # type: ignore[union-attr]
+    fp8 = a_t == FLOAT8E4M3FN
+    if (fp8 or b_t == FLOAT8E4M3FN) and not (fp8 and b_t == FLOAT8E4M3FN):
+        raise _fail(node, f"A is {dtype_name(a_t)} and B {dtype_name(b_t)}; FP8 needs both float8e4m3fn")
+    if a_t not in (INT8, UINT8, FLOAT8E4M3FN) or b_t not in (INT8, UINT8, FLOAT8E4M3FN):
+        raise _fail(node, f"A is {dtype_name(a_t)} and B {dtype_name(b_t)}; int8, uint8 or float8e4m3fn expected")
+    trans_a, trans_b = bool(int(node.attr("transA", 0))), bool(int(node.attr("transB", 0)))
+    k, m = (a_shape[-2], a_shape[-1]) if trans_a else (a_shape[-1], a_shape[-2])
+    kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    if k != kb:
+        raise _fail(node, f"inner dims differ: A {list(a_shape)} (transA={int(trans_a)}) and B {list(b_shape)} "
+                          f"(transB={int(trans_b)})")
+    rows = int(np.prod(a_shape[:-2], dtype=np.int64)) * m
+    if int(np.prod(y_shape, dtype=np.int64)) != rows * n or y_shape[-1] != n:
+        raise _fail(node, f"output {list(y_shape)} does not hold the [{rows}, {n}] product")
+    q.check_channels(node, n)
+    packed = _packed_weight(node, b, trans_b, np.broadcast_to(q.w_zero, (n,)), fp8)
+    scale = np.broadcast_to((np.float32(q.in_scale) * q.w_scale).astype(np.float32), (n,))
+
+    bias = ctx.const_value(biasv)
+    if biasv is not None and bias is None:
+        raise _fail(node, f"bias '{biasv.name}' is not a constant; the GPU path folds it at build time")
+    shift = 128 if a_t == UINT8 else 0
+    bias_i32 = bias_f = None
+    if bias is not None and bias.dtype == np.float32:
+        bias_f = np.asarray(bias, np.float32).reshape(n)
+    if (bias is not None and bias.dtype == np.int32) or (not fp8 and shift != q.in_zero):
+        total = np.zeros(n, np.int64) if bias is None or bias.dtype != np.int32 else bias.astype(np.int64)
+        if not fp8:
+            total = total + (shift - q.in_zero) * packed.astype(np.int64).sum(axis=1)
+        if total.size and (total.min() < -2**31 or total.max() >= 2**31):
+            raise _fail(node, "the int32 bias with the zero-point terms leaves int32")
+        bias_i32 = total.reshape(n).astype(np.int32)
+
+    y_t = int(yv.dtype)  # type: ignore[arg-type]
+    if q.y_scale is None and y_t not in (FLOAT, FLOAT16):
+        raise _fail(node, f"the output is {dtype_name(y_t)} without y_scale; float32 or float16 expected")
+    if q.y_scale is not None and y_t != q.y_type:
+        raise _fail(node, f"the output is {dtype_name(y_t)} but y_type says {dtype_name(q.y_type)}")
+
+    a_id = ctx.tensor(av)  # type: ignore[arg-type]
+    if trans_a:
+        lead = a_shape[:-2]
+        tmp = ctx.temp(a_t, (*lead, m, k), name=f"{node.name}:A^T")
+        if emit_transpose(ctx, a_id, tmp, a_shape, [*range(len(lead)), len(lead) + 1, len(lead)],
+                          f"{node.name}:transA"):
+            a_id = tmp
+    weights = [ctx.weight(packed, f"{node.name}:B[N,K]", dtype=FLOAT8E4M3FN if fp8 else INT8),
+               ctx.weight(np.ascontiguousarray(scale), f"{node.name}:scale", dtype=FLOAT),
+               -1 if bias_i32 is None else ctx.weight(bias_i32, f"{node.name}:bias_i32", dtype=INT32),
+               -1 if bias_f is None else ctx.weight(bias_f, f"{node.name}:bias_f", dtype=FLOAT)]
+    a_view = ctx.view(a_id, a_t, [rows, k], name=f"{node.name}:A[M,K]")
+    y_id = ctx.tensor(yv)
+    act_code = MATMUL_ACTIVATIONS.index(act)
+    ctx.emit("qgemm", [a_view, *weights], [y_id], ints=[rows, n, k, act_code, q.y_zero],
+             floats=[float(node.attr("alpha", 1.0)), 0.0 if q.y_scale is None else q.y_scale], name=node.name,
+             meta={"op": node.key, "activation": act, "precision": "fp8" if fp8 else "int8",
+                   "a_type": dtype_name(a_t), "y_type": dtype_name(y_t)})
+
+
+_READY: dict[str, Callable[[LowerCtx, Node], None]] = {"ep_trtpy::QMatMul": lower_qmatmul}
+"""GPU lowerings that are written; each is registered once its op key leaves :data:`PENDING`."""
+
+for _key, _fn in _READY.items():
+    if _key not in PENDING:
+        lowering(_key)(_fn)

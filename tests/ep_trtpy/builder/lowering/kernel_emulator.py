@@ -569,6 +569,10 @@ def execute(plan: Plan, weights: bytes, inputs: Sequence[np.ndarray]) -> list[np
             run_gemm(layer.ints, layer.floats, ins[0], ins[1], ins[2] if len(ins) > 2 else None, outs[0])
         elif k == "attention":
             run_attention(layer.ints, layer.floats, ins[0], ins[1], ins[2], ins[3], outs[0])
+        elif k == "qgemm":
+            from qgemm_emulator import run_qgemm
+
+            run_qgemm(layer.ints, layer.floats, ins, outs[0], plan.tensors[layer.outputs[0]].dtype)
         else:
             raise AssertionError(f"the emulator has no kernel {k!r}")
     return [mem.output(k) for k in range(plan.n_outputs)]
