@@ -6,6 +6,7 @@ before the activation and after it (ints' trailing post = 1: a CSP bottleneck's 
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 import pytest
@@ -95,7 +96,7 @@ CONV_CASES = [  # n, c, h, w, k, r, stride, pad, group, bias, residual, act, alp
 @pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: c[0])
 def test_conv_nhwc(case: tuple, dtype: int) -> None:
     name, *args = case
-    rng = np.random.default_rng(abs(hash(name)) % 1000)
+    rng = np.random.default_rng(zlib.crc32(name.encode()) % 1000)
     y, ref, (eng, _, _) = _case(rng, dtype, *args)
     _check(y, ref, dtype, f"{name} {dtype}")
     assert eng.tactic_names()[0], "the chosen tactic is named"
@@ -168,10 +169,10 @@ POST_CASES = [  # n, c, h, w, k, r, stride, pad, group, bias, residual, act, alp
 def test_conv_nhwc_post_act_residual(case: tuple, dtype: int) -> None:
     """act(conv + B) + Z from whichever tactic wins, and the numbers differ from act(conv + B + Z)."""
     name, *args = case
-    rng = np.random.default_rng(abs(hash(name)) % 1000)
+    rng = np.random.default_rng(zlib.crc32(name.encode()) % 1000)
     y, ref, (eng, _, _) = _case(rng, dtype, *args, post=True)
     _check(y, ref, dtype, f"{name} post {dtype}")
-    _, pre_ref, _ = _case(np.random.default_rng(abs(hash(name)) % 1000), dtype, *args, level=0)
+    _, pre_ref, _ = _case(np.random.default_rng(zlib.crc32(name.encode()) % 1000), dtype, *args, level=0)
     assert np.abs(pre_ref - ref).max() > 0.1 * np.abs(ref).max(), "the two positions must differ in this case"
     assert eng.tactic_names()[0], "the chosen tactic is named"
 

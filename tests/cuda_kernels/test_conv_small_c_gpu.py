@@ -7,6 +7,7 @@ NaN propagation; and that the timed search offers it beside cuDNN."""
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,7 +130,7 @@ def _check(y: np.ndarray, ref: np.ndarray, dtype: int, what: str) -> None:
 @pytest.mark.parametrize("dtype", [FLOAT16, BFLOAT16, FLOAT], ids=["fp16", "bf16", "fp32"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_small_c_forced_matches_reference(case: Case, dtype: int) -> None:
-    a = _arrays(case, dtype, np.random.default_rng(abs(hash(case.name)) % 1000))
+    a = _arrays(case, dtype, np.random.default_rng(zlib.crc32(case.name.encode()) % 1000))
     y, eng = _run(case, dtype, a)
     assert eng.tactic_names()[0] == "small_c", f"{case.name}: ran {eng.tactic_names()[0]}"
     assert eng.layer_timings() == [[]], "a named tactic is not timed"
