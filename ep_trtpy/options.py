@@ -299,8 +299,10 @@ def _nearest_option(key: str) -> str | None:
     return _BY_NAME[near[0]].name if near else None
 
 
-def parse(raw: Mapping[str, str]) -> Options:
-    """Options from ORT's string map. Raises OptionError for unknown keys or bad values."""
+def parse(raw: Mapping[str, str], together: bool = True) -> Options:
+    """Options from ORT's string map. Raises OptionError for unknown keys or bad values. ``together=False``
+    checks each key and value on its own only, not what options must agree on (the optimization profiles):
+    for a command line that sees its options one at a time."""
     values: dict[str, Any] = {}
     session: dict[str, str] = {}
     for key, text in raw.items():
@@ -323,6 +325,8 @@ def parse(raw: Mapping[str, str]) -> Options:
             raise OptionError(f"bad value {shown} for TrtPyExecutionProvider option '{key}': {e}") from None
     warn_unknown_op_types(values.get("op_types_to_exclude", ()))
     options = Options(**values, session=session)
+    if not together:
+        return options
     try:
         options.profiles  # noqa: B018 (parsed and checked now, at session creation; kept on the object)
     except ProfileError as e:

@@ -78,7 +78,7 @@ def _key_value(item: str) -> str:
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"{item!r} is not KEY=VALUE (e.g. --option fp16_enable=1)")
     try:
-        parse({key.strip(): value.strip()})
+        parse({key.strip(): value.strip()}, together=False)  # the profile options agree or not once all are read
     except OptionError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
     return item

@@ -196,7 +196,30 @@ def create_session(model: onnx.ModelProto | str | bytes, provider: str = "trtpy"
         raise EpUnavailableError(f"execution provider '{name}' is not available in onnxruntime "
                                  f"{ort.__version__}{hint}; available: {', '.join(ort.get_available_providers())}")
     opts = {str(k): _option_text(v) for k, v in (ep_options or {}).items()}
-    return ort.InferenceSession(data, sess_options, providers=[(name, opts), CPU], enable_fallback=0)
+    try:
+        return ort.InferenceSession(data, sess_options, providers=[(name, opts), CPU], enable_fallback=0)
+    except Exception:
+        _check_profile_names(data, opts)  # a UsageError when the profiles name an input the model lacks
+        raise
+
+
+def _check_profile_names(model: str | bytes, opts: Mapping[str, str]) -> None:
+    """Optimization profiles that name an input the model lacks are the user's mistake (UsageError); ORT reports
+    the EP's own sentence for it as a session-creation failure."""
+    from ep_trtpy.options import OptionError, parse
+    from ep_trtpy.profiles import unknown_names
+
+    try:
+        profiles = parse(opts).profiles
+    except OptionError:
+        return  # the EP says what is wrong with the options themselves
+    if not profiles:
+        return
+    proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(model, load_external_data=False)
+    inits = {i.name for i in proto.graph.initializer}
+    typos = unknown_names(profiles, [i.name for i in proto.graph.input if i.name not in inits])
+    if typos:
+        raise UsageError(typos[0])
 
 
 def _option_text(v: Any) -> str:

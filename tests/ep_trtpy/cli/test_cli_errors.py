@@ -70,6 +70,14 @@ CASES.update({
     ("partition", "empty_file"): (["{empty}"], ["'{empty}'", "is not an ONNX model (it has no graph)"]),
     ("run", "model_onnxruntime_rejects"): (["{unknown_op}"], ["onnxruntime rejects the model", "Frobnicate"]),
     ("bench", "from_json_not_json"): (["--from-json", "{text}"], ["--from-json {text} is not a JSON file"]),
+    ("run", "profile_options_apart"): (["{dyn}", "--shapes", "x:1x3x8x8", "--option", "profile_min_shapes=x:1x3x8x8"],
+                                       ["profile_opt_shapes and profile_max_shapes are missing"]),
+    ("run", "profile_opt_above_max"): (["{dyn}", "--shapes", "x:1x3x8x8", "--option", "profile_min_shapes=x:1x3x8x8",
+                                        "--option", "profile_opt_shapes=x:2x3x8x8", "--option",
+                                        "profile_max_shapes=x:1x3x8x8"], ["profile_opt_shapes", "above"]),
+    ("run", "profile_names_no_input"): (["{dyn}", "--shapes", "x:1x3x8x8", "--option", "profile_min_shapes=y:1x3x8x8",
+                                         "--option", "profile_opt_shapes=y:1x3x8x8", "--option",
+                                         "profile_max_shapes=y:2x3x8x8"], ["input 'y'", "does not have"]),
 })
 HELP_FIRST = [["--version"], ["--help"], ["run", "--help"], ["bench", "--help"]]
 """Run first in the fresh process: none of them may print the no-GPU notice."""

@@ -56,6 +56,14 @@ def test_flags_give_provider_option_text() -> None:
     assert _common.provider_options(p.parse_args(["m.onnx"])) == {}
 
 
+def test_profile_options_given_one_option_flag_each_are_checked_together() -> None:
+    """Each --option is checked on its own as it is read; the three profile options agree only once all are."""
+    args = _parser("run").parse_args(["m.onnx", "--option", "profile_min_shapes=x:1x8", "--option",
+                                      "trt_profile_opt_shapes=x:1x16", "--option", "profile_max_shapes=x:1x32"])
+    profiles = parse(_common.provider_options(args)).profiles
+    assert [p.describe() for p in profiles] == ["profile 0: x 1x8..1x32 (opt 1x16)"]
+
+
 def test_a_bad_value_is_refused_by_the_options_parser(capsys) -> None:
     with pytest.raises(SystemExit):
         _parser("build").parse_args(["m.onnx", "--builder-optimization-level", "9"])
