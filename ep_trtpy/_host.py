@@ -363,11 +363,15 @@ def _obtain(prog: _Program, shapes: tuple[tuple[int, ...], ...], dump: Any) -> O
     """Build (or load) the engine of a family, or specialize one from it (ep_trtpy/builder/specialize.py)."""
     global _specializations
     fams = prog.families
-    fam = fams.family_of(shapes) if fams is not None else None
-    if fam is None or fam.opt == shapes:
+
+    def whole() -> Obtained:  # an engine built (or loaded) for exactly these shapes
         return get_or_build(prog.graph, list(shapes), prog.ep.options, prog.ep.backend, prog.ep.device,
                             counters=_counters, ghash=prog.ghash, dump=dump,
                             memo=fams.memo if fams is not None else None)
+
+    fam = fams.family_of(shapes) if fams is not None else None
+    if fam is None or fam.opt == shapes:
+        return whole()
     from ep_trtpy.builder.specialize import specialize, weight_base
 
     family = _artifact(prog, list(fam.opt))  # built once (other threads wait for it), then shared
@@ -384,8 +388,7 @@ def _obtain(prog: _Program, shapes: tuple[tuple[int, ...], ...], dump: Any) -> O
                     "its family's (%s: %s); building it on its own", prog.name,
                     ", ".join(f"{v.name}:{'x'.join(map(str, s))}" for v, s in zip(prog.graph.inputs, shapes)),
                     type(e).__name__, e)
-        return get_or_build(prog.graph, list(shapes), prog.ep.options, prog.ep.backend, prog.ep.device,
-                            counters=_counters, ghash=prog.ghash, dump=dump, memo=fams.memo)  # type: ignore
+        return whole()
     with _lock:
         _specializations += 1
     return Obtained(art, "specialized", None, "", prog.ghash, time.perf_counter() - t0)

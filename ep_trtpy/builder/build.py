@@ -81,7 +81,17 @@ def optimize(graph: Graph, input_shapes: InputShapes | None, options: Options | 
     return optimize_with_context(graph, input_shapes, options)[0]
 
 
-def _annotate(plan: Plan, graph: Graph, ctx: PassContext) -> None:
+def optimized_artifact(graph: Graph, ctx: PassContext, backend: str, device: Device) -> EngineArtifact:
+    """The artifact of an optimized graph (its inputs, outputs and what the passes recorded); the cuda backend's
+    plan, weights and engine are added by the caller."""
+    return EngineArtifact(backend=backend, graph=graph, input_names=[v.name for v in graph.inputs],
+                          input_shapes=[tuple(v.static_shape) for v in graph.inputs],
+                          outputs=[(int(v.dtype or 0), tuple(v.static_shape)) for v in graph.outputs],
+                          device=device, fusions=dict(ctx.fusions), passes=[r.to_dict() for r in ctx.records],
+                          channels_last=sorted(ctx.channels_last))
+
+
+def annotate(plan: Plan, graph: Graph, ctx: PassContext) -> None:
     """Layer metadata for inspect: the original nodes behind each layer and its precision."""
     names = {n.name for n in graph.nodes}
     for layer in plan.layers:
@@ -139,11 +149,7 @@ def build(subgraph: Graph, input_shapes: InputShapes | None, options: Options, b
     graph, ctx = optimize_with_context(subgraph, input_shapes, options, dump=dump, backend=backend, device=device,
                                        memo=memo)
     t_opt = time.perf_counter() - t0
-    art = EngineArtifact(backend=backend, graph=graph, input_names=[v.name for v in graph.inputs],
-                         input_shapes=[tuple(v.static_shape) for v in graph.inputs],
-                         outputs=[(int(v.dtype or 0), tuple(v.static_shape)) for v in graph.outputs],
-                         device=device, fusions=dict(ctx.fusions), passes=[r.to_dict() for r in ctx.records],
-                         channels_last=sorted(ctx.channels_last))
+    art = optimized_artifact(graph, ctx, backend, device)
     t_lower = t_fin = 0.0
     if backend == "cuda":
         from ep_trtpy.builder.lowering import lower_with_context
@@ -151,7 +157,7 @@ def build(subgraph: Graph, input_shapes: InputShapes | None, options: Options, b
         t1 = time.perf_counter()
         lowered = lower_with_context(graph, options)
         plan = lowered.plan
-        _annotate(plan, graph, ctx)
+        annotate(plan, graph, ctx)
         t_lower = time.perf_counter() - t1
         art.plan, art.weights = plan, lowered.weights
         if memo is not None:  # the arrays behind the weights, for engines specialized from this one

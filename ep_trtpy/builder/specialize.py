@@ -26,7 +26,7 @@ import logging
 import time
 from typing import Any
 
-from ep_trtpy.builder.build import BuildError, optimize_with_context
+from ep_trtpy.builder.build import BuildError, annotate, optimize_with_context, optimized_artifact
 from ep_trtpy.engine.artifact import Device, EngineArtifact, InputShapes
 from ep_trtpy.options import Options
 from graph_partitioner.ir import Graph
@@ -64,23 +64,18 @@ def specialize(graph: Graph, input_shapes: InputShapes, options: Options, backen
     WeightBase (made from `family` when None)."""
     t0 = time.perf_counter()
     og, ctx = optimize_with_context(graph, input_shapes, options, backend=backend, device=device, memo=memo)
-    art = EngineArtifact(backend=backend, graph=og, input_names=[v.name for v in og.inputs],
-                         input_shapes=[tuple(v.static_shape) for v in og.inputs],
-                         outputs=[(int(v.dtype or 0), tuple(v.static_shape)) for v in og.outputs],
-                         device=device, fusions=dict(ctx.fusions), passes=[r.to_dict() for r in ctx.records],
-                         channels_last=sorted(ctx.channels_last))
+    art = optimized_artifact(og, ctx, backend, device)
     t_opt = time.perf_counter() - t0
     hinted = 0
     if backend == "cuda":
         from ep_trtpy import runtime
-        from ep_trtpy.builder.build import _annotate
         from ep_trtpy.builder.lowering import lower
 
         if family.engine is None or family.plan is None:
             raise BuildError("the family engine has no native engine to share weights with")
         base = base if base is not None else weight_base(family)
         plan, tail = lower(og, options, base=base)
-        _annotate(plan, og, ctx)
+        annotate(plan, og, ctx)
         hinted = _hint_tactics(plan, family.plan)
         art.plan, art.weights = plan, bytes(tail)
         art.engine = runtime.build_engine(plan, tail, device.ordinal, tuning_level=0, base=family.engine)
