@@ -177,7 +177,7 @@ def accuracy(row: Row, names: Sequence[str], got: Sequence[Any], ref: Sequence[A
     (ORT's CPU provider in float32)."""
     if ref is None:
         return
-    cmp = harness.compare_outputs(names, got, ref, network=True, fp16_engine=row.precision in ("fp16", "bf16"))
+    cmp = harness.compare_outputs(names, got, ref, network=True, low_precision=row.precision in ("fp16", "bf16"))
     floats = [c for c in cmp if c.dtype.startswith("float")]
     if floats:
         row.max_rel_vs_cpu = max(c.max_rel for c in floats)

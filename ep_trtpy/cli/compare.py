@@ -7,9 +7,9 @@ import argparse
 import json
 from typing import Any
 
+import ep_trtpy
 from ep_trtpy.cli import _common, harness
 from ep_trtpy.cli._errors import UsageError, output_file
-from ep_trtpy.options import parse
 
 NAME = "compare"
 HELP = ("Run MODEL.onnx (or --arch NAME) on TrtPyExecutionProvider and on the CPU provider with the same inputs and "
@@ -58,15 +58,15 @@ def run(args: argparse.Namespace) -> int:
     model, label = _common.load_model(args)
     feeds = _common.make_feeds(args, model, args.batch)
     data = harness.prepare_model(model).SerializeToString()
-    fp16 = parse(options).fp16_enable  # float16 engines are judged with fp16 tolerances
     ours = harness.create_session(data, "trtpy", ep_options=options)
+    math = harness.engine_math(options, ep_trtpy.has_gpu())  # fp16, bf16 and tf32 engines: the 16-bit criterion
     cpu = harness.create_session(data, "cpu")
     names = [o.name for o in ours.get_outputs()]
     got = ours.run(None, feeds)
     ref = cpu.run(None, feeds)
     tol = _tolerance(args, not args.absolute_atol)
-    results = harness.compare_outputs(names, got, ref, tol, network=True, fp16_engine=fp16)
-    print(f"model {label}; {'fp16' if fp16 else 'fp32'} engines; " + _common.placement_summary(ours))
+    results = harness.compare_outputs(names, got, ref, tol, network=True, low_precision=math != "fp32")
+    print(f"model {label}; {math} engines; " + _common.placement_summary(ours))
     print(f"{'output':24s} {'dtype':8s} {'shape':18s} {'max abs':>10s} {'max rel':>10s} {'cosine':>10s} "
           f"{'mismatched':>14s} {'rtol':>8s} {'atol':>8s}  verdict")
     for c in results:

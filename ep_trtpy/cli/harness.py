@@ -271,19 +271,20 @@ _OP_TOL = {"float32": Tolerance(1e-3, 1e-5), "float16": Tolerance(1e-2, 1e-3), "
            "bfloat16": Tolerance(2e-2, 1e-2)}
 _NET_TOL = {"float32": Tolerance(1e-3, 1e-4, True), "float16": Tolerance(2e-2, 5e-3, True),
             "float64": Tolerance(1e-6, 1e-9, True), "bfloat16": Tolerance(4e-2, 2e-2, True)}
-_FP16_ENGINE_TOL = Tolerance(5e-2, 2e-2, True)
+_LOW_PRECISION_TOL = Tolerance(5e-2, 2e-2, True)
 EXACT = Tolerance(0.0, 0.0)
 
 
-def tolerance_for(dtype: Any, network: bool = False, fp16_engine: bool = False) -> Tolerance:
+def tolerance_for(dtype: Any, network: bool = False, low_precision: bool = False) -> Tolerance:
     """Default tolerance for an output of ``dtype``: single-op (conformance) or whole-network (``network``) scale;
-    ``fp16_engine`` for float outputs of a model built with fp16_enable (float16 inside)."""
+    ``low_precision`` for float outputs of engines whose math keeps a 10- or 7-bit significand: fp16_enable,
+    bf16_enable, or float32 engines on the GPU with tf32_enable (see :func:`engine_math`)."""
     dt = np.dtype(dtype) if not isinstance(dtype, np.dtype) else dtype
     name = dt.name
     if name not in _OP_TOL:
         return EXACT
-    if fp16_engine:
-        return _FP16_ENGINE_TOL
+    if low_precision:
+        return _LOW_PRECISION_TOL
     return (_NET_TOL if network else _OP_TOL)[name]
 
 
@@ -315,11 +316,11 @@ class Comparison:
 
 
 def compare(name: str, actual: Any, expected: Any, tol: Tolerance | None = None, network: bool = False,
-            fp16_engine: bool = False) -> Comparison:
+            low_precision: bool = False) -> Comparison:
     """Compare ``actual`` with ``expected`` (numpy arrays; dtype and shape must agree)."""
     e = np.asarray(expected)
     a = np.asarray(actual)
-    tol = tol or tolerance_for(e.dtype, network=network, fp16_engine=fp16_engine)
+    tol = tol or tolerance_for(e.dtype, network=network, low_precision=low_precision)
     res = Comparison(name, False, e.dtype.name, tuple(e.shape), total=int(e.size), tolerance=tol)
     if a.dtype != e.dtype:
         res.note = f"dtype {a.dtype} != expected {e.dtype}"
@@ -355,24 +356,40 @@ def compare(name: str, actual: Any, expected: Any, tol: Tolerance | None = None,
     res.cosine = float(np.dot(af, ef) / (na * ne)) if na > 0 and ne > 0 else (1.0 if na == ne else 0.0)
     if e.ndim == 2 and e.shape[1] > 1 and finite.all():
         res.top1 = float(np.mean(np.argmax(a64, axis=1) == np.argmax(e64, axis=1)))
-    if fp16_engine and network and tol is _FP16_ENGINE_TOL:
-        # Whole networks built in float16 are judged as TensorRT users judge them (and as the project's issue
-        # states): cosine similarity >= FP16_MIN_COSINE and the same top-1 class on every row of logits. The
-        # element count outside the tolerance stays in the report as a diagnostic.
-        res.ok = res.cosine >= FP16_MIN_COSINE and (res.top1 is None or res.top1 == 1.0)
+    if low_precision and network and tol is _LOW_PRECISION_TOL:
+        # Whole networks built in float16 or bfloat16, or run with TF32 math (float32 data, GEMM and convolution
+        # inputs rounded to float16's 10-bit significand), are judged as TensorRT users judge them (and as the
+        # project's issue states): cosine similarity >= LOW_PRECISION_MIN_COSINE and the same top-1 class on
+        # every row of logits. The element count outside the tolerance stays in the report as a diagnostic.
+        res.ok = res.cosine >= LOW_PRECISION_MIN_COSINE and (res.top1 is None or res.top1 == 1.0)
         if not res.ok or res.mismatched:
-            res.note = f"fp16 criterion: cosine >= {FP16_MIN_COSINE} and identical top-1"
+            res.note = f"16-bit criterion: cosine >= {LOW_PRECISION_MIN_COSINE} and identical top-1"
         return res
     res.ok = res.mismatched == 0
     return res
 
 
-FP16_MIN_COSINE = 0.999
+LOW_PRECISION_MIN_COSINE = 0.999
+
+
+def engine_math(options: Mapping[str, Any] | None, gpu: bool) -> str:
+    """What a float32 model computes in on our EP with these provider options: ``"fp16"`` or ``"bf16"``
+    (fp16_enable wins over bf16_enable), ``"tf32"`` (a float32 engine on the GPU with tf32_enable, the default, as
+    in TensorRT and ORT's CUDA EP), or ``"fp32"`` (tf32_enable=0, or the CPU reference backend). Every result but
+    ``"fp32"`` is judged with ``low_precision=True``."""
+    from ep_trtpy.options import parse
+
+    opts = parse({str(k): str(int(v)) if isinstance(v, bool) else str(v) for k, v in (options or {}).items()})
+    if opts.fp16_enable:
+        return "fp16"
+    if opts.bf16_enable:
+        return "bf16"
+    return "tf32" if gpu and opts.tf32_enable else "fp32"
 
 
 def compare_outputs(names: Sequence[str], actual: Sequence[Any], expected: Sequence[Any],
                     tol: Tolerance | None = None, network: bool = False,
-                    fp16_engine: bool = False) -> list[Comparison]:
+                    low_precision: bool = False) -> list[Comparison]:
     """Compare outputs position by position (sequence outputs element by element, ``name[i]``)."""
     out: list[Comparison] = []
     for name, a, e in zip(names, actual, expected):
@@ -380,13 +397,13 @@ def compare_outputs(names: Sequence[str], actual: Sequence[Any], expected: Seque
             if not isinstance(a, (list, tuple)) or len(a) != len(e):
                 out.append(Comparison(name, False, "sequence", (len(e),), note="sequence length or type differs"))
                 continue
-            out.extend(compare(f"{name}[{i}]", ai, ei, tol, network, fp16_engine)
+            out.extend(compare(f"{name}[{i}]", ai, ei, tol, network, low_precision)
                        for i, (ai, ei) in enumerate(zip(a, e)))
         elif e is None:
             ok = a is None
             out.append(Comparison(name, ok, "optional", (), note="" if ok else "expected an empty optional"))
         else:
-            out.append(compare(name, a, e, tol, network, fp16_engine))
+            out.append(compare(name, a, e, tol, network, low_precision))
     return out
 
 

@@ -42,7 +42,7 @@ def max_rel(a: np.ndarray, e: np.ndarray) -> float:
 @pytest.mark.parametrize("name, overrides", VARIANTS, ids=IDS)
 def test_reduced_architecture_runs_as_one_engine_and_matches_cpu_in_fp32(name: str, overrides: dict) -> None:
     model = models.build(name, ci=True, **overrides)
-    ours = harness.create_session(model, "trtpy")
+    ours = harness.create_session(model, "trtpy", ep_options={"tf32_enable": "0"})  # strict float32
     cpu = harness.create_session(model, "cpu")
     placement = harness.node_assignment(ours)
     elsewhere = {n: ep for n, ep in placement.items() if ep != ep_trtpy.EP_NAME}
@@ -66,7 +66,7 @@ def test_reduced_architecture_runs_as_one_engine_and_matches_cpu_in_fp32(name: s
 def test_dynamic_shapes_change_between_runs_without_wrong_answers(name: str, overrides: dict) -> None:
     """Each new concrete shape builds (or loads) its own engine; going back to an earlier shape reuses it."""
     model = models.build(name, ci=True, **overrides)
-    ours = harness.create_session(model, "trtpy")
+    ours = harness.create_session(model, "trtpy", ep_options={"tf32_enable": "0"})  # strict float32
     cpu = harness.create_session(model, "cpu")
     shapes = [(1, 16), (3, 16), (1, 16), (2, 8), (3, 16)] if name == "bert" else [(1,), (3,), (1,), (2,), (3,)]
     builds_before = ep_trtpy.runtime_stats()["builds"]
@@ -101,7 +101,7 @@ def test_fp16_layernorm_does_not_overflow_with_large_activations() -> None:
     feeds = models.make_feeds("bert", batch=2, seed=5, ci=True)
     got, ref = ours.run(None, feeds)[0], cpu.run(None, feeds)[0]
     assert np.isfinite(got).all(), "float16 LayerNorm overflowed"
-    cmp = harness.compare("last_hidden_state", got, ref, network=True, fp16_engine=True)
+    cmp = harness.compare("last_hidden_state", got, ref, network=True, low_precision=True)
     assert cmp.cosine >= 0.999, cmp.line()
 
 
@@ -119,6 +119,6 @@ def test_reduced_architecture_in_bf16_keeps_cosine_and_top1(name: str, overrides
     got, exact, ref = bf16.run(None, feeds), fp32.run(None, feeds), cpu.run(None, feeds)
     for g, e, r, o in zip(got, exact, ref, bf16.get_outputs()):
         assert g.dtype == r.dtype == np.float32 and g.shape == r.shape
-        c = harness.compare(o.name, g, r, network=True, fp16_engine=True)
+        c = harness.compare(o.name, g, r, network=True, low_precision=True)
         assert c.cosine >= 0.999 and (c.top1 is None or c.top1 == 1.0), c.line()
         assert max_rel(g, r) > 10 * max(max_rel(e, r), 1e-7), "the bf16 engine computed in float32"

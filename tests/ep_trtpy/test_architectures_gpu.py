@@ -83,7 +83,7 @@ def test_16bit_cosine_and_top1_over_64_inputs(name: str, overrides: dict, precis
         got, ref = run_counted(ours, feeds), cpu.run(None, feeds)
         for g, r, o in zip(got, ref, ours.get_outputs()):
             assert g.dtype == r.dtype, f"the model's output type must not change under {precision}_enable"
-            c = harness.compare(o.name, g, r, network=True, fp16_engine=True)
+            c = harness.compare(o.name, g, r, network=True, low_precision=True)
             print(f"{name}{overrides} batch {batch} {precision} {c.line()}")
             assert np.isfinite(g).all()
             if precision == "fp16":

@@ -73,7 +73,7 @@ def test_hf_export_runs_where_it_did_with_fused_attention(name: str, tmp_path: P
 
 
 @pytest.mark.parametrize("name", HF[:2])
-def test_fp16_engine_runs_attention_in_float16(name: str, tmp_path: Path) -> None:
+def test_low_precision_runs_attention_in_float16(name: str, tmp_path: Path) -> None:
     import onnx
 
     model = onnx.load(str(FIXTURES / name))

@@ -39,8 +39,27 @@ def test_compare_exact_types_nan_and_shapes() -> None:
 def test_tolerance_defaults() -> None:
     assert harness.tolerance_for(np.float16).rtol > harness.tolerance_for(np.float32).rtol
     assert harness.tolerance_for(np.int64) == harness.EXACT
-    assert harness.tolerance_for(np.float32, fp16_engine=True).relative_to_max
+    assert harness.tolerance_for(np.float32, low_precision=True).relative_to_max
 
+
+
+def test_engine_math_names_what_float32_models_compute_in() -> None:
+    assert harness.engine_math({}, gpu=True) == "tf32"  # TensorRT's and ORT's CUDA EP's default
+    assert harness.engine_math({}, gpu=False) == "fp32"  # the reference backend computes in float32
+    assert harness.engine_math({"tf32_enable": "0"}, gpu=True) == "fp32"
+    assert harness.engine_math({"fp16_enable": True, "bf16_enable": "1"}, gpu=True) == "fp16"
+    assert harness.engine_math({"bf16_enable": "1"}, gpu=False) == "bf16"
+
+
+def test_tf32_results_are_judged_by_the_16bit_criterion() -> None:
+    e = np.linspace(-1, 1, 40, dtype=np.float32).reshape(4, 10) + np.eye(4, 10, dtype=np.float32)
+    noise = np.where(np.arange(40).reshape(4, 10) % 2 == 0, 1, -1).astype(np.float32) * np.float32(6e-4)
+    a = e + noise  # a TF32-sized error: outside float32's network tolerance near zero, within the criterion
+    assert not harness.compare("logits", a, e, network=True).ok
+    assert harness.compare("logits", a, e, network=True, low_precision=True).ok
+    flipped = e.copy()
+    flipped[0, [0, 9]] = flipped[0, [9, 0]]  # another top-1 class in one row
+    assert not harness.compare("logits", flipped, e, network=True, low_precision=True).ok
 
 def test_parse_shapes() -> None:
     assert harness.parse_shapes("input_ids:1x128,mask:1x128") == {"input_ids": (1, 128), "mask": (1, 128)}

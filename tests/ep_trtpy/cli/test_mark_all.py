@@ -235,7 +235,7 @@ def test_reduced_precision_engines_pass_with_their_tolerance(tmp_path, capsys, f
     assert max(r["rms"] for r in doc["rows"]) > 1e-4  # the engine really ran in 16 bits: fp32 would fail
 
 
-def test_planted_convolution_in_a_channels_last_fp16_engine(tmp_path, monkeypatch, capsys) -> None:  # noqa
+def test_planted_convolution_in_a_channels_last_low_precision(tmp_path, monkeypatch, capsys) -> None:  # noqa
     path = _save(tmp_path, convnet(), "conv.onnx")
     _plant(monkeypatch, "ep_trtpy::FusedConv", "conv2", factor=1.2)
     rc, doc, _ = _mark_all(tmp_path, path, "--fp16", "--shapes", "x:2x4x8x8", capsys=capsys)

@@ -19,6 +19,13 @@ from ep_trtpy.cli import _bench_peers, _common, _real_models, build_parser
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+def _tf32() -> bool:
+    """Whether our float32 engines here use TF32 math (a GPU's default): judged with the 16-bit criterion."""
+    import ep_trtpy
+
+    return harness.engine_math({}, ep_trtpy.has_gpu()) == "tf32"
+
+
 def _need(*packages: str) -> None:
     for p in packages:
         if importlib.util.find_spec(p) is None:
@@ -95,7 +102,7 @@ def test_export_runs_whole_on_our_ep_and_matches_torch(mobilenet) -> None:
     with torch.no_grad():
         want = module(torch.from_numpy(feeds["input"])).numpy()
     assert np.abs(want).max() > 0.1  # the calibrated BatchNorm keeps logits of order one
-    cmp = harness.compare("logits", got, want, network=True)
+    cmp = harness.compare("logits", got, want, network=True, low_precision=_tf32())
     assert cmp.ok, cmp.line()
 
 
@@ -186,7 +193,7 @@ def test_hf_bert_export_on_our_ep(tmp_path, attn: str) -> None:
     with torch.no_grad():
         want = module(*[torch.from_numpy(feeds[n]) for n in src.inputs])
     for name, g, w in zip(src.outputs, got, want):
-        cmp = harness.compare(name, g, w.numpy(), network=True)
+        cmp = harness.compare(name, g, w.numpy(), network=True, low_precision=_tf32())
         assert cmp.ok, cmp.line()
 
 

@@ -249,7 +249,8 @@ def test_end_to_end_through_ort(tmp_path):
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
     so = ort.SessionOptions()
     so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
-    sess = ort.InferenceSession(model, so, providers=[(ep_trtpy.EP_NAME, {"engine_cache_path": str(tmp_path)}),
+    sess = ort.InferenceSession(model, so, providers=[(ep_trtpy.EP_NAME, {"engine_cache_path": str(tmp_path),
+                                                                   "tf32_enable": "0"}),
                                                      "CPUExecutionProvider"])
     assigned = {n.name or n.op_type: sg.ep_name for sg in sess.get_provider_graph_assignment_info()
                 for n in sg.get_nodes()}

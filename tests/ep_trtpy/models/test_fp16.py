@@ -28,7 +28,7 @@ def test_converted_models_are_valid_and_close(name: str) -> None:
     ref = harness.create_session(model, "cpu").run(None, feeds)[0]
     got = harness.create_session(half, "cpu").run(None, feeds)[0]
     assert got.dtype == np.float32
-    cmp = harness.compare("out", got, ref, fp16_engine=True)
+    cmp = harness.compare("out", got, ref, low_precision=True)
     assert cmp.cosine > 0.999, cmp.line()
 
 
