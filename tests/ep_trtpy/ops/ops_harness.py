@@ -44,6 +44,8 @@ class Case:
     rtol: float | None = None
     atol: float | None = None
     domain: str = ""
+    expected: list[np.ndarray] | None = None
+    """The outputs ONNX defines, given where a supported onnxruntime is wrong (the case says which); else ORT's."""
 
     def __repr__(self) -> str:
         return self.id
@@ -171,7 +173,7 @@ def check(c: Case) -> list[np.ndarray]:
     node0 = ir_node(proto0, c.inputs, c.const, c.opset)
     infos = registry.run_infer(node0, infos_of(c, with_values=False))
     assert len(infos) == c.n_outputs, f"{key}: inference gave {len(infos)} outputs, node has {c.n_outputs}"
-    want = _ort_outputs(c, [i.dtype for i in infos])
+    want = c.expected if c.expected is not None else _ort_outputs(c, [i.dtype for i in infos])
     node = ir_node(proto0, c.inputs, c.const, c.opset, [i.dtype for i in infos])
     got = registry.run_reference(node, [None if a is None else a.copy() for a in c.inputs])
     assert len(got) == len(want), f"{key}: reference gave {len(got)} outputs, ORT {len(want)}"

@@ -159,7 +159,10 @@ EMPTY = [
     case("GlobalMaxPool-zero-batch", "GlobalMaxPool", [Z((0, 2, 3, 4), F32)], {}),
     case("MaxPool-3d-window-larger", "MaxPool", [O((1, 2, 1, 3, 3), F32)], {"kernel_shape": [2, 2, 2]}),
     case("Conv-zero-batch", "Conv", [Z((0, 1, 4, 4), F32), O((2, 1, 2, 2), F32)], {}, const=(1,)),
-    case("Conv-zero-in-channels", "Conv", [Z((1, 0, 4, 4), F32), O((2, 0, 2, 2), F32)], {}, const=(1,)),
+    # onnxruntime 1.30's CPU Conv leaves this output uninitialized (1.79e38 seen; 1.32 gives zeros): sums over no
+    # channels are 0
+    case("Conv-zero-in-channels", "Conv", [Z((1, 0, 4, 4), F32), O((2, 0, 2, 2), F32)], {}, const=(1,),
+         expected=[np.zeros((1, 2, 3, 3), np.float32)]),
     case("Conv-zero-out-channels", "Conv", [Z((1, 1, 4, 4), F32), O((0, 1, 2, 2), F32)], {}, const=(1,)),
     case("ConvTranspose-zero-batch", "ConvTranspose", [Z((0, 1, 4, 4), F32), O((1, 2, 2, 2), F32)], {}, const=(1,)),
     case("ConvTranspose-zero-height", "ConvTranspose", [Z((1, 1, 0, 4), F32), O((1, 2, 2, 2), F32)], {},
