@@ -81,6 +81,7 @@ struct AttnState {
   Mode mode = Mode::Unfused;
   int dtype = 10, m_dtype = 1;
   bool mask = false, tf32 = false;
+  bool varying = false;  // a specialized engine's layer: its cuDNN graph is built for dynamic shapes
   int64_t B = 0, H = 0, Sq = 0, Skv = 0, D = 0, Dv = 0, q_row = 0, k_row = 0, v_row = 0;
   int64_t m_sb = 0, m_sh = 0, m_sq = 0, m_sk = 0, m_numel = 0;
   float scale = 1.f;

@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <exception>
+#include <map>
+#include <mutex>
 #include <unordered_map>
 
 #include "tp/runtime_api.h"
@@ -161,14 +163,61 @@ int FusedGraph::conv(cudnnHandle_t h, const ConvGraphSpec& s, std::unique_ptr<Fu
   }
 }
 
+namespace {
+
+// The kernel cache of dynamic-shape attention graphs of one topology on the current device: what stays fixed
+// while batch and sequence lengths vary (dtype, heads, head sizes, row strides, mask broadcast, scale). A cache is
+// finalized against the first operation graph built with it, hence one per topology.
+std::shared_ptr<fe::KernelCache> attention_kernel_cache(const AttentionGraphSpec& s) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<fe::KernelCache>> caches;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    cudaGetLastError();
+    return nullptr;
+  }
+  std::string key = std::to_string(device) + "|" + std::to_string(s.dtype) + "|" + std::to_string(s.h) + "|" +
+                    std::to_string(s.d) + "|" + std::to_string(s.dv) + "|" + std::to_string(s.q_stride[2]) + "|" +
+                    std::to_string(s.k_stride[2]) + "|" + std::to_string(s.v_stride[2]) + "|" +
+                    std::to_string(s.scale) + "|" + (s.mask ? "m" : "-");
+  if (s.mask)
+    for (int i = 0; i < 4; ++i) key += s.m_dim[i] == 1 ? "1" : "n";
+  std::lock_guard<std::mutex> lock(mu);
+  std::shared_ptr<fe::KernelCache>& cache = caches[key];
+  if (!cache) cache = std::make_shared<fe::KernelCache>();
+  return cache;
+}
+
+}  // namespace
+
 int FusedGraph::attention(cudnnHandle_t h, const AttentionGraphSpec& s, std::unique_ptr<FusedGraph>* out,
                           std::string* err) {
+  if (s.dynamic) {  // else (cuDNN < 9.4, or no dynamic-shape engine for this graph) the static graph below
+    AttentionGraphSpec fixed = s;
+    fixed.dynamic = false;
+    std::string dynamic_err;
+    if (attention_graph(h, s, out, &dynamic_err) == 0) return 0;
+    return attention_graph(h, fixed, out, err);
+  }
+  return attention_graph(h, s, out, err);
+}
+
+int FusedGraph::attention_graph(cudnnHandle_t h, const AttentionGraphSpec& s, std::unique_ptr<FusedGraph>* out,
+                                std::string* err) {
   try {
     auto impl = std::make_unique<Impl>();
     auto& g = impl->graph;
     g.set_io_data_type(io_type(s.dtype))
         .set_intermediate_data_type(fe::DataType_t::FLOAT)
         .set_compute_data_type(fe::DataType_t::FLOAT);
+    if (s.dynamic) {
+      std::shared_ptr<fe::KernelCache> cache = attention_kernel_cache(s);
+      if (!cache) {
+        *err = "no current CUDA device for the attention kernel cache";
+        return 1;
+      }
+      g.set_dynamic_shape_enabled(true).set_kernel_cache(cache);
+    }
     auto tensor = [&](const char* name, int64_t uid, int64_t dlast, const int64_t* st) {
       return g.tensor(fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim(
           {s.b, s.h, uid == 1 ? s.sq : s.skv, dlast}).set_stride({st[0], st[1], st[2], st[3]}));

@@ -54,6 +54,10 @@ struct AttentionGraphSpec {
   bool mask = false;
   int64_t m_dim[4] = {1, 1, 1, 1}, m_stride[4] = {0, 0, 0, 0};
   float scale = 1.f;
+  // Batch and sequence lengths vary between the engines of one program (a specialized engine): build the graph
+  // for dynamic shapes with a process-wide kernel cache per topology, so a new length binds the kernel compiled
+  // for an earlier one instead of compiling its own; a static graph when cuDNN refuses that.
+  bool dynamic = false;
 };
 
 class FusedGraph {
@@ -91,6 +95,8 @@ class FusedGraph {
 
  private:
   explicit FusedGraph(std::unique_ptr<Impl> impl);
+  static int attention_graph(cudnnHandle_t h, const AttentionGraphSpec& spec, std::unique_ptr<FusedGraph>* out,
+                             std::string* err);  // one attempt: dynamic as spec.dynamic says
   std::unique_ptr<Impl> impl_;
 };
 

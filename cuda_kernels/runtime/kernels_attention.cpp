@@ -6,11 +6,14 @@
 //   inputs  [Q, K, V, M or -1]   Q, K, V: one float dtype (float32, float16, bfloat16); they may be views of one
 //                                packed QKV tensor. M: float32, float16 or bfloat16.
 //   outputs [O]                  contiguous [B, Sq, H*Dv], Q's dtype
-//   ints    [B, H, Sq, Skv, D, Dv, q_row, k_row, v_row, m_sb, m_sh, m_sq, m_sk (, math)]
+//   ints    [B, H, Sq, Skv, D, Dv, q_row, k_row, v_row, m_sb, m_sh, m_sq, m_sk (, math (, varying))]
 //             Q (b, i, h, e) is element b*Sq*q_row + i*q_row + h*D + e of Q; K (b, j, h, e) element
 //             b*Skv*k_row + j*k_row + h*D + e of K; V (b, j, h, e) element b*Skv*v_row + j*v_row + h*Dv + e of V;
 //             M (b, h, i, j) element b*m_sb + h*m_sh + i*m_sq + j*m_sk of M (0 strides broadcast);
 //             math (optional, default 0): 1 lets float32 GEMMs use TF32
+//             varying (optional, default 0): 1 in an engine specialized from a family's (one program, many
+//             shapes): the cuDNN graph is built for dynamic shapes and binds the kernel a process-wide kernel
+//             cache holds for its topology (FusedGraph::attention), and no plan bytes are serialized
 //   floats  [scale]
 //   tactics "cudnn:<plan>" (16-bit: one cuDNN flash-attention kernel; the mask is first cast to Q's dtype when
 //           it has another), "unfused" (cuBLASLt strided-batched GEMMs, one launch per head or per batch row,
@@ -88,6 +91,7 @@ AttentionGraphSpec graph_spec(const AttnState& s) {
     }
   }
   g.scale = s.scale;
+  g.dynamic = s.varying;
   return g;
 }
 
@@ -116,8 +120,8 @@ int64_t extent(std::initializer_list<std::pair<int64_t, int64_t>> count_stride) 
 int attn_prepare(Engine& engine, Layer& layer, std::string* err) {
   TP_REQUIRE(layer.inputs.size() >= 3 && layer.inputs.size() <= 4 && layer.outputs.size() == 1,
              "expects inputs [Q, K, V, M?] and outputs [O]");
-  TP_REQUIRE(layer.ints.size() == 13 || layer.ints.size() == 14,
-             "expects ints [B, H, Sq, Skv, D, Dv, q_row, k_row, v_row, m_sb, m_sh, m_sq, m_sk (, math)]");
+  TP_REQUIRE(layer.ints.size() >= 13 && layer.ints.size() <= 15,
+             "expects ints [B, H, Sq, Skv, D, Dv, q_row, k_row, v_row, m_sb, m_sh, m_sq, m_sk (, math (, varying))]");
   TP_REQUIRE(layer.floats.size() == 1, "expects floats [scale]");
   auto* s = new AttnState();
   layer.state = s;
@@ -125,7 +129,9 @@ int attn_prepare(Engine& engine, Layer& layer, std::string* err) {
   s->B = I[0], s->H = I[1], s->Sq = I[2], s->Skv = I[3], s->D = I[4], s->Dv = I[5];
   s->q_row = I[6], s->k_row = I[7], s->v_row = I[8];
   s->m_sb = I[9], s->m_sh = I[10], s->m_sq = I[11], s->m_sk = I[12];
-  s->tf32 = I.size() == 14 && I[13] == 1;
+  s->tf32 = I.size() >= 14 && I[13] == 1;
+  TP_REQUIRE(I.size() < 15 || I[14] == 0 || I[14] == 1, "varying must be 0 or 1");
+  s->varying = I.size() == 15 && I[14] == 1;
   s->scale = static_cast<float>(layer.floats[0]);
   for (int i = 0; i < 9; ++i) TP_REQUIRE(I[i] >= 0, "B, H, Sq, Skv, D, Dv and the row strides must be >= 0");
   for (int i = 9; i < 13; ++i) TP_REQUIRE(I[i] >= 0, "mask strides must be >= 0");
@@ -288,8 +294,10 @@ int attn_prepare(Engine& engine, Layer& layer, std::string* err) {
   s->graph = std::move(graph);
   layer.tactic = s->plan;
   layer.workspace = mask_bytes + s->graph->workspace(s->plan);
-  std::string ignored;  // without the bytes, a later prepare builds the plan from its name
-  if (s->graph->serialize(s->plan, &layer.tactic_state, &ignored) != 0) layer.tactic_state.clear();
+  // Without the bytes, a later prepare builds the plan from its name. A specialized engine is never written to a
+  // file: its bytes would only cost the time to make them.
+  std::string ignored;
+  if (s->varying || s->graph->serialize(s->plan, &layer.tactic_state, &ignored) != 0) layer.tactic_state.clear();
   return 0;
 }
 

@@ -102,6 +102,9 @@ def test_attention_refuses_short_tensors() -> None:
     with pytest.raises(RuntimeError, match="smaller than its strides reach"):
         run_layer("attention", [Input(q), Input(q), Input(q[:, :2]), None], [(FLOAT16, (1, 4, 8))],
                   [1, 1, 4, 4, 8, 8, 8, 8, 8, 0, 0, 0, 0], [1.0])
+    with pytest.raises(RuntimeError, match="varying must be 0 or 1"):
+        run_layer("attention", [Input(q), Input(q), Input(q), None], [(FLOAT16, (1, 4, 8))],
+                  [1, 1, 4, 4, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 2], [1.0])
 
 
 @pytest.mark.parametrize("tactic", ["", "unfused", "packed"], ids=["auto", "unfused", "packed"])
@@ -239,3 +242,15 @@ def test_attention_tuner_times_both_gemm_tactics_on_bert_base() -> None:
     _check(o2, ref, TOL[FLOAT], eng2)
     copies = 3 * b * h * s * d * 4  # packed Q (later packed O), K, V
     assert eng2.workspaces()[0] >= b * h * s * s * 4 + copies, eng2.workspaces()
+
+
+@pytest.mark.parametrize("dtype", [FLOAT16, BFLOAT16], ids=["fp16", "bf16"])
+def test_attention_varying_lengths_build_dynamic_cudnn_graphs(dtype: int) -> None:
+    """varying = 1 (a specialized engine's layer): one topology at several batch and sequence lengths, each
+    built for dynamic shapes through the process's kernel cache (or statically where cuDNN refuses that),
+    correct at every length, and no plan bytes written."""
+    for b, s in ((2, 24), (1, 57), (3, 40), (2, 24)):
+        o, ref, eng = _run_separate(dtype, b, 4, s, s, 64, 64, "b11s", "", seed=s, ints_tail=(0, 1), level=0)
+        err = float(np.max(np.abs(o.astype(np.float64) - ref)))
+        assert err <= TOL[dtype], f"b={b} s={s}: max |err| {err:.3g} (tactic {eng.tactic_names()[0]})"
+        assert eng.tactic_names()[0].startswith("cudnn:") and eng.tactic_states()[0] == b""

@@ -1,13 +1,18 @@
 """Lowering of ``ep_trtpy::Attention`` onto the ``attention`` kernel (cuda_kernels, layout in perf-design.md)::
 
     attention  inputs [Q, K, V, M or -1]   outputs [O] contiguous [B, Sq, H*Dv]
-               ints [B, H, Sq, Skv, D, Dv, q_row, k_row, v_row, m_sb, m_sh, m_sq, m_sk, math]   floats [scale]
+               ints [B, H, Sq, Skv, D, Dv, q_row, k_row, v_row, m_sb, m_sh, m_sq, m_sk, math (, varying)]
+               floats [scale]
                O = softmax(scale * Q K^T + M) V per batch b and head h (over the key axis)
                Q (b, i, h, e) is element b*Sq*q_row + i*q_row + h*D + e of the Q tensor,
                K (b, j, h, e) element b*Skv*k_row + j*k_row + h*D + e, V (b, j, h, e) b*Skv*v_row + j*v_row + h*Dv + e
                M (b, h, i, j) element b*m_sb + h*m_sh + i*m_sq + j*m_sk (0 strides broadcast); Q's dtype or float32
                Q, K, V and O one dtype: float32, float16 or bfloat16
                math: 1 lets the float32 path's GEMMs use TF32 (float32 data with tf32_enable), else 0
+               varying: 1 in an engine specialized from a family's (lowered against its weights, one of many
+               shapes of one program): the cuDNN graph is built for dynamic shapes, so every attention layer
+               of that topology, in this engine and the later ones, reuses one compiled kernel (cuDNN's kernel
+               cache) instead of compiling its own for each new batch and sequence length
                a query row whose every logit is -inf gives zeros (flash-attention convention; SDPA's NaN guard)
 
 Unpacked inputs are the op's own [B, S, H*D] tensors (rows of H*D and H*Dv elements). A packed [B, S, 3*H*D] input
@@ -72,5 +77,6 @@ def lower_attention(ctx: LowerCtx, node: Node) -> None:
     else:
         mask, strides = -1, [0, 0, 0, 0]
     math = int(q.dtype == FLOAT and ctx.options.tf32_enable)
-    ctx.emit("attention", qkv + [mask], [ctx.tensor(out)], ints=[b, h, sq, skv, d, dv, *rows, *strides, math],
+    varying = [1] if ctx.base is not None else []  # a specialization: shapes vary across the program's engines
+    ctx.emit("attention", qkv + [mask], [ctx.tensor(out)], ints=[b, h, sq, skv, d, dv, *rows, *strides, math, *varying],
              floats=[float(node.attr("scale", 1.0))], name=node.name)

@@ -61,6 +61,9 @@ def test_second_shape_shares_all_but_the_shape_dependent_weights_and_computes_th
     assert len(got) == len(want)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+    # attention in the specialized plan is marked varying (cuDNN builds it for dynamic shapes); not in the other
+    attn = [(a, b) for a, b in zip(shared.layers, plain.layers) if a.kernel == "attention"]
+    assert attn and all(a.ints[:14] == b.ints and a.ints[14:] == [1] and len(b.ints) == 14 for a, b in attn)
 
 
 def test_a_plan_lowered_against_itself_appends_nothing(program):
