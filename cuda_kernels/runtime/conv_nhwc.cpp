@@ -17,8 +17,6 @@
 // A layer that carries a tactic name builds only that candidate; identical layers of one process reuse the choice.
 #include <algorithm>
 #include <limits>
-#include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -39,25 +37,6 @@ constexpr size_t kMaxWorkspace = size_t(256) << 20;
 
 size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 
-std::mutex g_memo_mu;
-std::map<std::string, std::string>& memo() {
-  static std::map<std::string, std::string> m;
-  return m;
-}
-
-std::string signature(const Engine& e, const Layer& layer) {
-  std::string sig = "conv|" + std::to_string(e.tuning_level());
-  for (int64_t v : layer.ints) sig += "," + std::to_string(v);
-  for (double v : layer.floats) sig += "," + std::to_string(v);
-  for (int id : layer.inputs) {
-    sig += "|";
-    if (id >= 0) {
-      const TensorDesc& t = e.tensor(id);
-      sig += std::to_string(t.dtype) + ":" + join(t.dims);
-    }
-  }
-  return sig;
-}
 
 bool depthwise_applies(const ConvParams& p) { return p.group == p.c && p.cout == p.c && p.cg == 1; }
 
@@ -353,13 +332,9 @@ int conv_nhwc_prepare(Engine& engine, Layer& layer, ConvState& s, std::string* e
   if (depthwise_applies(p)) s.tile = nhwc::depthwise_tiled_plan(window(p), kutil::sm_count(s.device));
   Search sr{engine, s, nullptr, {}, {false, false, false, false}, {}};
   if (engine.handles().cudnn(&sr.h, err)) return 1;
-  const std::string sig = signature(engine, layer);
+  const std::string sig = tactic_signature("conv", engine.tuning_level(), layer, engine);
   std::string wanted = layer.tactic_name;
-  if (wanted.empty()) {
-    std::lock_guard<std::mutex> lock(g_memo_mu);
-    auto it = memo().find(sig);
-    if (it != memo().end()) wanted = it->second;
-  }
+  if (wanted.empty()) wanted = remembered_tactic(sig);
   Candidate chosen;
   std::string why;
   if (!wanted.empty() && wanted == layer.tactic_name && !layer.tactic_state.empty())
@@ -422,10 +397,7 @@ int conv_nhwc_prepare(Engine& engine, Layer& layer, ConvState& s, std::string* e
     }
   }
   TP_REQUIRE(chosen.family >= 0, "no convolution tactic works for this layer:" + why + sr.graph_errors);
-  {
-    std::lock_guard<std::mutex> lock(g_memo_mu);
-    memo()[sig] = chosen.name;
-  }
+  remember_tactic(sig, chosen.name);
   layer.tactic_name = chosen.name;
   layer.tactic = chosen.plan;
   layer.tactic_state.clear();

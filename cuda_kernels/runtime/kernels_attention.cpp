@@ -215,9 +215,11 @@ int attn_prepare(Engine& engine, Layer& layer, std::string* err) {
   const size_t mask_bytes = s->cast_mask ? align256(static_cast<size_t>(s->m_numel) * s->es) : 0;
   s->graph_ws_off = mask_bytes;
   std::string chosen;
-  if (!layer.tactic_name.empty()) {
+  const std::string sig = tactic_signature("attention", engine.tuning_level(), layer, engine);
+  const std::string wanted = layer.tactic_name.empty() ? remembered_tactic(sig) : layer.tactic_name;
+  if (!wanted.empty()) {
     std::string why;
-    if (usable(layer.tactic_name, &why)) chosen = layer.tactic_name;
+    if (usable(wanted, &why)) chosen = wanted;
   }
   if (chosen.empty()) {
     const int level = engine.tuning_level();
@@ -282,6 +284,7 @@ int attn_prepare(Engine& engine, Layer& layer, std::string* err) {
     }
   }
   TP_REQUIRE(!chosen.empty(), "no attention tactic could be built: " + graph_err + gemm_errs);
+  if (layer.tactic_name.empty()) remember_tactic(sig, chosen);  // a search's (or memo's) choice, not a forced name
   layer.tactic_name = chosen;
   if (const GemmTactic* g = gemm_of(chosen)) {
     s->mode = g->mode;

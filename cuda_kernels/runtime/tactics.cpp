@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <vector>
 
 #include "tp/library_support.h"
@@ -10,6 +12,41 @@
 
 namespace tp {
 namespace lib {
+
+namespace {
+
+std::mutex g_memo_mu;
+std::map<std::string, std::string>& memo() {
+  static std::map<std::string, std::string> m;
+  return m;
+}
+
+}  // namespace
+
+std::string tactic_signature(const char* kernel, int tuning_level, const Layer& layer, const Engine& engine) {
+  std::string sig = std::string(kernel) + "|" + std::to_string(tuning_level);
+  for (int64_t v : layer.ints) sig += "," + std::to_string(v);
+  for (double v : layer.floats) sig += "," + std::to_string(v);
+  for (int id : layer.inputs) {
+    sig += "|";
+    if (id < 0) continue;
+    const TensorDesc& t = engine.tensor(id);
+    sig += std::to_string(t.dtype) + ":";
+    for (int64_t d : t.dims) sig += std::to_string(d) + "x";
+  }
+  return sig;
+}
+
+std::string remembered_tactic(const std::string& signature) {
+  std::lock_guard<std::mutex> lock(g_memo_mu);
+  auto it = memo().find(signature);
+  return it == memo().end() ? std::string() : it->second;
+}
+
+void remember_tactic(const std::string& signature, const std::string& tactic_name) {
+  std::lock_guard<std::mutex> lock(g_memo_mu);
+  memo()[signature] = tactic_name;
+}
 
 int candidates_to_time(int level, int available) {
   if (level <= 0 || available <= 1) return 0;
