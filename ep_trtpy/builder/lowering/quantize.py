@@ -17,12 +17,12 @@ What the GPU lowering must implement (then drop the op's entry from PENDING):
   ``-x_zero_point * sum(W[m] - w_zero_point[m])`` to ``sum X * (W - w_zero_point)``, exact when the padding holds
   x_zero_point (the padding of the dequantized input is 0.0, i.e. the quantized value x_zero_point).
 * ``ep_trtpy::QMatMul``: written (:func:`lower_qmatmul`, the ``qgemm`` kernel of
-  cuda_kernels/runtime/kernels_qgemm.cpp) and checked on the CPU through the plan emulator
-  (tests/ep_trtpy/builder/lowering/test_lowering_qmatmul.py), not yet on a GPU. **Before removing its PENDING
-  entry** the next GPU session runs ``CUDAARCHS=90 pip install --no-build-isolation --no-deps -e .`` and
-  ``python -m pytest tests/cuda_kernels/test_qgemm_gpu.py -m gpu -q`` on the H200; when every case passes, delete
-  the ``"ep_trtpy::QMatMul"`` line of PENDING (``_READY`` then registers :func:`lower_qmatmul`) and flip the
-  expectation in ``test_qmatmul_is_still_refused_on_the_gpu``.
+  cuda_kernels/runtime/kernels_qgemm.cpp), checked on the CPU through the plan emulator
+  (tests/ep_trtpy/builder/lowering/test_lowering_qmatmul.py), and its 53 GPU cases
+  (tests/cuda_kernels/test_qgemm_gpu.py) passed on an H200 on 2026-12-03. Its PENDING entry goes together with
+  QuantizeLinear's and DequantizeLinear's (the layers at its boundaries; a calibrated model's QMatMul reads a
+  QuantizeLinear's output): delete the three lines of PENDING once a quantized session has run on the GPU end to
+  end, and flip the expectation in ``test_qmatmul_is_still_refused_on_the_gpu``.
 * QuantizeLinear / DequantizeLinear (per-tensor or per-axis) as pointwise kernels at the precision boundaries.
 
 ``qgemm`` -- Y = epilogue(A @ B^T), the quantized matrix product (kernels_qgemm.cpp has the cuBLASLt choices)
