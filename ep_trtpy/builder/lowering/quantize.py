@@ -23,7 +23,15 @@ What the GPU lowering must implement (then drop the op's entry from PENDING):
   QuantizeLinear's and DequantizeLinear's (the layers at its boundaries; a calibrated model's QMatMul reads a
   QuantizeLinear's output): delete the three lines of PENDING once a quantized session has run on the GPU end to
   end, and flip the expectation in ``test_qmatmul_is_still_refused_on_the_gpu``.
-* QuantizeLinear / DequantizeLinear (per-tensor or per-axis) as pointwise kernels at the precision boundaries.
+* QuantizeLinear / DequantizeLinear (per-tensor or per-axis): written (:func:`lower_quantize_linear`,
+  :func:`lower_dequantize_linear`, the ``qdq`` kernel of cuda_kernels/runtime/kernels_qdq.cpp) and checked on the
+  CPU through the plan emulator (tests/ep_trtpy/builder/lowering/test_lowering_qdq.py), not yet on a GPU. **Before
+  removing their PENDING entries** the next GPU session runs ``CUDAARCHS=90 pip install --no-build-isolation
+  --no-deps -e .`` and ``python -m pytest tests/cuda_kernels/test_qdq_gpu.py -m gpu -q`` on the H200; when every
+  case passes (and a quantized session has run end to end, as QMatMul's entry asks), delete the
+  ``"QuantizeLinear"`` and ``"DequantizeLinear"`` lines of PENDING and flip ``test_qdq_is_still_refused_on_the_gpu``.
+  Blocked quantization (block_size) and runtime scales or zero points stay refused (LoweringError; the support
+  rules of graph_partitioner/support/rules_quantize.py do not claim such nodes either).
 
 ``qgemm`` -- Y = epilogue(A @ B^T), the quantized matrix product (kernels_qgemm.cpp has the cuBLASLt choices)
     inputs  [A, B, scale, bias_i32 or -1, bias_f or -1]
@@ -46,6 +54,22 @@ What the GPU lowering must implement (then drop the op's entry from PENDING):
     tactic  "lt:<i>" (cuBLASLt heuristic candidate i, IMMA or FP8 kernels; K and N multiples of 16) or "simt"
             (our kernel: any shape, and launches whose A is less than 16-byte aligned)
 
+``qdq`` -- ONNX QuantizeLinear (mode 0) / DequantizeLinear (mode 1), elementwise (kernels_qdq.cpp, kernels/qdq.h)
+    inputs  [X, scale, zero_point or -1]
+              X          mode 0: float32, float16 or bfloat16; mode 1: int8, uint8, int32 or float8e4m3fn
+              scale      float32 [channels]: the node's constant scale (float16 / bfloat16 ones converted exactly)
+              zero_point int32 [channels]: the node's constant zero point; absent when it is missing or all zero,
+                         and always for float8e4m3fn data (zero point 0)
+    outputs [Y]          X's shape; mode 0: the zero point's type (else output_dtype, else uint8); mode 1: the
+                         scale's type (float32, float16 or bfloat16)
+    ints    [mode, outer, channels, inner]   X as [outer, channels, inner]: per-tensor [1, 1, n], per-axis
+                         [prod(shape[:axis]), shape[axis], prod(shape[axis+1:])]; element i uses entry
+                         (i / inner) % channels
+    math    quantize: clamp(rint(x / scale) + zero) for int8 / uint8 (float32 division, ties to even, NaN gives
+            the zero point), fp8_satfinite(x / scale) for float8e4m3fn (nearest even, +-448, NaN kept);
+            dequantize: float32(x - zero) * scale, one rounding, then Y's type: ep_trtpy/quantize/numerics.py's
+            steps, so outputs match the reference bit for bit (NaN payloads aside)
+
 No quantize/dequantize helper layer is needed at a QMatMul's boundaries: its inputs are quantized tensors and its
 output is the float or quantized tensor the node declares.
 """
@@ -59,8 +83,10 @@ import numpy as np
 from ep_trtpy.builder.lowering import LowerCtx, LoweringError, lowering
 from ep_trtpy.builder.lowering.movement import emit_transpose
 from ep_trtpy.ops.internal import MATMUL_ACTIVATIONS
-from ep_trtpy.ops.quantize import QLayer
-from graph_partitioner.ir import FLOAT, FLOAT8E4M3FN, FLOAT16, INT8, INT32, UINT8, Node, Value, dtype_name
+from ep_trtpy.ops.quantize import QLayer, quant_axis, quantize_output_type
+from ep_trtpy.ops.registry import OpError
+from graph_partitioner.ir import (BFLOAT16, FLOAT, FLOAT8E4M3FN, FLOAT16, INT8, INT32, UINT8, Node, Value,
+                                  dtype_name, elem_type)
 
 _WHY = ("INT8/FP8 kernels are not implemented on the GPU yet; quantized layers run on the reference backend "
         "only")
@@ -183,7 +209,80 @@ def lower_qmatmul(ctx: LowerCtx, node: Node) -> None:
                    "a_type": dtype_name(a_t), "y_type": dtype_name(y_t)})
 
 
-_READY: dict[str, Callable[[LowerCtx, Node], None]] = {"ep_trtpy::QMatMul": lower_qmatmul}
+# ------------------------------------------------------------------------ QuantizeLinear / DequantizeLinear --
+_FLOATS = (FLOAT, FLOAT16, BFLOAT16)
+
+
+def _const_operand(ctx: LowerCtx, node: Node, i: int, what: str) -> np.ndarray | None:
+    v = node.input(i)
+    if v is None:
+        return None
+    arr = ctx.const_value(v)
+    if arr is None:
+        raise _fail(node, f"{what} '{v.name}' is not a constant; the GPU path reads it from the plan's weights")
+    return np.asarray(arr)
+
+
+def _lower_qdq(ctx: LowerCtx, node: Node, mode: int) -> None:
+    """One ``qdq`` layer (see the module docstring): mode 0 quantizes, mode 1 dequantizes."""
+    xv, yv = node.input(0), node.outputs[0]
+    x_shape, y_shape = _shape(node, xv, "the input"), _shape(node, yv, "the output")
+    scale = _const_operand(ctx, node, 1, "scale")
+    zero = _const_operand(ctx, node, 2, "zero point")
+    if scale is None:
+        raise _fail(node, "has no scale input")
+    if x_shape != y_shape:
+        raise _fail(node, f"the input {list(x_shape)} and the output {list(y_shape)} differ in shape")
+    try:
+        axis = quant_axis(node, scale.shape, x_shape)
+        q_t = quantize_output_type(node, None if zero is None else elem_type(zero.dtype)) if mode == 0 else None
+    except OpError as e:
+        raise LoweringError(str(e)) from None
+    x_t, y_t = int(xv.dtype), int(yv.dtype)  # type: ignore[union-attr,arg-type]
+    if mode == 0:
+        if x_t not in _FLOATS or y_t != q_t:
+            raise _fail(node, f"quantizes {dtype_name(x_t)} to {dtype_name(y_t)}; float32, float16 or bfloat16 "
+                              f"to {dtype_name(q_t)} (the zero point's or output_dtype's type) expected")
+    elif x_t not in (INT8, UINT8, INT32, FLOAT8E4M3FN) or y_t not in _FLOATS or y_t != elem_type(scale.dtype):
+        s_t = dtype_name(elem_type(scale.dtype))
+        raise _fail(node, f"dequantizes {dtype_name(x_t)} to {dtype_name(y_t)} with a {s_t} scale; int8, uint8, "
+                          f"int32 or float8e4m3fn to the scale's type (float32, float16 or bfloat16) expected")
+    n = int(np.prod(x_shape, dtype=np.int64))
+    if n == 0:
+        ctx.tensor(yv)
+        return
+    if axis is None:
+        outer, channels, inner = 1, 1, n
+    else:
+        outer, channels = int(np.prod(x_shape[:axis], dtype=np.int64)), x_shape[axis]
+        inner = int(np.prod(x_shape[axis + 1:], dtype=np.int64))
+    fp8 = FLOAT8E4M3FN in (x_t, y_t)
+    z_id = -1
+    if zero is not None and not fp8 and np.any(zero):
+        z_id = ctx.weight(np.ascontiguousarray(zero.astype(np.int32).reshape(channels)), f"{node.name}:zero_point",
+                          dtype=INT32)
+    s_id = ctx.weight(np.ascontiguousarray(scale.astype(np.float32).reshape(channels)), f"{node.name}:scale",
+                      dtype=FLOAT)
+    ctx.emit("qdq", [ctx.tensor(xv), s_id, z_id], [ctx.tensor(yv)],  # type: ignore[arg-type]
+             ints=[mode, outer, channels, inner], name=node.name,
+             meta={"op": node.key, "axis": -1 if axis is None else axis, "x_type": dtype_name(x_t),
+                   "y_type": dtype_name(y_t)})
+
+
+def lower_quantize_linear(ctx: LowerCtx, node: Node) -> None:
+    """QuantizeLinear (x, y_scale, y_zero_point?) -> one ``qdq`` layer of mode 0; the scale and zero point must be
+    build-time constants (per-tensor or per-axis; block_size is refused)."""
+    _lower_qdq(ctx, node, 0)
+
+
+def lower_dequantize_linear(ctx: LowerCtx, node: Node) -> None:
+    """DequantizeLinear (x, x_scale, x_zero_point?) -> one ``qdq`` layer of mode 1, constants as for Quantize."""
+    _lower_qdq(ctx, node, 1)
+
+
+_READY: dict[str, Callable[[LowerCtx, Node], None]] = {"ep_trtpy::QMatMul": lower_qmatmul,
+                                                       "QuantizeLinear": lower_quantize_linear,
+                                                       "DequantizeLinear": lower_dequantize_linear}
 """GPU lowerings that are written; each is registered once its op key leaves :data:`PENDING`."""
 
 for _key, _fn in _READY.items():

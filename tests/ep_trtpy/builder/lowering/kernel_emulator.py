@@ -573,6 +573,11 @@ def execute(plan: Plan, weights: bytes, inputs: Sequence[np.ndarray]) -> list[np
             from qgemm_emulator import run_qgemm
 
             run_qgemm(layer.ints, layer.floats, ins, outs[0], plan.tensors[layer.outputs[0]].dtype)
+        elif k == "qdq":
+            from qdq_emulator import run_qdq
+
+            run_qdq(layer.ints, layer.floats, ins, outs[0], plan.tensors[layer.inputs[0]].dtype,
+                    plan.tensors[layer.outputs[0]].dtype)
         else:
             raise AssertionError(f"the emulator has no kernel {k!r}")
     return [mem.output(k) for k in range(plan.n_outputs)]
