@@ -19,7 +19,7 @@ def _engine_xy(nbytes_x: int = 24) -> _kernels.Engine:
 
 def test_kernel_names_include_library_kernels() -> None:
     names = _kernels.kernel_names()
-    assert {"memcpy", "gemm", "conv", "conv_transpose", "qgemm"} <= set(names)
+    assert {"memcpy", "gemm", "conv", "conv_transpose", "qgemm", "qdq"} <= set(names)
 
 
 def test_library_versions_without_gpu() -> None:
