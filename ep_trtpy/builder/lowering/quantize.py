@@ -259,8 +259,8 @@ def _lower_qdq(ctx: LowerCtx, node: Node, mode: int) -> None:
     fp8 = FLOAT8E4M3FN in (x_t, y_t)
     z_id = -1
     if zero is not None and not fp8 and np.any(zero):
-        z_id = ctx.weight(np.ascontiguousarray(zero.astype(np.int32).reshape(channels)), f"{node.name}:zero_point",
-                          dtype=INT32)
+        z_id = ctx.weight(np.ascontiguousarray(np.broadcast_to(zero.astype(np.int32).reshape(-1), (channels,))),
+                          f"{node.name}:zero_point", dtype=INT32)
     s_id = ctx.weight(np.ascontiguousarray(scale.astype(np.float32).reshape(channels)), f"{node.name}:scale",
                       dtype=FLOAT)
     ctx.emit("qdq", [ctx.tensor(xv), s_id, z_id], [ctx.tensor(yv)],  # type: ignore[arg-type]
