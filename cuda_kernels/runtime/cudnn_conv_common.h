@@ -40,9 +40,11 @@ inline cudnnMathType_t math_policy(int onnx_dtype, bool tf32 = false) {
   return tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
 }
 
-// True when cuDNN reported math type `m` is acceptable for this dtype (strict float32: no tensor-core math).
+// True when cuDNN reported math type `m` is acceptable for this dtype: strict float32 takes no tensor-core math;
+// float32 with TF32 takes tensor cores but never CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION (its inputs read as float16).
 inline bool math_allowed(int onnx_dtype, cudnnMathType_t m, bool tf32 = false) {
-  return is_16bit(onnx_dtype) || tf32 || m == CUDNN_FMA_MATH || m == CUDNN_DEFAULT_MATH;
+  if (is_16bit(onnx_dtype) || m == CUDNN_FMA_MATH || m == CUDNN_DEFAULT_MATH) return true;
+  return tf32 && m == CUDNN_TENSOR_OP_MATH;
 }
 
 // Spatial geometry with 1-D lifted to 2-D (a leading unit dimension): cuDNN's Nd API wants 4-D or 5-D tensors.

@@ -53,7 +53,10 @@ int fail(std::string* err, const std::string& what, fe::error_t st) {
 }
 
 // validate -> operation graph -> heuristics (A, then FALLBACK) -> support check; candidates deduplicated by name.
-int finish(cudnnHandle_t h, std::unique_ptr<FusedGraph::Impl>& impl, const char* what, std::string* err) {
+// `exact_inputs`: leave out engines that read their inputs converted to a narrower type (cuDNN's numerical note
+// DOWN_CONVERT_INPUTS: float32 data read as float16 or bfloat16, less precise than TF32).
+int finish(cudnnHandle_t h, std::unique_ptr<FusedGraph::Impl>& impl, const char* what, std::string* err,
+           bool exact_inputs = false) {
   auto& g = impl->graph;
   fe::error_t st = g.validate();
   if (st.is_bad()) return fail(err, std::string(what) + " graph is not valid", st);
@@ -61,6 +64,7 @@ int finish(cudnnHandle_t h, std::unique_ptr<FusedGraph::Impl>& impl, const char*
   if (st.is_bad()) return fail(err, std::string("cuDNN refuses the ") + what + " graph", st);
   st = g.create_execution_plans({fe::HeurMode_t::A, fe::HeurMode_t::FALLBACK});
   if (st.is_bad()) return fail(err, std::string("cuDNN has no engine for the ") + what + " graph", st);
+  if (exact_inputs) g.deselect_numeric_notes({fe::NumericalNote_t::DOWN_CONVERT_INPUTS});
   st = g.check_support();
   if (st.is_bad()) return fail(err, std::string("cuDNN supports no engine for the ") + what + " graph", st);
   const int64_t count = g.get_execution_plan_count();
@@ -122,6 +126,13 @@ TensorPtr activation(fe::graph::Graph& g, TensorPtr x, const ConvGraphSpec& s, s
 }  // namespace
 
 int FusedGraph::conv(cudnnHandle_t h, const ConvGraphSpec& s, std::unique_ptr<FusedGraph>* out, std::string* err) {
+  // float32 data: engines that keep TF32 precision, and all engines only where cuDNN offers none of those
+  if (s.dtype == 1 && conv_graph(h, s, true, out, err) == 0) return 0;
+  return conv_graph(h, s, false, out, err);
+}
+
+int FusedGraph::conv_graph(cudnnHandle_t h, const ConvGraphSpec& s, bool exact_inputs, std::unique_ptr<FusedGraph>* out,
+                           std::string* err) {
   try {
     auto impl = std::make_unique<Impl>();
     auto& g = impl->graph;
@@ -154,7 +165,7 @@ int FusedGraph::conv(cudnnHandle_t h, const ConvGraphSpec& s, std::unique_ptr<Fu
     if (!y) return 1;
     if (Z && s.residual_after_act) y = g.pointwise(y, Z, pw(fe::PointwiseMode_t::ADD));  // conv, +B, act, +Z
     y->set_output(true).set_uid(5).set_dim(ydim).set_stride(ystride).set_data_type(io_type(s.dtype));
-    if (finish(h, impl, "convolution", err)) return 1;
+    if (finish(h, impl, "convolution", err, exact_inputs)) return 1;
     out->reset(new FusedGraph(std::move(impl)));
     return 0;
   } catch (const std::exception& e) {

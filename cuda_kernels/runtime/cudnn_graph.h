@@ -66,7 +66,9 @@ class FusedGraph {
   FusedGraph(const FusedGraph&) = delete;
   FusedGraph& operator=(const FusedGraph&) = delete;
 
-  // The operation graph and its candidates; 0, or 1 with *err when cuDNN refuses the graph.
+  // The operation graph and its candidates; 0, or 1 with *err when cuDNN refuses the graph. A float32 conv graph
+  // leaves out engines that read float32 inputs as float16/bfloat16 (TF32 is the least precision it accepts)
+  // unless cuDNN offers nothing else.
   static int conv(cudnnHandle_t h, const ConvGraphSpec& spec, std::unique_ptr<FusedGraph>* out, std::string* err);
   static int attention(cudnnHandle_t h, const AttentionGraphSpec& spec, std::unique_ptr<FusedGraph>* out,
                        std::string* err);
@@ -97,6 +99,8 @@ class FusedGraph {
   explicit FusedGraph(std::unique_ptr<Impl> impl);
   static int attention_graph(cudnnHandle_t h, const AttentionGraphSpec& spec, std::unique_ptr<FusedGraph>* out,
                              std::string* err);  // one attempt: dynamic as spec.dynamic says
+  static int conv_graph(cudnnHandle_t h, const ConvGraphSpec& spec, bool exact_inputs, std::unique_ptr<FusedGraph>* out,
+                        std::string* err);  // one attempt; exact_inputs: no engine that down-converts its inputs
   std::unique_ptr<Impl> impl_;
 };
 

@@ -231,3 +231,18 @@ def test_pool_nhwc(dtype: int, average: bool, count_pad: bool, k: int, s: int, p
     ints = [int(average), int(count_pad), n, c, h, w, p, q, k, k, s, s, pad, pad, pad, pad, 1, 1]
     (y,), _ = run_layer("pool_nhwc", [Input(x)], [(dtype, (n, p, q, c))], ints)
     np.testing.assert_allclose(y.astype(np.float64), ref, rtol=2e-3 if dtype == FLOAT16 else 1e-6, atol=1e-3)
+
+
+@pytest.mark.parametrize("case", [CONV_CASES[0], CONV_CASES[1]], ids=lambda c: c[0])
+def test_conv_nhwc_float32_candidates_all_keep_tf32_precision(case: tuple) -> None:
+    """Every candidate a float32 layer may be given (each timed at level 5, then forced by name) is within the TF32
+    tolerance: cuDNN engines that read float32 inputs as float16/bfloat16 (numerical note DOWN_CONVERT_INPUTS)
+    are left out of float32 graphs."""
+    name, *args = case
+    _, _, (eng, _, _) = _case(np.random.default_rng(7), FLOAT, *args, level=5)
+    names = [n for n, t in eng.layer_timings()[0] if math.isfinite(t)]
+    assert names, "level 5 timed no candidate"
+    for tactic in names:
+        y, ref, (forced, _, _) = _case(np.random.default_rng(8), FLOAT, *args, tactic_name=tactic)
+        assert forced.tactic_names()[0] == tactic
+        _check(y, ref, FLOAT, f"{name} float32 with {tactic}")
