@@ -203,25 +203,20 @@ std::shared_ptr<fe::KernelCache> attention_kernel_cache(const AttentionGraphSpec
 
 int FusedGraph::attention(cudnnHandle_t h, const AttentionGraphSpec& s, std::unique_ptr<FusedGraph>* out,
                           std::string* err) {
-  if (s.dynamic) {  // else (cuDNN < 9.4, or no dynamic-shape engine for this graph) the static graph below
-    AttentionGraphSpec fixed = s;
-    fixed.dynamic = false;
-    std::string dynamic_err;
-    if (attention_graph(h, s, out, &dynamic_err) == 0) return 0;
-    return attention_graph(h, fixed, out, err);
-  }
-  return attention_graph(h, s, out, err);
+  // a dynamic-shape graph where asked for, and a static one where cuDNN refuses that (cuDNN < 9.4, no engine)
+  if (s.dynamic && attention_graph(h, s, true, out, err) == 0) return 0;
+  return attention_graph(h, s, false, out, err);
 }
 
-int FusedGraph::attention_graph(cudnnHandle_t h, const AttentionGraphSpec& s, std::unique_ptr<FusedGraph>* out,
-                                std::string* err) {
+int FusedGraph::attention_graph(cudnnHandle_t h, const AttentionGraphSpec& s, bool dynamic,
+                                std::unique_ptr<FusedGraph>* out, std::string* err) {
   try {
     auto impl = std::make_unique<Impl>();
     auto& g = impl->graph;
     g.set_io_data_type(io_type(s.dtype))
         .set_intermediate_data_type(fe::DataType_t::FLOAT)
         .set_compute_data_type(fe::DataType_t::FLOAT);
-    if (s.dynamic) {
+    if (dynamic) {
       std::shared_ptr<fe::KernelCache> cache = attention_kernel_cache(s);
       if (!cache) {
         *err = "no current CUDA device for the attention kernel cache";

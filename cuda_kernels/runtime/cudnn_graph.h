@@ -97,8 +97,8 @@ class FusedGraph {
 
  private:
   explicit FusedGraph(std::unique_ptr<Impl> impl);
-  static int attention_graph(cudnnHandle_t h, const AttentionGraphSpec& spec, std::unique_ptr<FusedGraph>* out,
-                             std::string* err);  // one attempt: dynamic as spec.dynamic says
+  static int attention_graph(cudnnHandle_t h, const AttentionGraphSpec& spec, bool dynamic,
+                             std::unique_ptr<FusedGraph>* out, std::string* err);  // one attempt
   static int conv_graph(cudnnHandle_t h, const ConvGraphSpec& spec, bool exact_inputs, std::unique_ptr<FusedGraph>* out,
                         std::string* err);  // one attempt; exact_inputs: no engine that down-converts its inputs
   std::unique_ptr<Impl> impl_;
