@@ -24,7 +24,7 @@ std::map<std::string, std::string>& memo() {
 }  // namespace
 
 std::string tactic_signature(const char* kernel, int tuning_level, const Layer& layer, const Engine& engine) {
-  std::string sig = std::string(kernel) + "|" + std::to_string(tuning_level);
+  std::string sig = std::string(kernel) + "|" + std::to_string(engine.device()) + "|" + std::to_string(tuning_level);
   for (int64_t v : layer.ints) sig += "," + std::to_string(v);
   for (double v : layer.floats) sig += "," + std::to_string(v);
   for (int id : layer.inputs) {

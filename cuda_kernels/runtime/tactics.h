@@ -17,9 +17,9 @@ namespace lib {
 
 int candidates_to_time(int level, int available);
 
-// The tactics chosen in this process, by layer signature (kernel, tuning level, ints, floats, input dtypes and
-// dims): a layer with the signature of one prepared before (BERT's twelve identical attention layers, a ResNet
-// stage's repeated convolutions) takes that layer's tactic instead of timing the same candidates again.
+// The tactics chosen in this process, by layer signature (kernel, device, tuning level, ints, floats, input
+// dtypes and dims): a layer with the signature of one prepared before (BERT's twelve identical attention layers,
+// a ResNet stage's repeated convolutions) takes that layer's tactic instead of timing the same candidates again.
 std::string tactic_signature(const char* kernel, int tuning_level, const Layer& layer, const Engine& engine);
 std::string remembered_tactic(const std::string& signature);  // "" when none
 void remember_tactic(const std::string& signature, const std::string& tactic_name);
