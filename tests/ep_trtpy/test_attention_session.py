@@ -39,7 +39,7 @@ def _engine_ops(cache: Path) -> list[str]:
 
 
 def _run(model, feeds: dict, cache: Path):  # noqa: ANN001, ANN202
-    sess = harness.create_session(model, "trtpy", ep_options={"engine_cache_enable": "1",
+    sess = harness.create_session(model, "trtpy", ep_options={"engine_cache_enable": "1", "tf32_enable": "0",
                                                               "engine_cache_path": str(cache)})
     return sess.run(None, feeds), harness.node_assignment(sess)
 
