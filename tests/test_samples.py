@@ -62,10 +62,9 @@ def test_sample_model_runs_on_cpu() -> None:
 
 
 def _math(extra: list[str]) -> str:
-    """The math the samples' engines use: TF32 is the GPU's default for float32 engines."""
-    if "--fp16" in extra:
-        return "fp16"
-    return "tf32" if ep_trtpy.has_gpu() and "--strict-fp32" not in extra else "fp32"
+    """The math the samples' engines use for these flags (TF32 is the GPU's default for float32 engines)."""
+    options = {"fp16_enable": "--fp16" in extra, "tf32_enable": "--strict-fp32" not in extra}
+    return harness.engine_math(options, ep_trtpy.has_gpu())
 
 
 @pytest.mark.parametrize("extra", [[], ["--strict-fp32"], ["--fp16"]], ids=["fp32", "fp32-strict", "fp16"])
